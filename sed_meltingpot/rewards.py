@@ -1,0 +1,109 @@
+"""Player types and the type-weighted reward of paper Eq. 8 (SPEC section 4).
+
+r_i = sigma_i * r_tax,i + (1 - sigma_i) * sum_{j in N_i} r_tax,j
+
+where sigma_i in [0, 1] is player i's selfishness and N_i the *other* players
+observable to i. The game applies this per step, with that step's taxed reward
+and that step's visibility (SPEC section 4). Pure numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sed_meltingpot.tax import _unit_interval_array
+
+__all__ = ["mix_rewards", "sample_selfishness", "validate_selfishness"]
+
+NeighbourAggregate = Literal["sum", "mean"]
+_AGGREGATES = ("sum", "mean")
+
+
+def validate_selfishness(
+    sigma: ArrayLike, num_players: int | None = None, name: str = "selfishness"
+) -> np.ndarray:
+    """Check player types: a 1-D array of selfishness values, each in [0, 1].
+
+    Returns it as a float array. ``num_players``, when given, is the required length.
+    """
+    arr = np.asarray(sigma)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array with one value per player, got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one player, got an empty array")
+    if num_players is not None and arr.shape[0] != num_players:
+        raise ValueError(
+            f"{name} has length {arr.shape[0]}, expected {num_players} (one per player)"
+        )
+    return _unit_interval_array(arr, name)
+
+
+def sample_selfishness(num_players: int, seed: int | None) -> np.ndarray:
+    """Draw sigma_i ~ Uniform[0, 1] for each player from ``np.random.default_rng(seed)``.
+
+    The paper samples types once per run and keeps them fixed during training, so a
+    run's seed fully determines them.
+    """
+    if isinstance(num_players, bool) or not isinstance(num_players, (int, np.integer)):
+        raise TypeError(f"num_players must be a positive integer, got {num_players!r}")
+    if num_players < 1:
+        raise ValueError(f"num_players must be a positive integer (>= 1), got {num_players}")
+    return np.random.default_rng(seed).uniform(0.0, 1.0, size=int(num_players))
+
+
+def _validate_visible(visible: ArrayLike, num_players: int) -> np.ndarray:
+    arr = np.asarray(visible)
+    if arr.ndim < 2 or arr.shape[-2:] != (num_players, num_players):
+        raise ValueError(
+            f"visible must have shape (..., {num_players}, {num_players}) "
+            f"(visible[i, j] is true when player j is observable to player i), got shape {arr.shape}"
+        )
+    if arr.dtype != bool:
+        if not np.all((arr == 0) | (arr == 1)):
+            raise ValueError("visible must hold booleans or 0/1 values only")
+        arr = arr.astype(bool)
+    return arr
+
+
+def mix_rewards(
+    taxed: ArrayLike,
+    selfishness: ArrayLike,
+    visible: ArrayLike,
+    neighbour_aggregate: NeighbourAggregate = "sum",
+) -> np.ndarray:
+    """Type-weighted reward of paper Eq. 8.
+
+    Args:
+      taxed: r_tax, shape ``(..., n)``; the last axis indexes players.
+      selfishness: sigma, shape ``(n,)``, each in [0, 1].
+      visible: shape ``(..., n, n)`` of bool or 0/1; ``visible[..., i, j]`` is true
+        when player j is observable to player i. The diagonal is ignored (a player
+        is never its own neighbour), so it may hold anything 0/1.
+      neighbour_aggregate: ``"sum"`` is Eq. 8 as written. ``"mean"`` averages the
+        neighbours' rewards instead (0 when nobody is visible), a common variant
+        that keeps the social term's scale independent of how many are in view.
+
+    Returns:
+      r, shape ``broadcast(taxed.shape, visible.shape[:-1])``.
+    """
+    if neighbour_aggregate not in _AGGREGATES:
+        raise ValueError(
+            f"neighbour_aggregate must be one of {_AGGREGATES}, got {neighbour_aggregate!r}"
+        )
+    r_tax = np.asarray(taxed, dtype=float)
+    if r_tax.ndim == 0:
+        raise ValueError("taxed must have a last axis of players, got a scalar")
+    n = r_tax.shape[-1]
+    sigma = validate_selfishness(selfishness, num_players=n)
+    vis = _validate_visible(visible, n) & ~np.eye(n, dtype=bool)
+    weights = vis.astype(float)
+    if neighbour_aggregate == "mean":
+        counts = weights.sum(axis=-1, keepdims=True)
+        weights = np.divide(weights, counts, out=np.zeros_like(weights), where=counts > 0)
+    neighbours = np.einsum("...ij,...j->...i", weights, r_tax)
+    return sigma * r_tax + (1.0 - sigma) * neighbours

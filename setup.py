@@ -1,0 +1,47 @@
+"""Install script for sed-meltingpot.
+
+Use `bash scripts/setup_env.sh` for a fresh machine: it installs
+dm-meltingpot without the bot assets its own build would download (see that
+script), then this package. The Lua level (`lua/`) and the substrate configs
+(`substrates/`) ship inside the distribution as the packages
+`sed_meltingpot.lua` and `sed_meltingpot.substrates`.
+"""
+
+import setuptools
+
+setuptools.setup(
+    name="sed-meltingpot",
+    version="0.1.0",
+    description=(
+        "Social Environment Design on Melting Pot: an AI principal sets a "
+        "bracketed tax for learning agents who vote on its objective."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache 2.0",
+    python_requires=">=3.11",
+    packages=[
+        "sed_meltingpot",
+        "sed_meltingpot.lua",
+        "sed_meltingpot.substrates",
+    ],
+    package_dir={
+        "sed_meltingpot": "sed_meltingpot",
+        "sed_meltingpot.lua": "lua",
+        "sed_meltingpot.substrates": "substrates",
+    },
+    package_data={"sed_meltingpot.lua": ["*.lua", "*/*.lua", "*/*/*.lua"]},
+    include_package_data=True,
+    install_requires=[
+        # Pinned: the substrate is built against these exact releases.
+        "dmlab2d==1.0.2",
+        "dm-meltingpot==2.4.1",
+        "dm-env>=1.6,<2",
+        "ml-collections>=0.1.1",
+        "numpy>=1.26,<3",
+        "absl-py>=2.0,<3",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+    },
+)

@@ -1,0 +1,219 @@
+"""Configuration for Apple Picking: Commons Harvest for Social Environment Design.
+
+The game world of "Position: Social Environment Design" (Zhang et al., ICML
+2024, Section 4 and Appendix A): Melting Pot's Commons Harvest (open) with
+
+* a fixed episode length (default 1000 steps) instead of a stochastic ending;
+* apple regrowth by the number of live apples within radius 2 of an eaten
+  apple's cell (0 -> 0.0, 1 -> 0.0025, 2 -> 0.005, >=3 -> 0.025);
+* per-player signals computed in Lua for the tax and voting layer above it:
+  `APPLES_EATEN` (this step), `NEARBY` (which other players are inside the
+  view window) and `ZAPPED` (out of play after a zap); and the global
+  `WORLD.NUM_APPLES` (live apples).
+
+Walls, floor, grass, spawn points, avatars and the zapper are Melting Pot's
+Commons Harvest prefabs, reused unchanged; the apple and the added avatar
+observations are this project's Lua components (`lua/levels/apple_picking`).
+Every number here is a default that `sed_meltingpot.substrate.get_config`
+overrides.
+"""
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
+from meltingpot.utils.substrates import specs
+from ml_collections import config_dict
+
+# The Commons Harvest "open" layout: 24x18 tiles, 64 apples. `Q` are the two
+# spawn points near the apples used by the first two players, `P` the rest.
+ASCII_MAP = commons_harvest.ASCII_MAP
+
+# A larger map for scaling to more players: two open layouts side by side
+# (48x18 tiles, 128 apples, 4 inner and 120 outer spawn points).
+ASCII_MAP_LARGE = "\n".join(
+    [""] + [row[:-1] + row[1:] for row in ASCII_MAP.strip("\n").split("\n")] + [""])
+
+REGROWTH_RADIUS = 2.0
+# Indexed by the number of live apples within the radius; the last entry
+# applies to all larger counts.
+REGROWTH_PROBABILITIES = (0.0, 0.0025, 0.005, 0.025)
+APPLE_REWARD = 1.0
+EPISODE_LENGTH = 1000
+NUM_PLAYERS = 7
+# The first `NUM_INSIDE_SPAWNS` players start on `Q` tiles, as in Commons Harvest.
+NUM_INSIDE_SPAWNS = 2
+SPRITE_SIZE = 8
+
+# `a` is an apple that starts eaten (used by tests that control regrowth).
+CHAR_PREFAB_MAP = {
+    "P": {"type": "all", "list": ["floor", "spawn_point"]},
+    "Q": {"type": "all", "list": ["floor", "inside_spawn_point"]},
+    " ": "floor",
+    "W": "wall",
+    "A": {"type": "all", "list": ["grass", "apple"]},
+    "a": {"type": "all", "list": ["grass", "eaten_apple"]},
+}
+
+ACTION_SET = commons_harvest.ACTION_SET  # noop, forward, backward, left, right,
+                                         # turn left, turn right, fire zapper
+INDIVIDUAL_OBSERVATIONS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
+DEBUG_OBSERVATIONS = ("POSITION", "ORIENTATION")
+GLOBAL_OBSERVATIONS = ("WORLD.RGB", "WORLD.NUM_APPLES")
+
+
+def create_apple_prefab(
+    *,
+    name: str,
+    initial_state: str,
+    regrowth_radius: float,
+    regrowth_probabilities: Sequence[float],
+    reward: float,
+) -> dict[str, Any]:
+    """An apple that is eaten on contact and regrows by local density."""
+    apple = copy.deepcopy(commons_harvest.create_apple_prefab())
+    apple["name"] = name
+    state_manager = apple["components"][0]
+    state_manager["kwargs"] = {
+        "initialState": initial_state,
+        "stateConfigs": [
+            {"state": "apple", "layer": "lowerPhysical", "sprite": "Apple",
+             "groups": ["apples"]},
+            {"state": "appleWait", "layer": "logic", "sprite": "AppleWait"},
+        ],
+    }
+    # Keep StateManager, Transform and Appearance; replace Melting Pot's
+    # Edible/DensityRegrow with this game's components.
+    apple["components"] = [c for c in apple["components"]
+                           if c["component"] in ("StateManager", "Transform", "Appearance")]
+    apple["components"] += [
+        {"component": "Harvestable",
+         "kwargs": {"liveState": "apple", "waitState": "appleWait", "reward": reward}},
+        {"component": "DensityRegrowth",
+         "kwargs": {"liveState": "apple", "waitState": "appleWait",
+                    "radius": regrowth_radius,
+                    "probabilities": list(regrowth_probabilities)}},
+    ]
+    return apple
+
+
+def create_prefabs(config: config_dict.ConfigDict) -> dict[str, Any]:
+    """Prefabs by name: Commons Harvest's scenery plus this game's apples."""
+    apple_kwargs = dict(
+        regrowth_radius=float(config.regrowth_radius),
+        regrowth_probabilities=[float(p) for p in config.regrowth_probabilities],
+        reward=float(config.apple_reward),
+    )
+    return {
+        "floor": commons_harvest.FLOOR,
+        "grass": commons_harvest.GRASS,
+        "wall": commons_harvest.WALL,
+        "spawn_point": commons_harvest.SPAWN_POINT,
+        "inside_spawn_point": commons_harvest.INSIDE_SPAWN_POINT,
+        "apple": create_apple_prefab(name="apple", initial_state="apple", **apple_kwargs),
+        "eaten_apple": create_apple_prefab(
+            name="apple", initial_state="appleWait", **apple_kwargs),
+    }
+
+
+def create_scene() -> dict[str, Any]:
+    """The scene object: only the global apple count (no stochastic ending)."""
+    return {
+        "name": "scene",
+        "components": [
+            {"component": "StateManager",
+             "kwargs": {"initialState": "scene", "stateConfigs": [{"state": "scene"}]}},
+            {"component": "Transform"},
+            {"component": "AppleCountObservation", "kwargs": {"group": "apples"}},
+        ],
+    }
+
+
+def create_avatar_objects(num_players: int, debug_observations: bool) -> list[dict[str, Any]]:
+    """Commons Harvest avatars plus this game's per-player observations."""
+    avatars = []
+    for player_idx in range(num_players):
+        spawn_group = "insideSpawnPoints" if player_idx < NUM_INSIDE_SPAWNS else "spawnPoints"
+        avatar = commons_harvest.create_avatar_object(
+            player_idx, commons_harvest.TARGET_SPRITE_SELF, spawn_group=spawn_group)
+        avatar["components"] += [
+            {"component": "ApplesEatenObservation"},
+            {"component": "NearbyPlayersObservation"},
+            {"component": "ZappedObservation"},
+        ]
+        if debug_observations:
+            avatar["components"].append({
+                "component": "LocationObserver",
+                "kwargs": {"objectIsAvatar": True, "alsoReportOrientation": True},
+            })
+        avatars.append(avatar)
+    return avatars
+
+
+def get_config() -> config_dict.ConfigDict:
+    """Default configuration; `finalize_config` derives specs and roles."""
+    config = config_dict.ConfigDict()
+    # Game parameters (SPEC Section 2).
+    config.num_players = NUM_PLAYERS
+    config.episode_length = EPISODE_LENGTH
+    config.regrowth_radius = REGROWTH_RADIUS
+    config.regrowth_probabilities = REGROWTH_PROBABILITIES
+    config.apple_reward = APPLE_REWARD
+    config.ascii_map = ASCII_MAP
+    # Adds `POSITION` and `ORIENTATION` per player (slower; for tests).
+    config.debug_observations = False
+
+    config.action_set = ACTION_SET
+    config.valid_roles = frozenset({"default"})
+    return finalize_config(config)
+
+
+def finalize_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
+    """Sets the fields that follow from the game parameters (specs, roles)."""
+    rows = config.ascii_map.strip("\n").split("\n")
+    height, width = len(rows), len(rows[0])
+    individual = list(INDIVIDUAL_OBSERVATIONS)
+    if config.debug_observations:
+        individual += list(DEBUG_OBSERVATIONS)
+    config.individual_observation_names = individual
+    config.global_observation_names = list(GLOBAL_OBSERVATIONS)
+    config.action_spec = specs.action(len(ACTION_SET))
+    n = int(config.num_players)
+    timestep = {
+        "RGB": specs.OBSERVATION["RGB"],
+        "READY_TO_SHOOT": specs.OBSERVATION["READY_TO_SHOOT"],
+        "NEARBY": specs.float64(n),
+        "APPLES_EATEN": specs.float64(),
+        "ZAPPED": specs.float64(),
+        # Global: the principal's view and the apple count.
+        "WORLD.RGB": specs.rgb(height * SPRITE_SIZE, width * SPRITE_SIZE),
+        "WORLD.NUM_APPLES": specs.float64(),
+    }
+    if config.debug_observations:
+        timestep["POSITION"] = specs.OBSERVATION["POSITION"]
+        timestep["ORIENTATION"] = specs.OBSERVATION["ORIENTATION"]
+    config.timestep_spec = specs.timestep(timestep)
+    config.default_player_roles = ("default",) * n
+    return config
+
+
+def build(roles: Sequence[str], config: config_dict.ConfigDict) -> Mapping[str, Any]:
+    """The DMLab2D settings of the substrate for the given player roles."""
+    num_players = len(roles)
+    return dict(
+        levelName="apple_picking",
+        # Filled in by `sed_meltingpot.substrate` with the installed path.
+        levelDirectory=config.level_directory,
+        numPlayers=num_players,
+        maxEpisodeLengthFrames=int(config.episode_length),
+        spriteSize=SPRITE_SIZE,
+        topology="BOUNDED",
+        simulation={
+            "map": config.ascii_map,
+            "gameObjects": create_avatar_objects(num_players, bool(config.debug_observations)),
+            "prefabs": create_prefabs(config),
+            "charPrefabMap": CHAR_PREFAB_MAP,
+            "scene": create_scene(),
+        },
+    )
