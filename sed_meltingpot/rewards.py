@@ -61,7 +61,7 @@ def _validate_visible(visible: ArrayLike, num_players: int) -> np.ndarray:
     if arr.ndim < 2 or arr.shape[-2:] != (num_players, num_players):
         raise ValueError(
             f"visible must have shape (..., {num_players}, {num_players}) "
-            f"(visible[i, j] is true when player j is observable to player i), got shape {arr.shape}"
+            f"(visible[i, j]: player j is observable to player i), got shape {arr.shape}"
         )
     if arr.dtype != bool:
         if not np.all((arr == 0) | (arr == 1)):

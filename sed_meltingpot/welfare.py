@@ -177,7 +177,7 @@ def equality(x: ArrayLike) -> np.ndarray:
 
 
 def productivity(apples: ArrayLike, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
-    """Total apples collected: the sum over ``axis`` (default: every axis, i.e. one game's total)."""
+    """Total apples collected: the sum over ``axis`` (default every axis: one game's total)."""
     arr = np.asarray(apples, dtype=float)
     return np.asarray(arr.sum(axis=axis))
 

@@ -1,0 +1,117 @@
+"""One source for the game's defaults (paper Section 4 and Appendix A).
+
+`GameConfig` holds everything the Social Environment Design game needs; the
+game, the training code and the scripts' flag defaults all read it, so a
+default changes in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+DEFAULT_THRESHOLDS = (0, 10, 20, 10000)  # apples; brackets (1,10), (11,20), (21,10000)
+DEFAULT_NUM_RATE_LEVELS = 11  # {0.0, 0.1, ..., 1.0} per bracket
+
+
+@dataclasses.dataclass(frozen=True)
+class GameConfig:
+    """Parameters of one Social Environment Design game.
+
+    Attributes:
+      substrate: name of the substrate (`sed_meltingpot.substrate.SUBSTRATES`).
+      num_players: n.
+      episode_length: steps before the world resets.
+      rounds_per_episode: voting rounds per episode. 1 (default) resets the
+        world every round; >1 plays continual (online) rounds in one episode,
+        each starting from the last state of the previous (paper Def. 3.1).
+      tax_period: steps per tax period; the principal acts at each start.
+      thresholds: bracket edges tau_0 < ... < tau_B in apples.
+      num_rate_levels: discrete levels per bracket for the principal's action.
+      selfishness: fixed types sigma (length n), or None to sample them
+        uniformly on [0, 1] from the seed.
+      voting_rule: name in `sed_meltingpot.voting` (e.g. "mean", "median").
+      principal_type / principal_weight: blend the principal's own type into
+        the vote: eta = (1 - w) * rule(sigma) + w * principal_type.
+      welfare: name in `sed_meltingpot.welfare` (fn(values, eta)).
+      welfare_on: "apples" (the paper's W on apples collected) or "taxed"
+        (the same function on post-tax incomes r_tax).
+      neighbour_aggregate: "sum" (paper Eq. 8) or "mean" over visible players.
+      reference_rates / divergence_delta / divergence_norm: the constraint
+        D(phi_0, phi) <= delta, applied as a projection (inf = none).
+      regrowth_probabilities / map: substrate overrides (None = default).
+    """
+
+    substrate: str = "apple_picking"
+    num_players: int = 7
+    episode_length: int = 1000
+    rounds_per_episode: int = 1
+    tax_period: int = 50
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    num_rate_levels: int = DEFAULT_NUM_RATE_LEVELS
+    selfishness: tuple[float, ...] | None = None
+    voting_rule: str = "mean"
+    principal_type: float = 0.5
+    principal_weight: float = 0.0
+    welfare: str = "interpolated"
+    welfare_on: str = "apples"
+    neighbour_aggregate: str = "sum"
+    reference_rates: tuple[float, ...] | None = None  # None: no tax, (0, ..., 0)
+    divergence_delta: float = math.inf
+    divergence_norm: str = "linf"
+    regrowth_probabilities: tuple[float, ...] | None = None
+    map: str | None = None
+
+    @property
+    def num_brackets(self) -> int:
+        return len(self.thresholds) - 1
+
+    @property
+    def round_length(self) -> int:
+        return self.episode_length // self.rounds_per_episode
+
+    @property
+    def rate_levels(self) -> tuple[float, ...]:
+        k = self.num_rate_levels - 1
+        return tuple(i / k for i in range(self.num_rate_levels))
+
+    def validate(self) -> GameConfig:
+        """Raises ValueError naming the bad field and its allowed range."""
+        _positive_int("num_players", self.num_players)
+        _positive_int("episode_length", self.episode_length)
+        _positive_int("rounds_per_episode", self.rounds_per_episode)
+        _positive_int("tax_period", self.tax_period)
+        if self.episode_length % self.rounds_per_episode:
+            raise ValueError(
+                f"episode_length={self.episode_length} is not divisible by "
+                f"rounds_per_episode={self.rounds_per_episode}")
+        if self.round_length % self.tax_period:
+            raise ValueError(
+                f"round length {self.round_length} (episode_length / rounds_per_episode) "
+                f"must be a multiple of tax_period={self.tax_period}")
+        if not (isinstance(self.num_rate_levels, int) and self.num_rate_levels >= 2):
+            raise ValueError(f"num_rate_levels={self.num_rate_levels!r} must be an integer >= 2")
+        for name in ("principal_type", "principal_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value!r} is outside [0, 1]")
+        if self.welfare_on not in ("apples", "taxed"):
+            raise ValueError(f"welfare_on={self.welfare_on!r} must be 'apples' or 'taxed'")
+        if self.neighbour_aggregate not in ("sum", "mean"):
+            raise ValueError(
+                f"neighbour_aggregate={self.neighbour_aggregate!r} must be 'sum' or 'mean'")
+        if self.divergence_norm not in ("linf", "l1"):
+            raise ValueError(f"divergence_norm={self.divergence_norm!r} must be 'linf' or 'l1'")
+        if not self.divergence_delta >= 0:
+            raise ValueError(f"divergence_delta={self.divergence_delta!r} must be >= 0")
+        return self
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
+
+
+def as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)

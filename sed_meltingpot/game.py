@@ -1,0 +1,327 @@
+"""The Social Environment Design game over the apple_picking substrate.
+
+`SEDGame` plays the whole game of paper Section 4 with the principal as a
+separate decision maker, and knows nothing of any training library:
+
+* at the start of each tax period the principal sets the bracket rates
+  (`set_rates`); the trainer's cap multiplier (`tax_cap`, SPEC Section 3) and
+  the divergence constraint D(phi_0, phi) <= delta are applied to them;
+* each step the players act (`step`); the substrate reports apples eaten,
+  who sees whom (`NEARBY`) and who is zapped, all computed in Lua;
+* at the period's last step the tax on that period's incomes is collected
+  and redistributed evenly, delivered in that step's reward;
+* per-step rewards follow paper Eq. 8 with the visibility of that step;
+* at the end of each voting round the players' types go to the voting rule,
+  which sets the principal's objective eta for the next round; the
+  principal's reward is the change of that objective's value each step, so
+  over a round its returns telescope to the objective's value.
+
+Everything a trainer or evaluator needs is returned per step (`StepResult`)
+or recorded per period and per round, so nothing has to be recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sed_meltingpot import constraints, rewards, tax, voting, welfare
+from sed_meltingpot import substrate as substrate_lib
+from sed_meltingpot.config import GameConfig
+
+# Substrate observations each player receives (global WORLD.* ones go to the
+# principal); the game adds SELFISHNESS, TAX_RATES and PERIOD_POSITION.
+PLAYER_SUBSTRATE_KEYS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodRecord:
+    """One tax period, settled at its last step."""
+
+    episode: int
+    round_index: int  # voting round, counted over the game's lifetime
+    period: int  # index of the period within its round
+    start_step: int  # step within the episode at which the period began
+    requested_rates: np.ndarray  # what the principal asked for
+    effective_rates: np.ndarray  # after the divergence projection and the cap
+    tax_cap: float
+    incomes: np.ndarray  # apples per player in the period (a_i)
+    taxes: np.ndarray  # T(a_i, phi)
+    transfers: np.ndarray  # -T(a_i) + mean_j T(a_j); sums to zero
+    tax_revenue: float  # sum_i T(a_i)
+    eta: float
+    objective: float  # the round's objective value at the period's end
+    principal_reward: float  # change of the objective over the period
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundRecord:
+    """One voting round: the vote at its start and the outcome at its end."""
+
+    episode: int
+    round_index: int
+    start_step: int
+    end_step: int
+    eta: float  # the objective voted for this round
+    reported_types: np.ndarray
+    apples: np.ndarray  # apples per player over the round
+    objective: float  # the objective's value over the round
+
+
+@dataclasses.dataclass
+class StepResult:
+    observations: list[dict[str, Any]]  # one dict per player
+    rewards: np.ndarray  # (n,) paper Eq. 8
+    principal_reward: float  # change of the objective this step
+    done: bool  # the episode (world) ended
+    info: dict[str, Any]
+
+
+class SEDGame:
+    """The Social Environment Design game; see the module docstring."""
+
+    def __init__(self, config: GameConfig | None = None, seed: int | None = 0) -> None:
+        self.config = config = (config or GameConfig()).validate()
+        self.seed = seed
+        overrides: dict[str, Any] = {}
+        if config.regrowth_probabilities is not None:
+            overrides["regrowth_probabilities"] = tuple(config.regrowth_probabilities)
+        if config.map is not None:
+            overrides["map"] = config.map
+        self._substrate_config = substrate_lib.get_config(
+            config.substrate, num_players=config.num_players,
+            episode_length=config.episode_length, **overrides)
+        self._env = substrate_lib.build_from_config(self._substrate_config, seed=seed)
+        n, b = config.num_players, config.num_brackets
+        self.thresholds = tax.validate_thresholds(config.thresholds)
+        if config.selfishness is None:
+            self.selfishness = rewards.sample_selfishness(n, seed)
+        else:
+            self.selfishness = rewards.validate_selfishness(config.selfishness, num_players=n)
+        self.reference_rates = (np.zeros(b) if config.reference_rates is None else
+                                tax.validate_rates(config.reference_rates, b, "reference_rates"))
+        self._welfare = welfare.get_welfare(config.welfare)
+        self._vote_rule = voting.get_voting_rule(config.voting_rule)
+        self._tax_cap = 1.0
+        self.period_records: list[PeriodRecord] = []
+        self.round_records: list[RoundRecord] = []
+        self._episode = -1
+        self._round_index = -1
+        self._started = False
+
+    # ----------------------------------------------------------------- setup
+    @property
+    def num_players(self) -> int:
+        return self.config.num_players
+
+    @property
+    def tax_cap(self) -> float:
+        """Multiplier c on the rates (curriculum, SPEC Section 3); 1 = off."""
+        return self._tax_cap
+
+    @tax_cap.setter
+    def tax_cap(self, value: float) -> None:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"tax_cap={value!r} is outside [0, 1]")
+        self._tax_cap = float(value)
+
+    @property
+    def eta(self) -> float:
+        return self._eta
+
+    @property
+    def rates(self) -> np.ndarray:
+        """The effective rates of the current period."""
+        return self._rates.copy()
+
+    @property
+    def principal_due(self) -> bool:
+        """True at the start of a tax period, until `set_rates` is called."""
+        return self._principal_due
+
+    @property
+    def substrate(self):
+        return self._env
+
+    def vote(self) -> float:
+        """eta from the players' reported types (paper: f(sigma) = mean sigma)."""
+        eta = voting.vote(self._vote_rule, self.selfishness)
+        w = self.config.principal_weight
+        if w > 0:
+            eta = (1.0 - w) * eta + w * self.config.principal_type
+        return eta
+
+    def objective(self, values: np.ndarray) -> float:
+        """The current objective W_eta of per-player totals `values`."""
+        return float(self._welfare(np.asarray(values, dtype=float), self._eta))
+
+    # -------------------------------------------------------------- dynamics
+    def reset(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Starts a new episode; returns (player observations, principal obs)."""
+        timestep = self._env.reset()
+        self._episode += 1
+        self._step = 0
+        self._rates = np.zeros(self.config.num_brackets)
+        self._requested = np.zeros(self.config.num_brackets)
+        self._last_period_apples = np.zeros(self.num_players)
+        self._start_round()
+        self._started = True
+        self._last_timestep = timestep
+        return self._player_observations(timestep), self.principal_observation()
+
+    def set_rates(self, rates: Sequence[float]) -> np.ndarray:
+        """The principal's action for the period now starting; returns the
+        effective rates (after the divergence projection and the cap)."""
+        if not self._started:
+            raise RuntimeError("call reset() before set_rates()")
+        if not self._principal_due:
+            raise RuntimeError(
+                f"the principal acts only at the start of a tax period (step {self._step} "
+                f"is {self._step % self.config.tax_period} steps into one)")
+        requested = tax.validate_rates(rates, self.config.num_brackets)
+        projected = requested
+        if np.isfinite(self.config.divergence_delta):
+            projected = constraints.project_rates(
+                requested, self.reference_rates, self.config.divergence_delta,
+                norm=self.config.divergence_norm)
+        self._requested = requested.copy()
+        self._rates = np.asarray(projected, dtype=float) * self._tax_cap
+        self._principal_due = False
+        return self._rates.copy()
+
+    def set_rate_levels(self, levels: Sequence[int]) -> np.ndarray:
+        """`set_rates` with one discrete level index per bracket."""
+        levels = np.asarray(levels)
+        k = self.config.num_rate_levels
+        if levels.shape != (self.config.num_brackets,) or np.any(levels < 0) or np.any(
+                levels >= k) or not np.issubdtype(levels.dtype, np.integer):
+            raise ValueError(
+                f"levels={levels.tolist()} must be {self.config.num_brackets} integers in "
+                f"[0, {k - 1}]")
+        return self.set_rates(np.asarray(self.config.rate_levels)[levels])
+
+    def step(self, actions: Sequence[int]) -> StepResult:
+        """One step of all players; settles tax at the period's last step."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self._principal_due:
+            raise RuntimeError("the principal must set_rates() at the start of each tax period")
+        cfg, n = self.config, self.num_players
+        timestep = self._env.step(np.asarray(actions, dtype=np.int64))
+        self._last_timestep = timestep
+        obs = timestep.observation
+        apples = np.array([o["APPLES_EATEN"] for o in obs], dtype=float)
+        nearby = np.stack([o["NEARBY"] for o in obs]).astype(bool)
+        zapped = np.array([o["ZAPPED"] for o in obs], dtype=bool)
+        self._step += 1
+        step_in_round = self._step - self._round_start
+        period_end = step_in_round % cfg.tax_period == 0
+        round_end = step_in_round == cfg.round_length
+        done = bool(timestep.last())
+
+        self._period_apples += apples
+        self._round_apples += apples
+        r_tax = apples.copy()
+        taxes = transfers = None
+        if period_end:
+            taxes = tax.bracket_tax(self._period_apples, self._rates, self.thresholds)
+            transfers = taxes.mean() - taxes
+            r_tax += transfers
+        self._round_taxed += r_tax
+        step_rewards = rewards.mix_rewards(
+            r_tax, self.selfishness, nearby, neighbour_aggregate=cfg.neighbour_aggregate)
+
+        value = self.objective(self._round_taxed if cfg.welfare_on == "taxed"
+                               else self._round_apples)
+        principal_reward = value - self._objective_value
+        self._objective_value = value
+        self._period_objective_gain += principal_reward
+
+        info: dict[str, Any] = {
+            "episode": self._episode, "step": self._step, "round": self._round_index,
+            "period": (step_in_round - 1) // cfg.tax_period,
+            "apples": apples, "nearby": nearby, "zapped": zapped, "r_tax": r_tax,
+            "rates": self._rates.copy(), "eta": self._eta, "objective": value,
+            "num_apples": float(obs[0]["WORLD.NUM_APPLES"]),
+            "period_end": period_end, "round_end": round_end,
+        }
+        if period_end:
+            record = PeriodRecord(
+                episode=self._episode, round_index=self._round_index,
+                period=info["period"], start_step=self._step - cfg.tax_period,
+                requested_rates=self._requested.copy(), effective_rates=self._rates.copy(),
+                tax_cap=self._tax_cap, incomes=self._period_apples.copy(), taxes=taxes,
+                transfers=transfers, tax_revenue=float(taxes.sum()), eta=self._eta,
+                objective=value, principal_reward=self._period_objective_gain)
+            self.period_records.append(record)
+            info["period_record"] = record
+            self._last_period_apples = self._period_apples.copy()
+            self._period_apples = np.zeros(n)
+            self._period_objective_gain = 0.0
+            self._principal_due = not done
+        if round_end:
+            record = RoundRecord(
+                episode=self._episode, round_index=self._round_index,
+                start_step=self._round_start, end_step=self._step, eta=self._eta,
+                reported_types=self.selfishness.copy(), apples=self._round_apples.copy(),
+                objective=value)
+            self.round_records.append(record)
+            info["round_record"] = record
+            if not done:
+                self._start_round()  # continual rounds: same world, new vote
+        if done:
+            self._started = False
+            self._principal_due = False
+        return StepResult(self._player_observations(timestep), step_rewards,
+                          float(principal_reward), done, info)
+
+    # ----------------------------------------------------------- observations
+    def _start_round(self) -> None:
+        n = self.num_players
+        self._round_index += 1
+        self._round_start = self._step
+        self._eta = self.vote()
+        self._round_apples = np.zeros(n)
+        self._round_taxed = np.zeros(n)
+        self._period_apples = np.zeros(n)
+        self._objective_value = 0.0
+        self._period_objective_gain = 0.0
+        self._principal_due = True
+
+    def _period_position(self) -> float:
+        return ((self._step - self._round_start) % self.config.tax_period) / self.config.tax_period
+
+    def player_observations(self) -> list[dict[str, Any]]:
+        """The players' current observations (refresh after `set_rates`, so
+        that TAX_RATES shows the rates of the period the players now act in)."""
+        return self._player_observations(self._last_timestep)
+
+    def _player_observations(self, timestep) -> list[dict[str, Any]]:
+        position = np.float32(self._period_position())
+        rates = self._rates.astype(np.float32)
+        out = []
+        for i, obs in enumerate(timestep.observation):
+            player = {key: obs[key] for key in PLAYER_SUBSTRATE_KEYS}
+            player["SELFISHNESS"] = np.float32(self.selfishness[i])
+            player["TAX_RATES"] = rates.copy()
+            player["PERIOD_POSITION"] = position
+            out.append(player)
+        return out
+
+    def principal_observation(self) -> dict[str, Any]:
+        """What the principal sees: the whole map and the players' totals."""
+        obs = self._last_timestep.observation[0]
+        return {
+            "WORLD.RGB": obs["WORLD.RGB"],
+            "PERIOD_APPLES": self._period_apples.astype(np.float32),
+            "LAST_PERIOD_APPLES": self._last_period_apples.astype(np.float32),
+            "ROUND_APPLES": self._round_apples.astype(np.float32),
+            "ETA": np.float32(self._eta),
+            "TAX_RATES": self._rates.astype(np.float32),
+        }
+
+    def close(self) -> None:
+        self._env.close()

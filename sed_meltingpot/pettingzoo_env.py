@@ -1,0 +1,97 @@
+"""PettingZoo `ParallelEnv` of the players, with the principal built in.
+
+For users of other trainers (SB3, CleanRL, TorchRL): the players are the
+agents; the principal is a callable (`sed_meltingpot.principals`, or a
+trained policy wrapped as one) that the environment asks for rates at the
+start of every tax period. Per-player infos carry the game's step info, and
+`game.period_records` / `game.round_records` the settled periods and rounds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo.utils.env import ParallelEnv
+
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.game import SEDGame
+from sed_meltingpot.principals import Principal, no_tax
+
+
+def player_observation_space(config: GameConfig) -> gymnasium.spaces.Dict:
+    """The space of one player's observation dict."""
+    n, b = config.num_players, config.num_brackets
+    box = gymnasium.spaces.Box
+    return gymnasium.spaces.Dict({
+        "RGB": box(0, 255, (88, 88, 3), np.uint8),
+        "READY_TO_SHOOT": box(0.0, 1.0, (), np.float64),
+        "NEARBY": box(0.0, 1.0, (n,), np.float64),
+        "APPLES_EATEN": box(0.0, np.inf, (), np.float64),
+        "ZAPPED": box(0.0, 1.0, (), np.float64),
+        "SELFISHNESS": box(0.0, 1.0, (), np.float32),
+        "TAX_RATES": box(0.0, 1.0, (b,), np.float32),
+        "PERIOD_POSITION": box(0.0, 1.0, (), np.float32),
+    })
+
+
+class SEDParallelEnv(ParallelEnv):
+    """The players' side of the SED game as a PettingZoo parallel env."""
+
+    metadata = {"name": "sed_apple_picking_v0", "render_modes": ["rgb_array"]}
+
+    def __init__(self, config: GameConfig | None = None, principal: Principal | None = None,
+                 seed: int | None = 0) -> None:
+        self.game = SEDGame(config, seed=seed)
+        cfg = self.game.config
+        self.principal = principal or no_tax(cfg.num_brackets)
+        self.possible_agents = [f"player_{i}" for i in range(cfg.num_players)]
+        self.agents: list[str] = []
+        self._obs_space = player_observation_space(cfg)
+        self._act_space = gymnasium.spaces.Discrete(8)
+        self.render_mode = "rgb_array"
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
+        return self._act_space
+
+    def _ask_principal(self) -> None:
+        if self.game.principal_due:
+            self.game.set_rates(self.principal(self.game.principal_observation()))
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        del seed, options  # The game's seed sequence is fixed at construction.
+        self.game.reset()
+        self._ask_principal()
+        observations = self.game.player_observations()
+        self.agents = list(self.possible_agents)
+        obs = dict(zip(self.agents, observations, strict=True))
+        return obs, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, int]):
+        missing = set(self.agents) - set(actions)
+        if missing:
+            raise ValueError(f"actions missing for agents {sorted(missing)}")
+        result = self.game.step([int(actions[a]) for a in self.possible_agents])
+        observations = result.observations
+        if not result.done and self.game.principal_due:
+            self._ask_principal()
+            observations = self.game.player_observations()
+        agents = list(self.agents)
+        obs = dict(zip(agents, observations, strict=True))
+        rewards = {a: float(r) for a, r in zip(agents, result.rewards, strict=True)}
+        terminations = {a: False for a in agents}
+        truncations = {a: result.done for a in agents}
+        infos: dict[str, dict[str, Any]] = {a: {"game": result.info} for a in agents}
+        if result.done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def render(self) -> np.ndarray:
+        return self.game.principal_observation()["WORLD.RGB"]
+
+    def close(self) -> None:
+        self.game.close()
