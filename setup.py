@@ -22,6 +22,7 @@ setuptools.setup(
     python_requires=">=3.11",
     packages=[
         "sed_meltingpot",
+        "sed_meltingpot.training",
         "sed_meltingpot.lua",
         "sed_meltingpot.substrates",
     ],
@@ -40,6 +41,13 @@ setuptools.setup(
         "ml-collections>=0.1.1",
         "numpy>=1.26,<3",
         "absl-py>=2.0,<3",
+        # RLlib's API changes between releases: built against exactly this one.
+        "ray[rllib]==2.60.0",
+        "torch>=2.4,<2.15",
+        "gymnasium>=1.0,<2",
+        "pettingzoo>=1.24,<2",
+        "tensorboardX>=2.6,<3",
+        "dm-tree>=0.1.8",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],

@@ -167,6 +167,9 @@ class SEDGame:
         self._rates = np.zeros(self.config.num_brackets)
         self._requested = np.zeros(self.config.num_brackets)
         self._last_period_apples = np.zeros(self.num_players)
+        self._history: dict[str, list[np.ndarray]] = {"apples": [], "zapped": [], "r_tax": []}
+        self._episode_periods: list[PeriodRecord] = []
+        self._episode_rounds: list[RoundRecord] = []
         self._start_round()
         self._started = True
         self._last_timestep = timestep
@@ -224,6 +227,8 @@ class SEDGame:
 
         self._period_apples += apples
         self._round_apples += apples
+        self._history["apples"].append(apples)
+        self._history["zapped"].append(zapped)
         r_tax = apples.copy()
         taxes = transfers = None
         if period_end:
@@ -231,6 +236,7 @@ class SEDGame:
             transfers = taxes.mean() - taxes
             r_tax += transfers
         self._round_taxed += r_tax
+        self._history["r_tax"].append(r_tax)
         step_rewards = rewards.mix_rewards(
             r_tax, self.selfishness, nearby, neighbour_aggregate=cfg.neighbour_aggregate)
 
@@ -257,6 +263,7 @@ class SEDGame:
                 transfers=transfers, tax_revenue=float(taxes.sum()), eta=self._eta,
                 objective=value, principal_reward=self._period_objective_gain)
             self.period_records.append(record)
+            self._episode_periods.append(record)
             info["period_record"] = record
             self._last_period_apples = self._period_apples.copy()
             self._period_apples = np.zeros(n)
@@ -269,6 +276,7 @@ class SEDGame:
                 reported_types=self.selfishness.copy(), apples=self._round_apples.copy(),
                 objective=value)
             self.round_records.append(record)
+            self._episode_rounds.append(record)
             info["round_record"] = record
             if not done:
                 self._start_round()  # continual rounds: same world, new vote
@@ -277,6 +285,40 @@ class SEDGame:
             self._principal_due = False
         return StepResult(self._player_observations(timestep), step_rewards,
                           float(principal_reward), done, info)
+
+    def episode_metrics(self) -> dict[str, Any]:
+        """The social metrics of the current (or just finished) episode.
+
+        Computed with `sed_meltingpot.welfare` from what the game recorded, so
+        training and evaluation report the same definitions.
+        """
+        apples = np.array(self._history["apples"]).reshape(-1, self.num_players)
+        zapped = np.array(self._history["zapped"]).reshape(-1, self.num_players)
+        r_tax = np.array(self._history["r_tax"]).reshape(-1, self.num_players)
+        totals = apples.sum(axis=0)
+        periods, rounds = self._episode_periods, self._episode_rounds
+        rates = (np.array([p.effective_rates for p in periods]) if periods
+                 else np.zeros((0, self.config.num_brackets)))
+        return {
+            "steps": int(apples.shape[0]),
+            "apples_per_player": totals,
+            "income_per_player": r_tax.sum(axis=0),
+            "objective": float(np.mean([r.objective for r in rounds])) if rounds else float("nan"),
+            "eta": float(np.mean([r.eta for r in rounds])) if rounds else self._eta,
+            "utilitarian": float(welfare.utilitarian(totals)),
+            "egalitarian": float(welfare.egalitarian(totals)),
+            "nash_welfare": float(welfare.nash_welfare(totals)),
+            "productivity": float(welfare.productivity(totals)),
+            "equality": float(welfare.equality(totals)),
+            "income_equality": float(welfare.equality(np.maximum(r_tax.sum(axis=0), 0.0))),
+            "sustainability": welfare.sustainability(apples),
+            "peace": welfare.peace(zapped) if zapped.size else float("nan"),
+            "tax_revenue": float(sum(p.tax_revenue for p in periods)),
+            "period_rates": rates,
+            "mean_rates": rates.mean(axis=0) if len(rates) else np.full(
+                self.config.num_brackets, np.nan),
+            "principal_return": float(sum(p.principal_reward for p in periods)),
+        }
 
     # ----------------------------------------------------------- observations
     def _start_round(self) -> None:
@@ -291,8 +333,17 @@ class SEDGame:
         self._period_objective_gain = 0.0
         self._principal_due = True
 
-    def _period_position(self) -> float:
+    def period_position(self) -> float:
+        """Fraction of the current tax period already played, in [0, 1)."""
         return ((self._step - self._round_start) % self.config.tax_period) / self.config.tax_period
+
+    def period_in_round(self) -> int:
+        """Index of the current tax period within its voting round."""
+        return (self._step - self._round_start) // self.config.tax_period
+
+    def principal_observation_shape(self) -> tuple[int, int, int]:
+        """Shape of WORLD.RGB (known before the first reset)."""
+        return tuple(self._substrate_config.timestep_spec.observation["WORLD.RGB"].shape)
 
     def player_observations(self) -> list[dict[str, Any]]:
         """The players' current observations (refresh after `set_rates`, so
@@ -300,7 +351,7 @@ class SEDGame:
         return self._player_observations(self._last_timestep)
 
     def _player_observations(self, timestep) -> list[dict[str, Any]]:
-        position = np.float32(self._period_position())
+        position = np.float32(self.period_position())
         rates = self._rates.astype(np.float32)
         out = []
         for i, obs in enumerate(timestep.observation):

@@ -1,0 +1,151 @@
+"""Train the players and the principal with RLlib multi-agent PPO.
+
+Examples:
+  python scripts/train.py --preset=fast --num_iterations=5 --output_dir=outputs/quick
+  python scripts/train.py --num_iterations=2000 --num_env_runners=8 --num_gpus=1
+  python scripts/train.py --restore=outputs/quick --num_iterations=10 --output_dir=outputs/quick
+  python scripts/train.py --flagfile=my_run.flags
+
+Every default is the paper's (sed_meltingpot.config.GameConfig and
+sed_meltingpot.training.config.TrainConfig); flags only override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags
+
+from sed_meltingpot import voting, welfare
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.principals import parse_principal
+from sed_meltingpot.training.config import PRESETS, TrainConfig, preset
+
+GAME = GameConfig()
+TRAIN = TrainConfig()
+
+flags.DEFINE_string("output_dir", "outputs/run", "Where logs and checkpoints go.")
+flags.DEFINE_enum("preset", "paper", PRESETS,
+                  "paper: the paper's settings; fast: 1 pixel per tile, small networks.")
+flags.DEFINE_integer("num_iterations", TRAIN.num_iterations, "Training iterations.",
+                     lower_bound=1)
+flags.DEFINE_integer("seed", TRAIN.seed, "Run seed (types, envs, networks).")
+flags.DEFINE_integer("num_players", GAME.num_players, "Number of players.", lower_bound=1)
+flags.DEFINE_integer("episode_length", GAME.episode_length, "Steps per episode.", lower_bound=1)
+flags.DEFINE_integer("tax_period", GAME.tax_period, "Steps per tax period.", lower_bound=1)
+flags.DEFINE_integer("rounds_per_episode", GAME.rounds_per_episode,
+                     "Voting rounds per episode; >1 plays continual rounds without resetting "
+                     "the world between them.", lower_bound=1)
+flags.DEFINE_bool("continual", False,
+                  "Continual (online) rounds: play several voting rounds per episode without "
+                  "resetting the world (2 rounds unless --rounds_per_episode says more).")
+flags.DEFINE_string("map", None, "Substrate map: default or large.")
+flags.DEFINE_integer("rollout_fragment_length", TRAIN.rollout_fragment_length,
+                     "Env steps per sampled fragment.", lower_bound=1)
+flags.DEFINE_integer("train_batch_size", TRAIN.train_batch_size,
+                     "Env steps per training iteration.", lower_bound=1)
+flags.DEFINE_integer("minibatch_size", None, "Players' PPO minibatch (default 128).",
+                     lower_bound=1)
+flags.DEFINE_integer("principal_minibatch_size", TRAIN.principal_minibatch_size,
+                     "Principal's PPO minibatch (its samples are used num_epochs times).",
+                     lower_bound=1)
+flags.DEFINE_integer("num_epochs", None, "PPO epochs per iteration (default 4).", lower_bound=1)
+flags.DEFINE_float("lr", TRAIN.lr, "Learning rate (annealed linearly to 0).", lower_bound=0.0)
+flags.DEFINE_integer("frame_stack", TRAIN.frame_stack, "Frames stacked per player.",
+                     lower_bound=1)
+flags.DEFINE_integer("pixels_per_tile", None, "1, 2, 4 or 8 (default: preset's).")
+flags.DEFINE_integer("num_env_runners", TRAIN.num_env_runners,
+                     "Ray actors that sample (0 = sample in the driver).", lower_bound=0)
+flags.DEFINE_integer("num_envs_per_env_runner", TRAIN.num_envs_per_env_runner,
+                     "Games per env runner.", lower_bound=1)
+flags.DEFINE_integer("num_gpus", TRAIN.num_gpus, "GPUs for the learner (0 or 1).",
+                     lower_bound=0, upper_bound=1)
+flags.DEFINE_integer("checkpoint_every", 10, "Checkpoint every N iterations (0 = only at the end).",
+                     lower_bound=0)
+flags.DEFINE_string("restore", None, "Resume from a checkpoint or a run directory.")
+flags.DEFINE_string("ray_address", None,
+                    "Address of an existing Ray cluster (e.g. 127.0.0.1:6379); default starts "
+                    "a local one.")
+flags.DEFINE_string("voting_rule", GAME.voting_rule,
+                    f"Social choice rule: one of {sorted(voting.VOTING_RULES)}.")
+flags.DEFINE_string("welfare", GAME.welfare,
+                    f"Principal's objective family: one of {sorted(welfare.WELFARE_FUNCTIONS)}.")
+flags.DEFINE_string("principal", TRAIN.principal,
+                    "learned | none (no tax) | fixed:r0,r1,r2 | random")
+flags.DEFINE_bool("tax_cap_anneal", TRAIN.tax_cap_anneal,
+                  "Anneal the tax cap from 0.1 to 1 over the first 2% of training.")
+
+FLAGS = flags.FLAGS
+
+flags.register_validator("voting_rule", lambda v: v in voting.VOTING_RULES,
+                         message=f"--voting_rule must be one of {sorted(voting.VOTING_RULES)}")
+flags.register_validator("welfare", lambda v: v in welfare.WELFARE_FUNCTIONS,
+                         message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
+flags.register_validator("pixels_per_tile", lambda v: v is None or v in (1, 2, 4, 8),
+                         message="--pixels_per_tile must be 1, 2, 4 or 8")
+flags.register_validator("map", lambda v: v in (None, "default", "large"),
+                         message="--map must be 'default' or 'large'")
+
+
+def _check_principal(value: str) -> bool:
+    if value == "learned":
+        return True
+    try:
+        parse_principal(value, num_brackets=GAME.num_brackets, rate_levels=GAME.rate_levels)
+    except ValueError as e:
+        raise flags.ValidationError(f"--principal: {e}") from e
+    return True
+
+
+flags.register_validator("principal", _check_principal)
+
+
+@flags.multi_flags_validator(["episode_length", "tax_period", "rounds_per_episode", "continual"],
+                             message="--episode_length / --rounds_per_episode must be a "
+                             "multiple of --tax_period")
+def _check_periods(values: dict) -> bool:
+    rounds = values["rounds_per_episode"]
+    if values["continual"] and rounds == 1:
+        rounds = 2
+    if values["episode_length"] % rounds:
+        return False
+    return (values["episode_length"] // rounds) % values["tax_period"] == 0
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from sed_meltingpot.training.trainer import train
+
+    rounds = FLAGS.rounds_per_episode
+    if FLAGS.continual and rounds == 1:
+        rounds = 2
+    game = dataclasses.replace(
+        GAME, num_players=FLAGS.num_players, episode_length=FLAGS.episode_length,
+        tax_period=FLAGS.tax_period, rounds_per_episode=rounds, voting_rule=FLAGS.voting_rule,
+        welfare=FLAGS.welfare, map=FLAGS.map)
+    overrides = dict(preset(FLAGS.preset))
+    for name in ("minibatch_size", "num_epochs", "pixels_per_tile"):
+        if getattr(FLAGS, name) is not None:
+            overrides[name] = getattr(FLAGS, name)
+    train_config = dataclasses.replace(
+        TRAIN, num_iterations=FLAGS.num_iterations, seed=FLAGS.seed, principal=FLAGS.principal,
+        rollout_fragment_length=FLAGS.rollout_fragment_length,
+        train_batch_size=FLAGS.train_batch_size,
+        principal_minibatch_size=FLAGS.principal_minibatch_size, lr=FLAGS.lr,
+        frame_stack=FLAGS.frame_stack, num_env_runners=FLAGS.num_env_runners,
+        num_envs_per_env_runner=FLAGS.num_envs_per_env_runner, num_gpus=FLAGS.num_gpus,
+        tax_cap_anneal=FLAGS.tax_cap_anneal, **overrides)
+    try:
+        game.validate()
+        train_config.validate()
+        if train_config.minibatch_size > train_config.train_batch_size:
+            raise ValueError(f"--minibatch_size={train_config.minibatch_size} must be <= "
+                             f"--train_batch_size={train_config.train_batch_size}")
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+          ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,198 @@
+"""RLlib `MultiAgentEnv` over the SED game: n players plus the principal.
+
+Turn order. The principal decides before the players act in a tax period:
+at the start of each period the env returns only the principal's
+observation; its action (one level per bracket) sets the rates without
+advancing the world, and the next observation goes to the players, whose
+`features` then hold the new rates. The world then runs `tax_period` player
+steps, during which the principal is absent from the observation dict, so
+RLlib sums the per-step objective changes into the reward of its last
+decision. On the episode's last step every agent gets its final observation.
+RLlib therefore counts one extra env step per tax period (20 per
+1000-step episode); game steps are reported separately.
+
+Scripted principals (`none`, `fixed:...`, `random`) are not agents: the env
+asks them for rates itself, and only the players are trained.
+
+Observations are dicts of `image` (uint8, HWC) and `features` (float32):
+* players: the last `frame_stack` RGB views stacked on channels; features
+  [sigma, rates (B), position in the tax period, ready to shoot];
+* principal: WORLD.RGB; features [log1p of each player's apples in the last
+  period (n) and in the round so far (n), eta, current rates (B),
+  position of the period in the round].
+`pixels_per_tile` < 8 averages each tile's 8x8 block down (fast preset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium
+import numpy as np
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.game import SEDGame
+from sed_meltingpot.principals import parse_principal
+
+PRINCIPAL = "principal"
+PLAYERS_MODULE = "players"
+SPRITE = 8  # pixels per tile rendered by the substrate
+VIEW_TILES = (11, 11)
+
+
+def player_id(i: int) -> str:
+    return f"player_{i}"
+
+
+def policy_mapping_fn(agent_id: str, *args: Any, **kwargs: Any) -> str:
+    """Every player shares `players`; the principal has its own module."""
+    return PRINCIPAL if agent_id == PRINCIPAL else PLAYERS_MODULE
+
+
+def game_config_from_dict(values: dict[str, Any]) -> GameConfig:
+    fields = {f.name for f in dataclasses.fields(GameConfig)}
+    unknown = set(values) - fields
+    if unknown:
+        raise ValueError(f"unknown game settings {sorted(unknown)}; known: {sorted(fields)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return GameConfig(**values)
+
+
+def downsample(image: np.ndarray, pixels_per_tile: int) -> np.ndarray:
+    """Averages each tile's SPRITE x SPRITE pixels down to pixels_per_tile^2."""
+    if pixels_per_tile == SPRITE:
+        return image
+    k = SPRITE // pixels_per_tile
+    h, w, c = image.shape
+    return image.reshape(h // k, k, w // k, k, c).mean(axis=(1, 3)).astype(np.uint8)
+
+
+class SEDMultiAgentEnv(MultiAgentEnv):
+    """See the module docstring. `env_config` keys: `game` (GameConfig
+    fields), `seed`, `principal` ("learned" | "none" | "fixed:..." |
+    "random"), `frame_stack`, `pixels_per_tile`."""
+
+    def __init__(self, env_config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        env_config = dict(env_config or {})
+        self.game_config = game_config_from_dict(dict(env_config.get("game", {})))
+        worker = getattr(env_config, "worker_index", 0)
+        vector = getattr(env_config, "vector_index", 0)
+        self.seed = int(env_config.get("seed", 0)) + 10_007 * worker + 101 * vector
+        self.frame_stack = int(env_config.get("frame_stack", 4))
+        self.pixels_per_tile = int(env_config.get("pixels_per_tile", SPRITE))
+        if self.pixels_per_tile not in (1, 2, 4, 8):
+            raise ValueError(f"pixels_per_tile={self.pixels_per_tile} must be 1, 2, 4 or 8")
+        if self.frame_stack < 1:
+            raise ValueError(f"frame_stack={self.frame_stack} must be >= 1")
+        self.game = SEDGame(self.game_config, seed=self.seed)
+        cfg = self.game.config
+        spec = str(env_config.get("principal", "learned"))
+        self.learned_principal = spec == "learned"
+        self.scripted_principal = None if self.learned_principal else parse_principal(
+            spec, num_brackets=cfg.num_brackets, rate_levels=cfg.rate_levels, seed=self.seed)
+
+        n, b = cfg.num_players, cfg.num_brackets
+        self.players = [player_id(i) for i in range(n)]
+        self.possible_agents = self.players + ([PRINCIPAL] if self.learned_principal else [])
+        self.agents = list(self.possible_agents)
+        ppt = self.pixels_per_tile
+        player_space = gymnasium.spaces.Dict({
+            "image": gymnasium.spaces.Box(
+                0, 255, (VIEW_TILES[0] * ppt, VIEW_TILES[1] * ppt, 3 * self.frame_stack),
+                np.uint8),
+            "features": gymnasium.spaces.Box(-np.inf, np.inf, (b + 3,), np.float32),
+        })
+        world_h, world_w, _ = self.game.principal_observation_shape()
+        principal_space = gymnasium.spaces.Dict({
+            "image": gymnasium.spaces.Box(
+                0, 255, (world_h // SPRITE * ppt, world_w // SPRITE * ppt, 3), np.uint8),
+            "features": gymnasium.spaces.Box(-np.inf, np.inf, (2 * n + b + 2,), np.float32),
+        })
+        self.observation_spaces = {a: player_space for a in self.players}
+        self.action_spaces = {a: gymnasium.spaces.Discrete(8) for a in self.players}
+        if self.learned_principal:
+            self.observation_spaces[PRINCIPAL] = principal_space
+            self.action_spaces[PRINCIPAL] = gymnasium.spaces.MultiDiscrete(
+                [cfg.num_rate_levels] * b)
+        self.last_episode_metrics: dict[str, Any] | None = None
+        self._frames: list[np.ndarray] = []
+
+    # ------------------------------------------------------------ interface
+    def set_tax_cap(self, cap: float) -> None:
+        """Curriculum hook (see `training.callbacks`)."""
+        self.game.tax_cap = cap
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        del seed, options  # The game's own seed sequence keeps runs reproducible.
+        players_obs, _ = self.game.reset()
+        self._frames = [np.repeat(self._view(o), self.frame_stack, axis=-1) for o in players_obs]
+        if self.learned_principal:
+            return {PRINCIPAL: self._principal_obs()}, {}
+        self._scripted_decision()
+        return self._players_obs(), {}
+
+    def step(self, action_dict: dict[str, Any]):
+        if PRINCIPAL in action_dict:
+            if not self.game.principal_due:
+                raise RuntimeError("the principal acted outside the start of a tax period")
+            rates = self.game.set_rate_levels(np.asarray(action_dict[PRINCIPAL], dtype=np.int64))
+            info = {PRINCIPAL: {"rates": rates}}
+            return self._players_obs(), {}, {"__all__": False}, {"__all__": False}, info
+        missing = [a for a in self.players if a not in action_dict]
+        if missing:
+            raise ValueError(f"actions missing for {missing}")
+        result = self.game.step([int(action_dict[a]) for a in self.players])
+        for i, obs in enumerate(result.observations):
+            self._frames[i] = np.concatenate([self._frames[i][..., 3:], self._view(obs)], axis=-1)
+        rewards = {a: float(r) for a, r in zip(self.players, result.rewards, strict=True)}
+        if self.learned_principal:
+            rewards[PRINCIPAL] = result.principal_reward
+        if result.done:
+            self.last_episode_metrics = self.game.episode_metrics()
+            obs = self._players_obs()
+            if self.learned_principal:
+                obs[PRINCIPAL] = self._principal_obs()
+            done = {a: True for a in obs} | {"__all__": True}
+            return obs, rewards, done, {"__all__": False}, {}
+        if self.game.principal_due:
+            if self.learned_principal:
+                obs = {PRINCIPAL: self._principal_obs()}
+                return obs, rewards, {"__all__": False}, {"__all__": False}, {}
+            self._scripted_decision()
+        return self._players_obs(), rewards, {"__all__": False}, {"__all__": False}, {}
+
+    # -------------------------------------------------------------- helpers
+    def _scripted_decision(self) -> None:
+        self.game.set_rates(self.scripted_principal(self.game.principal_observation()))
+
+    def _view(self, obs: dict[str, Any]) -> np.ndarray:
+        return downsample(obs["RGB"], self.pixels_per_tile)
+
+    def _players_obs(self) -> dict[str, dict[str, np.ndarray]]:
+        position = self.game.period_position()
+        rates = self.game.rates
+        observations = self.game.player_observations()
+        out = {}
+        for i, agent in enumerate(self.players):
+            features = np.concatenate([
+                [self.game.selfishness[i]], rates,
+                [position, observations[i]["READY_TO_SHOOT"]]]).astype(np.float32)
+            out[agent] = {"image": self._frames[i], "features": features}
+        return out
+
+    def _principal_obs(self) -> dict[str, np.ndarray]:
+        obs = self.game.principal_observation()
+        cfg = self.game.config
+        periods_per_round = cfg.round_length // cfg.tax_period
+        features = np.concatenate([
+            np.log1p(obs["LAST_PERIOD_APPLES"]), np.log1p(obs["ROUND_APPLES"]),
+            [obs["ETA"]], obs["TAX_RATES"],
+            [self.game.period_in_round() / periods_per_round]]).astype(np.float32)
+        return {"image": downsample(obs["WORLD.RGB"], self.pixels_per_tile),
+                "features": features}
+
+    def close(self) -> None:
+        self.game.close()

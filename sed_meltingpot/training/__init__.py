@@ -1,0 +1,1 @@
+"""RLlib training of the players and the principal (new API stack)."""

@@ -1,0 +1,107 @@
+"""Callbacks: the tax-cap curriculum and the game's metrics.
+
+* Tax-cap annealing (Zheng et al. 2022; paper Appendix A): the principal's
+  rates are multiplied by a cap that rises linearly from `start` to `end`
+  over the first `fraction` of the run's env-step budget. It is an
+  implementation-map constraint, so it lives in the env (`set_tax_cap`);
+  this callback computes it from the sampled steps and pushes it to every
+  env runner after each iteration (and at start-up).
+* Episode metrics: at each episode's end the env's `last_episode_metrics`
+  (computed by the game with `sed_meltingpot.welfare`) are logged under
+  `sed/...`, so the per-iteration log averages them over finished episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+CURRICULUM_KEY = "tax_cap_curriculum"  # env_config key: {enabled, start, end, fraction, total}
+SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
+                  "productivity", "equality", "income_equality", "sustainability", "peace",
+                  "tax_revenue", "principal_return", "steps")
+
+
+def tax_cap(progress_steps: float, curriculum: dict[str, Any]) -> float:
+    """Linear ramp from start to end over the first fraction of total steps."""
+    if not curriculum.get("enabled", True):
+        return 1.0
+    start, end = float(curriculum.get("start", 0.1)), float(curriculum.get("end", 1.0))
+    ramp = float(curriculum.get("fraction", 0.02)) * float(curriculum.get("total", 1))
+    if ramp <= 0:
+        return end
+    return start + (end - start) * min(1.0, max(0.0, progress_steps / ramp))
+
+
+def sed_envs(env: Any) -> list[Any]:
+    """The SEDMultiAgentEnv instances inside an env runner's (vector) env."""
+    from sed_meltingpot.rllib_env import SEDMultiAgentEnv
+
+    found, stack = [], [env]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, SEDMultiAgentEnv):
+            found.append(item)
+            continue
+        for attr in ("envs", "env", "unwrapped"):
+            child = getattr(item, attr, None)
+            if child is None or child is item:
+                continue
+            stack.extend(child if isinstance(child, (list, tuple)) else [child])
+    unique = {id(e): e for e in found}
+    return list(unique.values())
+
+
+def apply_tax_cap(algorithm: Any) -> float:
+    """Sets the cap for the algorithm's current progress on all env runners."""
+    curriculum = dict(algorithm.config.env_config.get(CURRICULUM_KEY, {}))
+    steps = algorithm.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
+                                   default=0)
+    cap = tax_cap(float(steps), curriculum)
+
+    def set_cap(env_runner: Any) -> None:
+        for env in sed_envs(getattr(env_runner, "env", None)):
+            env.set_tax_cap(cap)
+
+    algorithm.env_runner_group.foreach_env_runner(set_cap, local_env_runner=True)
+    return cap
+
+
+class SEDCallbacks(RLlibCallback):
+    """See the module docstring."""
+
+    def on_algorithm_init(self, *, algorithm: Any, **kwargs: Any) -> None:
+        apply_tax_cap(algorithm)
+
+    def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
+        result.setdefault("sed", {})["tax_cap"] = apply_tax_cap(algorithm)
+
+    def on_episode_end(self, *, episode: Any, env_runner: Any = None,
+                       metrics_logger: Any = None, env: Any = None, env_index: int = 0,
+                       **kwargs: Any) -> None:
+        envs = sed_envs(env)
+        if not envs or metrics_logger is None:
+            return
+        target = envs[env_index] if env_index < len(envs) else envs[0]
+        metrics = target.last_episode_metrics
+        if metrics is None:
+            return
+        for key in SCALAR_METRICS:
+            value = float(metrics[key])
+            if np.isfinite(value):
+                metrics_logger.log_value(("sed", key), value, reduce="mean", window=20)
+        for b, rate in enumerate(metrics["mean_rates"]):
+            if np.isfinite(rate):
+                metrics_logger.log_value(("sed", f"rate_b{b}"), float(rate), reduce="mean",
+                                         window=20)
+        for i, apples in enumerate(metrics["apples_per_player"]):
+            metrics_logger.log_value(("sed", f"apples_p{i}"), float(apples), reduce="mean",
+                                     window=20)
+        # The rates of every period of the most recent episode.
+        for k, rates in enumerate(metrics["period_rates"]):
+            for b, rate in enumerate(rates):
+                metrics_logger.log_value(("sed_last_episode", f"p{k:03d}_b{b}"), float(rate),
+                                         reduce="mean", window=1)

@@ -1,0 +1,178 @@
+"""Training settings (paper Appendix A) and the RLlib PPO config built from them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from sed_meltingpot.config import GameConfig
+
+PRESETS = ("paper", "fast")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs besides the game.
+
+    Defaults are the paper's (SPEC Section 6): PPO with GAE, lr 2.5e-4
+    annealed linearly to 0, gamma 0.99, lambda 0.95, clip 0.2, entropy 0.01,
+    value coefficient 0.5, gradient clip 0.5, minibatch 128, 4 epochs,
+    rollout fragment 200, frame stack 4, 8 pixels per tile. RLlib's own PPO
+    defaults that the paper does not use are switched off explicitly: no KL
+    loss (use_kl_loss=False, kl_coeff=0) and no value clipping.
+    """
+
+    num_iterations: int = 100
+    seed: int = 0
+    principal: str = "learned"  # learned | none | fixed:r0,r1,r2 | random
+    # Sampling.
+    rollout_fragment_length: int = 200
+    train_batch_size: int = 1000  # env steps (game steps + principal turns) per iteration
+    num_env_runners: int = 1
+    num_envs_per_env_runner: int = 1
+    # PPO (paper Appendix A).
+    lr: float = 2.5e-4
+    lr_anneal: bool = True  # linearly to 0 over the run's env-step budget
+    gamma: float = 0.99
+    lambda_: float = 0.95
+    clip_param: float = 0.2
+    entropy_coeff: float = 0.01
+    vf_loss_coeff: float = 0.5
+    grad_clip: float = 0.5
+    minibatch_size: int = 128
+    principal_minibatch_size: int = 32
+    num_epochs: int = 4
+    # Observations and networks.
+    frame_stack: int = 4
+    pixels_per_tile: int = 8
+    conv_channels: tuple[int, int] = (16, 32)
+    hidden: int = 128
+    # Curriculum (SPEC Section 3).
+    tax_cap_anneal: bool = True
+    tax_cap_start: float = 0.1
+    tax_cap_fraction: float = 0.02
+    # Resources.
+    num_gpus: int = 0
+    num_cpus_per_env_runner: float = 1.0
+
+    @property
+    def total_env_steps(self) -> int:
+        return self.num_iterations * self.train_batch_size
+
+    def validate(self) -> TrainConfig:
+        for name in ("num_iterations", "rollout_fragment_length", "train_batch_size",
+                     "num_envs_per_env_runner", "minibatch_size", "principal_minibatch_size",
+                     "num_epochs", "frame_stack", "hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.num_env_runners < 0 or self.num_gpus < 0:
+            raise ValueError("num_env_runners and num_gpus must be >= 0")
+        if self.pixels_per_tile not in (1, 2, 4, 8):
+            raise ValueError(f"pixels_per_tile={self.pixels_per_tile} must be 1, 2, 4 or 8")
+        for name in ("gamma", "lambda_", "tax_cap_start", "tax_cap_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value!r} is outside [0, 1]")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        return self
+
+
+def preset(name: str) -> dict[str, Any]:
+    """Overrides for a named preset. `fast`: one pixel per tile, a small
+    network and 2 epochs, for quick experiments (SPEC's settings otherwise)."""
+    if name == "paper":
+        return {}
+    if name == "fast":
+        return {"pixels_per_tile": 1, "conv_channels": (8, 16), "hidden": 64, "num_epochs": 2,
+                "minibatch_size": 256}
+    raise ValueError(f"preset={name!r} is not one of {PRESETS}")
+
+
+def env_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float, ...]
+               ) -> dict[str, Any]:
+    """The env_config handed to every SEDMultiAgentEnv (types fixed per run)."""
+    from sed_meltingpot.training.callbacks import CURRICULUM_KEY
+
+    game_values = dataclasses.asdict(dataclasses.replace(game, selfishness=selfishness))
+    return {
+        "game": game_values,
+        "seed": train.seed,
+        "principal": train.principal,
+        "frame_stack": train.frame_stack,
+        "pixels_per_tile": train.pixels_per_tile,
+        CURRICULUM_KEY: {
+            "enabled": train.tax_cap_anneal and train.principal == "learned",
+            "start": train.tax_cap_start, "end": 1.0,
+            "fraction": train.tax_cap_fraction, "total": train.total_env_steps,
+        },
+    }
+
+
+def build_ppo_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float, ...]):
+    """The RLlib PPOConfig (new API stack) for a run."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAgentEnv
+    from sed_meltingpot.rllib_env import policy_mapping_fn
+    from sed_meltingpot.training.callbacks import SEDCallbacks
+    from sed_meltingpot.training.learner import MINIBATCH_SIZES_KEY, SEDPPOTorchLearner
+    from sed_meltingpot.training.modules import ImageFeaturesModule
+
+    train.validate()
+    game.validate()
+    learned = train.principal == "learned"
+    model = {"pixels_per_tile": train.pixels_per_tile,
+             "conv_channels": list(train.conv_channels), "hidden": train.hidden}
+    specs = {PLAYERS_MODULE: RLModuleSpec(module_class=ImageFeaturesModule, model_config=model)}
+    if learned:
+        specs[PRINCIPAL] = RLModuleSpec(module_class=ImageFeaturesModule,
+                                        model_config={**model, "conv2_stride": 2})
+    lr: Any = train.lr
+    if train.lr_anneal:
+        lr = [[0, train.lr], [max(1, train.total_env_steps), 0.0]]
+
+    config = (
+        PPOConfig()
+        .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+        .environment(SEDMultiAgentEnv, env_config=env_config(game, train,
+                                                             selfishness=selfishness))
+        .framework("torch")
+        .env_runners(
+            num_env_runners=train.num_env_runners,
+            num_envs_per_env_runner=train.num_envs_per_env_runner,
+            rollout_fragment_length=train.rollout_fragment_length,
+            num_cpus_per_env_runner=train.num_cpus_per_env_runner,
+        )
+        .multi_agent(
+            policies=set(specs),
+            policy_mapping_fn=policy_mapping_fn,
+            policies_to_train=sorted(specs),
+            count_steps_by="env_steps",
+        )
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs))
+        .training(
+            lr=lr, gamma=train.gamma, lambda_=train.lambda_, clip_param=train.clip_param,
+            entropy_coeff=train.entropy_coeff, vf_loss_coeff=train.vf_loss_coeff,
+            grad_clip=train.grad_clip, grad_clip_by="global_norm",
+            use_kl_loss=False, kl_coeff=0.0, vf_clip_param=math.inf,
+            use_gae=True, use_critic=True,
+            train_batch_size_per_learner=train.train_batch_size,
+            minibatch_size=train.minibatch_size, num_epochs=train.num_epochs,
+            shuffle_batch_per_epoch=True,
+        )
+        .learners(
+            num_learners=0, num_gpus_per_learner=1 if train.num_gpus > 0 else 0,
+            learner_class=SEDPPOTorchLearner,
+            learner_config_dict={MINIBATCH_SIZES_KEY: {
+                PRINCIPAL: train.principal_minibatch_size}},
+        )
+        .callbacks(SEDCallbacks)
+        .debugging(seed=train.seed)
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+    return config

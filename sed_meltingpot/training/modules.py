@@ -1,0 +1,83 @@
+"""Torch RLModules for the players and the principal.
+
+One class serves both: a CNN over `obs["image"]` (uint8 HWC, scaled to
+[0, 1] here, so the env never ships floats) whose first layer reads one
+tile per output cell (kernel = stride = pixels per tile), a dense layer,
+the `obs["features"]` vector joined in, and two heads on the shared torso:
+policy logits and the value (PPO's value loss is weighted by vf_loss_coeff).
+
+The principal's action space is MultiDiscrete (one categorical head per
+bracket over the rate levels): its logits are the concatenated heads and
+its distribution RLlib's MultiCategorical.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from torch import nn
+
+
+class ImageFeaturesModule(TorchRLModule, ValueFunctionAPI):
+    """CNN(image) + features -> policy logits and value. `model_config` keys:
+    `pixels_per_tile` (8), `conv_channels` ([16, 32]), `conv2_stride` (1),
+    `hidden` (128)."""
+
+    def setup(self) -> None:
+        cfg: dict[str, Any] = dict(self.model_config or {})
+        ppt = int(cfg.get("pixels_per_tile", 8))
+        channels = list(cfg.get("conv_channels", [16, 32]))
+        stride2 = int(cfg.get("conv2_stride", 1))
+        hidden = int(cfg.get("hidden", 128))
+        height, width, depth = self.observation_space["image"].shape
+        num_features = self.observation_space["features"].shape[0]
+
+        self.cnn = nn.Sequential(
+            nn.Conv2d(depth, channels[0], kernel_size=ppt, stride=ppt), nn.ReLU(),
+            nn.Conv2d(channels[0], channels[1], kernel_size=3, stride=stride2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.cnn(torch.zeros(1, depth, height, width)).shape[1]
+        self.torso = nn.Sequential(
+            nn.Linear(flat, hidden), nn.ReLU(),
+        )
+        self.joint = nn.Sequential(nn.Linear(hidden + num_features, hidden), nn.ReLU())
+
+        if isinstance(self.action_space, gymnasium.spaces.MultiDiscrete):
+            sizes = [int(k) for k in np.asarray(self.action_space.nvec).ravel()]
+            self.action_dist_cls = TorchMultiCategorical.get_partial_dist_cls(input_lens=sizes)
+            num_logits = sum(sizes)
+        else:
+            num_logits = int(self.action_space.n)
+        self.pi = nn.Linear(hidden, num_logits)
+        self.vf = nn.Linear(hidden, 1)
+        nn.init.orthogonal_(self.pi.weight, gain=0.01)
+        nn.init.zeros_(self.pi.bias)
+        nn.init.orthogonal_(self.vf.weight, gain=1.0)
+        nn.init.zeros_(self.vf.bias)
+
+    def _embed(self, batch: dict[str, Any]) -> torch.Tensor:
+        obs = batch[Columns.OBS]
+        image = obs["image"].float().permute(0, 3, 1, 2) / 255.0
+        x = self.torso(self.cnn(image))
+        return self.joint(torch.cat([x, obs["features"].float()], dim=-1))
+
+    def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.pi(self._embed(batch))}
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        embeddings = self._embed(batch)
+        return {Columns.ACTION_DIST_INPUTS: self.pi(embeddings), Columns.EMBEDDINGS: embeddings}
+
+    def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
+        if embeddings is None:
+            embeddings = self._embed(batch)
+        return self.vf(embeddings).squeeze(-1)
