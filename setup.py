@@ -48,6 +48,10 @@ setuptools.setup(
         "pettingzoo>=1.24,<2",
         "tensorboardX>=2.6,<3",
         "dm-tree>=0.1.8",
+        # Videos (the ffmpeg binary ships inside imageio-ffmpeg's wheel) and plots.
+        "imageio>=2.30,<3",
+        "imageio-ffmpeg>=0.5,<1",
+        "matplotlib>=3.7,<4",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
