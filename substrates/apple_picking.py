@@ -23,15 +23,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
-from meltingpot.utils.substrates import specs
+from meltingpot.utils.substrates import colors, shapes, specs
 from ml_collections import config_dict
 
 # The Commons Harvest "open" layout: 24x18 tiles, 64 apples. `Q` are the two
 # spawn points near the apples used by the first two players, `P` the rest.
 ASCII_MAP = commons_harvest.ASCII_MAP
 
-# A larger map for scaling to more players: two open layouts side by side
-# (48x18 tiles, 128 apples, 4 inner and 120 outer spawn points).
+# A larger map for scaling to more players: two open layouts side by side,
+# sharing no wall between them (46x18 tiles, 128 apples, 4 inner and 120
+# outer spawn points).
 ASCII_MAP_LARGE = "\n".join(
     [""] + [row[:-1] + row[1:] for row in ASCII_MAP.strip("\n").split("\n")] + [""])
 
@@ -130,13 +131,60 @@ def create_scene() -> dict[str, Any]:
     }
 
 
-def create_avatar_objects(num_players: int, debug_observations: bool) -> list[dict[str, Any]]:
-    """Commons Harvest avatars plus this game's per-player observations."""
+def _create_avatar_object(player_idx: int, spawn_group: str) -> dict[str, Any]:
+    """A Commons Harvest avatar, for any player index the map can hold.
+
+    Commons Harvest colours avatars from `colors.human_readable` (16 colours)
+    and so fails for a 17th player; past those, this builds the avatar of the
+    same colour slot and renames it to `player_idx`, coloured from the
+    62-colour `colors.palette` (repeating past 62 players: only the map's
+    spawn points limit the count).
+    """
+    num_named = len(colors.human_readable)
+    if player_idx < num_named:
+        return commons_harvest.create_avatar_object(
+            player_idx, commons_harvest.TARGET_SPRITE_SELF, spawn_group=spawn_group)
+    template_idx = player_idx % num_named
+    avatar = commons_harvest.create_avatar_object(
+        template_idx, commons_harvest.TARGET_SPRITE_SELF, spawn_group=spawn_group)
+    old, new = template_idx + 1, player_idx + 1  # Lua indices.
+    renames = {f"player{old}": f"player{new}", f"Avatar{old}": f"Avatar{new}"}
+
+    def rename(value: Any) -> Any:
+        if isinstance(value, str):
+            return renames.get(value, value)
+        if isinstance(value, dict):
+            return {rename(k): rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return value
+
+    avatar = rename(avatar)
+    components = {c["component"]: c["kwargs"] for c in avatar["components"] if "kwargs" in c}
+    components["Avatar"]["index"] = new
+    colour = colors.palette[player_idx % len(colors.palette)]
+    components["Appearance"]["palettes"] = [shapes.get_palette(colour)]
+    return avatar
+
+
+def create_avatar_objects(
+    num_players: int, debug_observations: bool, ascii_map: str = ASCII_MAP
+) -> list[dict[str, Any]]:
+    """Commons Harvest avatars plus this game's per-player observations.
+
+    As in Commons Harvest the first `NUM_INSIDE_SPAWNS` players start on `Q`
+    tiles, but only as many as the map has; the others start on `P` tiles.
+    Zapped players respawn on `P` tiles, or on `Q` tiles if the map has none.
+    """
+    num_inside = min(NUM_INSIDE_SPAWNS, ascii_map.count("Q"))
+    respawn_group = "spawnPoints" if "P" in ascii_map else "insideSpawnPoints"
     avatars = []
     for player_idx in range(num_players):
-        spawn_group = "insideSpawnPoints" if player_idx < NUM_INSIDE_SPAWNS else "spawnPoints"
-        avatar = commons_harvest.create_avatar_object(
-            player_idx, commons_harvest.TARGET_SPRITE_SELF, spawn_group=spawn_group)
+        spawn_group = "insideSpawnPoints" if player_idx < num_inside else "spawnPoints"
+        avatar = _create_avatar_object(player_idx, spawn_group)
+        for component in avatar["components"]:
+            if component["component"] == "Avatar":
+                component["kwargs"]["postInitialSpawnGroup"] = respawn_group
         avatar["components"] += [
             {"component": "ApplesEatenObservation"},
             {"component": "NearbyPlayersObservation"},
@@ -211,7 +259,8 @@ def build(roles: Sequence[str], config: config_dict.ConfigDict) -> Mapping[str, 
         topology="BOUNDED",
         simulation={
             "map": config.ascii_map,
-            "gameObjects": create_avatar_objects(num_players, bool(config.debug_observations)),
+            "gameObjects": create_avatar_objects(
+                num_players, bool(config.debug_observations), config.ascii_map),
             "prefabs": create_prefabs(config),
             "charPrefabMap": CHAR_PREFAB_MAP,
             "scene": create_scene(),

@@ -40,7 +40,7 @@ SIGMA = (0.1, 0.9, 0.3, 0.7, 0.5, 0.2, 0.8)
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -117,8 +117,12 @@ def build_ppo_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAgentEnv
-    from sed_meltingpot.rllib_env import policy_mapping_fn
+    from sed_meltingpot.rllib_env import (
+        PLAYERS_MODULE,
+        PRINCIPAL,
+        SEDMultiAgentEnv,
+        policy_mapping_fn,
+    )
     from sed_meltingpot.training.callbacks import SEDCallbacks
     from sed_meltingpot.training.learner import MINIBATCH_SIZES_KEY, SEDPPOTorchLearner
     from sed_meltingpot.training.modules import ImageFeaturesModule

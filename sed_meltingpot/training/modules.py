@@ -39,13 +39,19 @@ class ImageFeaturesModule(TorchRLModule, ValueFunctionAPI):
         height, width, depth = self.observation_space["image"].shape
         num_features = self.observation_space["features"].shape[0]
 
+        if height % ppt or width % ppt:
+            raise ValueError(f"image {height}x{width} is not a whole number of {ppt}px tiles")
+        self._ppt = ppt
+        # The first layer is a convolution with kernel = stride = one tile,
+        # written as a linear map of each tile's pixels: the same function,
+        # but a plain matrix product instead of a strided conv2d on CPU.
+        self.tile = nn.Linear(ppt * ppt * depth, channels[0])
         self.cnn = nn.Sequential(
-            nn.Conv2d(depth, channels[0], kernel_size=ppt, stride=ppt), nn.ReLU(),
             nn.Conv2d(channels[0], channels[1], kernel_size=3, stride=stride2), nn.ReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, depth, height, width)).shape[1]
+            flat = self.cnn(torch.zeros(1, channels[0], height // ppt, width // ppt)).shape[1]
         self.torso = nn.Sequential(
             nn.Linear(flat, hidden), nn.ReLU(),
         )
@@ -64,10 +70,18 @@ class ImageFeaturesModule(TorchRLModule, ValueFunctionAPI):
         nn.init.orthogonal_(self.vf.weight, gain=1.0)
         nn.init.zeros_(self.vf.bias)
 
+    def _tiles(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, C) uint8 -> (B, H/p, W/p, p*p*C) floats in [0, 1]."""
+        b, h, w, c = image.shape
+        p = self._ppt
+        if p > 1:
+            image = image.reshape(b, h // p, p, w // p, p, c).permute(0, 1, 3, 2, 4, 5)
+        return image.reshape(b, h // p, w // p, p * p * c).float().mul_(1.0 / 255.0)
+
     def _embed(self, batch: dict[str, Any]) -> torch.Tensor:
         obs = batch[Columns.OBS]
-        image = obs["image"].float().permute(0, 3, 1, 2) / 255.0
-        x = self.torso(self.cnn(image))
+        x = torch.relu(self.tile(self._tiles(obs["image"])))  # (B, h, w, channels[0])
+        x = self.torso(self.cnn(x.permute(0, 3, 1, 2)))
         return self.joint(torch.cat([x, obs["features"].float()], dim=-1))
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:

@@ -141,6 +141,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         if ray_address:
             init_kwargs["address"] = ray_address
         else:
+            # "local" starts a fresh instance even if another cluster runs here.
+            init_kwargs["address"] = "local"
             init_kwargs["num_cpus"] = max(os.cpu_count() or 1, train_config.num_env_runners + 1)
             init_kwargs["num_gpus"] = train_config.num_gpus
         ray.init(**init_kwargs)
@@ -227,7 +229,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join([
         "=== summary ===",
         f"iterations {summary['iteration']}, game steps {summary['game_steps']}",
-        f"voted eta (mean selfishness) {fmt('eta')}; objective W_eta per episode {fmt('objective')}",
+        f"voted eta {fmt('eta')}; objective W_eta per episode {fmt('objective')}",
         f"principal's mean rates per bracket (last episodes): {rates}",
         f"apples per episode {fmt('productivity')}, equality {fmt('equality')}, "
         f"sustainability {fmt('sustainability')}, peace {fmt('peace')}, "

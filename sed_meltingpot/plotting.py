@@ -1,0 +1,208 @@
+"""Plot training runs from their per-iteration logs (progress.jsonl).
+
+One PNG per question a researcher asks of a run, with several runs overlaid
+(one colour per run) when several run directories are given:
+
+* objective.png: the voted objective W_eta per episode and the voted eta;
+* returns.png: each player's return and the principal's return per episode;
+* tax_rates.png: the principal's mean effective rate per bracket, and the cap;
+* equality_productivity.png: equality (1 - Gini) against apples per episode,
+  the trade-off the tax moves along, drawn as a trajectory over training;
+* throughput.png: game steps sampled per second and seconds per iteration.
+
+Everything is read from the log the trainer writes; nothing is recomputed.
+Matplotlib's Agg canvas is used directly, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+PROGRESS_FILE = "progress.jsonl"
+X_KEY, X_LABEL = "game_steps", "game steps sampled"
+
+
+def load_progress(run_dir: str) -> list[dict[str, Any]]:
+    """The iteration records of a run (a run directory or the file itself)."""
+    path = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, PROGRESS_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {PROGRESS_FILE} in {run_dir!r}")
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if not records:
+        raise ValueError(f"{path!r} holds no iterations yet")
+    return records
+
+
+def run_labels(run_dirs: Sequence[str]) -> list[str]:
+    """Short names for the legend: the folder name, with its parent where
+    two runs share one."""
+    names = [os.path.basename(os.path.normpath(d)) or d for d in run_dirs]
+    if len(set(names)) == len(names):
+        return names
+    return [os.path.join(*os.path.normpath(os.path.abspath(d)).split(os.sep)[-2:])
+            for d in run_dirs]
+
+
+def series(records: Sequence[dict[str, Any]], key: str, x_key: str = X_KEY
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of `key` over iterations, skipping missing and null values."""
+    xs, ys = [], []
+    for r in records:
+        x, y = r.get(x_key), r.get(key)
+        if isinstance(y, (int, float)) and isinstance(x, (int, float)) and math.isfinite(y):
+            xs.append(float(x))
+            ys.append(float(y))
+    return np.asarray(xs), np.asarray(ys)
+
+
+def _new_figure(width: int, height: int, dpi: int, rows: int, cols: int = 1
+                ) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    return fig, axes
+
+
+def _line(ax: Any, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> bool:
+    if not len(x):
+        return False
+    kwargs.setdefault("marker", "o" if len(x) <= 30 else None)
+    kwargs.setdefault("markersize", 3)
+    ax.plot(x, y, **kwargs)
+    return True
+
+
+def _finish(fig: Figure, axes: np.ndarray, path: str, drawn: Sequence[bool]) -> str:
+    for ax, ok in zip(axes, drawn, strict=True):
+        if not ok:
+            ax.text(0.5, 0.5, "not in the log", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
+        elif ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=fig.dpi)
+    return path
+
+
+def plot_objective(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
+    fig, axes = _new_figure(rows=2, **size)
+    drawn = [False, False]
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        drawn[0] |= _line(axes[0], *series(records, "objective"), color=colour, label=label)
+        drawn[1] |= _line(axes[1], *series(records, "eta"), color=colour, label=label)
+    axes[0].set(title="Voted objective", ylabel="W_eta per episode (apples)")
+    axes[1].set(title="Voted eta (0 egalitarian, 1 utilitarian)", ylabel="eta",
+                xlabel=X_LABEL, ylim=(-0.03, 1.03))
+    return _finish(fig, axes, path, drawn)
+
+
+def plot_returns(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
+    fig, axes = _new_figure(rows=2, **size)
+    drawn = [False, False]
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        num_players = max((len(r.get("player_returns") or []) for r in records), default=0)
+        for i in range(num_players):
+            xs, ys = [], []
+            for r in records:
+                values = r.get("player_returns") or []
+                if i < len(values) and values[i] is not None and r.get(X_KEY) is not None:
+                    xs.append(r[X_KEY])
+                    ys.append(values[i])
+            drawn[0] |= _line(axes[0], np.asarray(xs), np.asarray(ys), color=colour,
+                              alpha=0.35, linewidth=0.8, markersize=2)
+        drawn[0] |= _line(axes[0], *series(records, "player_return_mean"), color=colour,
+                          linewidth=2, label=f"{label}: mean (thin: each player)")
+        drawn[1] |= _line(axes[1], *series(records, "principal_return"), color=colour,
+                          label=label)
+    axes[0].set(title="Players' returns (Eq. 8 rewards)", ylabel="return per episode")
+    axes[1].set(title="Principal's return (change of W_eta)", ylabel="return per episode",
+                xlabel=X_LABEL)
+    return _finish(fig, axes, path, drawn)
+
+
+def plot_tax_rates(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
+    num_brackets = max(sum(1 for k in r if k.startswith("rate_b")) for _, rs in runs for r in rs)
+    num_brackets = max(num_brackets, 1)
+    fig, axes = _new_figure(rows=num_brackets, **size)
+    drawn = [False] * num_brackets
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        for b in range(num_brackets):
+            drawn[b] |= _line(axes[b], *series(records, f"rate_b{b}"), color=colour,
+                              label=label)
+            _line(axes[b], *series(records, "tax_cap"), color=colour, linestyle=":",
+                  marker=None, label=f"{label}: cap" if b == 0 else None)
+    for b, ax in enumerate(axes):
+        ax.set(title=f"Bracket {b}", ylabel="effective rate (0-1)", ylim=(-0.03, 1.03))
+    axes[-1].set(xlabel=X_LABEL)
+    return _finish(fig, axes, path, drawn)
+
+
+def plot_equality_productivity(runs: Sequence[tuple[str, list[dict]]], path: str,
+                               **size: int) -> str:
+    fig, axes = _new_figure(rows=1, **size)
+    ax = axes[0]
+    drawn = False
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        points = [(r["productivity"], r["equality"]) for r in records
+                  if isinstance(r.get("productivity"), (int, float))
+                  and isinstance(r.get("equality"), (int, float))]
+        if not points:
+            continue
+        x, y = np.asarray(points, dtype=float).T
+        ax.plot(x, y, color=colour, alpha=0.6, linewidth=1.0)
+        shade = np.linspace(0.25, 1.0, len(x))
+        ax.scatter(x, y, color=colour, alpha=shade, s=24, label=f"{label} (darker = later)")
+        ax.scatter(x[-1:], y[-1:], color=colour, marker="*", s=200, edgecolor="black")
+        drawn = True
+    ax.set(title="Equality against productivity over training (star: last iteration)",
+           xlabel="productivity (apples per episode)", ylabel="equality (1 - Gini)")
+    return _finish(fig, axes, path, [drawn])
+
+
+def plot_throughput(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
+    fig, axes = _new_figure(rows=2, **size)
+    drawn = [False, False]
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        drawn[0] |= _line(axes[0], *series(records, "game_steps_per_s", "iteration"),
+                          color=colour, label=label)
+        drawn[1] |= _line(axes[1], *series(records, "time_this_iter_s", "iteration"),
+                          color=colour, label=label)
+    axes[0].set(title="Sampling throughput", ylabel="game steps per second")
+    axes[1].set(title="Time per iteration", ylabel="seconds", xlabel="training iteration")
+    return _finish(fig, axes, path, drawn)
+
+
+PLOTS: dict[str, Callable[..., str]] = {
+    "objective": plot_objective,
+    "returns": plot_returns,
+    "tax_rates": plot_tax_rates,
+    "equality_productivity": plot_equality_productivity,
+    "throughput": plot_throughput,
+}
+
+
+def plot_runs(run_dirs: Sequence[str], output_dir: str, *, width: int = 1000,
+              height: int = 700, dpi: int = 100) -> list[str]:
+    """Writes every plot in PLOTS for the runs (overlaid) as
+    `output_dir/<name>.png` of width x height pixels; returns the paths."""
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    if width < 100 or height < 100 or dpi < 10:
+        raise ValueError(f"image {width}x{height} at dpi {dpi} is too small "
+                         "(>= 100x100 pixels, dpi >= 10)")
+    runs = list(zip(run_labels(run_dirs), [load_progress(d) for d in run_dirs], strict=True))
+    os.makedirs(output_dir, exist_ok=True)
+    return [fn(runs, os.path.join(output_dir, f"{name}.png"), width=width, height=height,
+               dpi=dpi) for name, fn in PLOTS.items()]
