@@ -45,12 +45,13 @@ SEARCH_SEED_OFFSET = 1_000_003
 #: Scalar metrics reported per principal, in table order; all come from
 #: `SEDGame.episode_metrics()` (rates per bracket are added as rate_b<k>).
 METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare", "productivity",
-           "equality", "sustainability", "peace", "tax_revenue", "principal_return")
+           "equality", "income_equality", "sustainability", "peace", "tax_revenue",
+           "principal_return")
 METRIC_LABELS = {
     "objective": "W_eta", "eta": "eta", "utilitarian": "utilit.", "egalitarian": "egalit.",
     "nash_welfare": "Nash", "productivity": "apples", "equality": "equality",
-    "sustainability": "sustain.", "peace": "peace", "tax_revenue": "tax rev.",
-    "principal_return": "princ. ret.",
+    "income_equality": "post-tax eq.", "sustainability": "sustain.", "peace": "peace",
+    "tax_revenue": "tax rev.", "principal_return": "princ. ret.",
 }
 
 
@@ -478,7 +479,7 @@ StepHook = Callable[[Any, Any], None]  # (SEDGame, StepResult) after each game s
 
 
 class _StepRecorder:
-    """Keeps the game's last `StepResult`: the env passes only rewards on, so
+    """Hands each `StepResult` to a hook: the env passes only rewards on, so
     this wraps the game's `step` (on the instance) to read its per-step info."""
 
     def __init__(self, game: Any, hook: StepHook | None) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 PROGRESS_FILE = "progress.jsonl"
 X_KEY, X_LABEL = "game_steps", "game steps sampled"
@@ -181,6 +182,8 @@ def plot_throughput(runs: Sequence[tuple[str, list[dict]]], path: str, **size: i
                           color=colour, label=label)
     axes[0].set(title="Sampling throughput", ylabel="game steps per second")
     axes[1].set(title="Time per iteration", ylabel="seconds", xlabel="training iteration")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _finish(fig, axes, path, drawn)
 
 

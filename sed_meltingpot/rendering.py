@@ -277,6 +277,7 @@ class RenderResult:
     frame_shape: tuple[int, int, int]
     layout: Layout
     metrics: dict[str, Any]  # the game's episode_metrics() at the end
+    objective: float  # W_eta of the current round at the last frame (rounds may be unfinished)
 
 
 FrameHook = Callable[[np.ndarray, Any, Any], None]  # (frame, SEDGame, StepResult)
@@ -299,7 +300,7 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
     learned = isinstance(principal, ModulePrincipal)
     label = principal_label or ("trained" if learned else str(principal))
     writer = VideoWriter(output, fps, lossless) if output else None
-    state: dict[str, Any] = {"layout": None, "frames": 0}
+    state: dict[str, Any] = {"layout": None, "frames": 0, "objective": float("nan")}
     total = setup.game.episode_length if max_steps is None else min(
         max_steps, setup.game.episode_length)
     view_scale = max(1, scale // 2)
@@ -317,6 +318,7 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
         if writer is not None:
             writer.append(frame)
         state["frames"] += 1
+        state["objective"] = float(result.info["objective"])
         if on_frame is not None:
             on_frame(frame, game, result)
         if progress is not None:
@@ -334,4 +336,4 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
             sys.stderr.write("\n")
     layout = state["layout"]
     shape = (layout.height, layout.width, 3) if layout else (0, 0, 3)
-    return RenderResult(output, state["frames"], shape, layout, metrics)
+    return RenderResult(output, state["frames"], shape, layout, metrics, state["objective"])

@@ -1,0 +1,103 @@
+"""Evaluate principals against baselines with frozen players.
+
+Examples:
+  python scripts/evaluate.py --checkpoint=outputs/run --num_episodes=10 --output_dir=outputs/eval
+  python scripts/evaluate.py --checkpoint=outputs/run --principals=trained,none \
+      --fixed=0.1,0.2,0.3 --fixed=0.5,0.5,0.5
+  python scripts/evaluate.py --players=random --episode_length=200 --tax_period=50 \
+      --principals=none,random,best_fixed --grid_resolution=2
+
+Writes summary.csv, episodes.csv and results.json to --output_dir and prints
+a table of each metric's mean and 95% confidence interval over episodes.
+The logic is in sed_meltingpot.evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags
+
+from sed_meltingpot import cli, evaluation
+
+cli.define_game_flags()
+flags.DEFINE_integer("num_episodes", 5, "Episodes per principal.", lower_bound=1)
+flags.DEFINE_string("output_dir", "outputs/eval", "Where the CSV and JSON files go.")
+flags.DEFINE_list("principals", None,
+                  f"Comma list from {list(evaluation.PRINCIPAL_CHOICES)}; 'fixed' runs every "
+                  "--fixed schedule. Default: all that apply (trained only with a checkpoint "
+                  "that has a learned principal; fixed only if --fixed is given).")
+flags.DEFINE_multi_string("fixed", [], "A fixed schedule r0,r1,r2 (repeat the flag for more).")
+flags.DEFINE_integer("grid_resolution", 3,
+                     "Rates per bracket in the best_fixed search grid (2: {0,1}, 3: "
+                     "{0,0.5,1}, 11: every level); resolution^brackets schedules.",
+                     lower_bound=2)
+flags.DEFINE_integer("search_episodes", None,
+                     "Episodes per schedule in the search (default --num_episodes); run on "
+                     "seeds separate from the final evaluation's.", lower_bound=1)
+flags.DEFINE_enum("objective", "objective", list(evaluation.METRICS),
+                  "Metric the best_fixed search maximises (objective = the voted W_eta).")
+
+FLAGS = flags.FLAGS
+
+flags.register_validator(
+    "principals",
+    lambda v: v is None or (bool(v) and all(p in evaluation.PRINCIPAL_CHOICES for p in v)),
+    message=f"--principals must be a comma list from {list(evaluation.PRINCIPAL_CHOICES)}")
+
+
+def _check_fixed(values: list[str]) -> bool:
+    for text in values:
+        try:
+            rates = evaluation.parse_schedule(text)
+        except ValueError as e:
+            raise flags.ValidationError(f"--fixed: {e}") from e
+        if not all(0.0 <= r <= 1.0 for r in rates):
+            raise flags.ValidationError(f"--fixed={text}: rates must be in [0, 1]")
+    return True
+
+
+flags.register_validator("fixed", _check_fixed)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    has_trained = run is not None and run.principal is not None
+    principals = FLAGS.principals or [
+        p for p in evaluation.PRINCIPAL_CHOICES
+        if (p != "trained" or has_trained) and (p != "fixed" or FLAGS.fixed)]
+    if "trained" in principals and not has_trained:
+        raise app.UsageError("--principals=trained needs --checkpoint of a run that learned a "
+                             "principal")
+    try:
+        setup = evaluation.build_setup(run, cli.game_overrides(FLAGS), seed=FLAGS.seed)
+        trained = (evaluation.trained_principal(run, setup, greedy=FLAGS.greedy)
+                   if "trained" in principals else None)
+    except ValueError as e:
+        raise app.UsageError(f"{e} (choose other --principals)") from e
+    if "fixed" in principals and not FLAGS.fixed:
+        raise app.UsageError("--principals=fixed needs at least one --fixed=r0,r1,r2")
+    fixed = [evaluation.parse_schedule(t) for t in FLAGS.fixed]
+    bad = [f for f in fixed if len(f) != setup.game.num_brackets]
+    if bad:
+        raise app.UsageError(f"--fixed needs {setup.game.num_brackets} rates per schedule, got "
+                             f"{bad}")
+    players = evaluation.make_players(cli.players_kind(FLAGS), run, greedy=FLAGS.greedy,
+                                      setup=setup)
+    results, search = evaluation.evaluate(
+        setup, players, principals=principals, num_episodes=FLAGS.num_episodes,
+        seed=FLAGS.seed, trained=trained, fixed=fixed, grid_resolution=FLAGS.grid_resolution,
+        search_episodes=FLAGS.search_episodes, objective=FLAGS.objective)
+    meta = {"checkpoint": run.checkpoint if run else None,
+            "players": cli.players_kind(FLAGS), "greedy": FLAGS.greedy, "seed": FLAGS.seed,
+            "num_episodes": FLAGS.num_episodes, "game": dataclasses.asdict(setup.game),
+            "frame_stack": setup.frame_stack, "pixels_per_tile": setup.pixels_per_tile}
+    paths = evaluation.write_results(results, FLAGS.output_dir, search=search, meta=meta)
+    print(evaluation.format_table(results))
+    print("wrote " + ", ".join(paths.values()))
+
+
+if __name__ == "__main__":
+    app.run(main)
