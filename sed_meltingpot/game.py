@@ -318,6 +318,7 @@ class SEDGame:
             "mean_rates": rates.mean(axis=0) if len(rates) else np.full(
                 self.config.num_brackets, np.nan),
             "principal_return": float(sum(p.principal_reward for p in periods)),
+            "tax_cap": float(np.mean([p.tax_cap for p in periods])) if periods else float("nan"),
         }
 
     # ----------------------------------------------------------- observations

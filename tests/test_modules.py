@@ -31,7 +31,7 @@ def test_tile_layer_equals_a_strided_convolution(ppt):
     conv.weight.data = module.tile.weight.detach().reshape(16, ppt, ppt, 12).permute(0, 3, 1, 2)
     conv.bias.data = module.tile.bias.detach().clone()
     expected = conv(image.float().permute(0, 3, 1, 2) / 255.0)
-    got = module.tile(module._tiles(image)).permute(0, 3, 1, 2)
+    got = module._tile_layer(image).permute(0, 3, 1, 2)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 

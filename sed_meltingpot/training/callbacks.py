@@ -22,7 +22,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LI
 CURRICULUM_KEY = "tax_cap_curriculum"  # env_config key: {enabled, start, end, fraction, total}
 SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
                   "productivity", "equality", "income_equality", "sustainability", "peace",
-                  "tax_revenue", "principal_return", "steps")
+                  "tax_revenue", "principal_return", "steps", "tax_cap")
 
 
 def tax_cap(progress_steps: float, curriculum: dict[str, Any]) -> float:
@@ -77,7 +77,7 @@ class SEDCallbacks(RLlibCallback):
         apply_tax_cap(algorithm)
 
     def on_train_result(self, *, algorithm: Any, result: dict, **kwargs: Any) -> None:
-        result.setdefault("sed", {})["tax_cap"] = apply_tax_cap(algorithm)
+        result.setdefault("sed", {})["tax_cap_next"] = apply_tax_cap(algorithm)
 
     def on_episode_end(self, *, episode: Any, env_runner: Any = None,
                        metrics_logger: Any = None, env: Any = None, env_index: int = 0,

@@ -71,16 +71,22 @@ class ImageFeaturesModule(TorchRLModule, ValueFunctionAPI):
         nn.init.zeros_(self.vf.bias)
 
     def _tiles(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) uint8 -> (B, H/p, W/p, p*p*C) floats in [0, 1]."""
+        """(B, H, W, C) uint8 -> (B, H/p, W/p, p*p*C) floats in [0, 255]."""
         b, h, w, c = image.shape
         p = self._ppt
         if p > 1:
             image = image.reshape(b, h // p, p, w // p, p, c).permute(0, 1, 3, 2, 4, 5)
-        return image.reshape(b, h // p, w // p, p * p * c).float().mul_(1.0 / 255.0)
+        return image.reshape(b, h // p, w // p, p * p * c).float()
+
+    def _tile_layer(self, image: torch.Tensor) -> torch.Tensor:
+        """The first layer on pixels scaled to [0, 1]; the 1/255 is applied to
+        the (small) weight instead of the (large) input."""
+        weight = self.tile.weight * (1.0 / 255.0)
+        return torch.nn.functional.linear(self._tiles(image), weight, self.tile.bias)
 
     def _embed(self, batch: dict[str, Any]) -> torch.Tensor:
         obs = batch[Columns.OBS]
-        x = torch.relu(self.tile(self._tiles(obs["image"])))  # (B, h, w, channels[0])
+        x = torch.relu(self._tile_layer(obs["image"]))  # (B, h, w, channels[0])
         x = self.torso(self.cnn(x.permute(0, 3, 1, 2)))
         return self.joint(torch.cat([x, obs["features"].float()], dim=-1))
 

@@ -87,7 +87,8 @@ def _iteration_record(result: dict, *, wall_start: float, num_players: int,
                            for i in range(num_players)],
         "principal_return": module_returns.get("principal", float("nan")) if learned else
         sed.get("principal_return", float("nan")),
-        "tax_cap": _get(result, "sed", "tax_cap"),
+        # The cap for the next iteration; `tax_cap` (from the episodes) is the one applied.
+        "tax_cap_next": _get(result, "sed", "tax_cap_next"),
         "last_episode_period_rates": [[periods[k][b] for b in sorted(periods[k])]
                                       for k in sorted(periods)],
     }
