@@ -84,8 +84,18 @@ def test_smoke_run_checkpoint_and_restore(tmp_path):
     assert records[2]["env_steps"] > records[1]["env_steps"]
 
 
+def brute_tax(apples: float, rates) -> float:
+    """Tax apple by apple; thresholds (0, 10, 20, 10000)."""
+    edges = (0, 10, 20, 10000)
+    return sum(rates[b] for k in range(1, int(apples) + 1) for b in range(3)
+               if edges[b] < k <= edges[b + 1])
+
+
 def test_principal_actions_become_next_period_rates_and_rewards_telescope():
-    algo = build_ppo_config(GAME, TINY, selfishness=SIGMA).build_algo()
+    # sigma = 1: each player's reward is its own taxed income (Eq. 8), so its
+    # episode return is checkable against the tax recomputed by hand.
+    selfish = (1.0,) * 7
+    algo = build_ppo_config(GAME, TINY, selfishness=selfish).build_algo()
     try:
         runner = algo.env_runner
         env = sed_envs(runner.env)[0]
@@ -105,12 +115,37 @@ def test_principal_actions_become_next_period_rates_and_rewards_telescope():
             np.testing.assert_allclose(record.effective_rates, 0.5 * levels[action])
         # The principal's rewards sum to the round's objective, recomputed.
         apples = sum(r.incomes for r in records)
-        eta = float(np.mean(SIGMA))
+        eta = float(np.mean(selfish))
         objective = eta * apples.sum() + (1 - eta) * apples.min()
         assert sum(principal.get_rewards()) == pytest.approx(objective)
-        # Every player acted every game step.
+        # The tax reaches the players' rewards in the training env.
+        taxed = np.zeros(7)
+        for record in records:
+            taxes = [brute_tax(a, record.effective_rates) for a in record.incomes]
+            taxed += record.incomes - taxes + sum(taxes) / 7
+        assert sum(r.tax_revenue for r in records) > 0, "no tax collected; test proves nothing"
         for i in range(7):
-            assert len(episode.agent_episodes[f"player_{i}"].get_actions()) == 100
+            player = episode.agent_episodes[f"player_{i}"]
+            assert len(player.get_actions()) == 100  # every player acts every game step
+            assert sum(player.get_rewards()) == pytest.approx(taxed[i])
+    finally:
+        algo.stop()
+
+
+def test_fragments_shorter_than_an_episode_do_not_reset_the_game():
+    short = TrainConfig(**{**TINY.__dict__, "rollout_fragment_length": 26,
+                           "train_batch_size": 104, "minibatch_size": 52})
+    algo = build_ppo_config(GAME, short, selfishness=SIGMA).build_algo()
+    try:
+        algo.train()  # four 26-step fragments of one 104-env-step episode
+        game = sed_envs(algo.env_runner.env)[0].game
+        by_episode: dict[int, list[int]] = {}
+        for record in game.period_records:
+            by_episode.setdefault(record.episode, []).append(record.start_step)
+        finished = [starts for e, starts in sorted(by_episode.items())][:-1]
+        assert finished or len(by_episode[max(by_episode)]) == 4, by_episode
+        for starts in finished or [by_episode[max(by_episode)]]:
+            assert starts == [0, 25, 50, 75], by_episode
     finally:
         algo.stop()
 
