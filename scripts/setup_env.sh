@@ -8,7 +8,7 @@
 # archive in place of the download. Every other step runs with `set -e`, so
 # any other install failure stops the script with pip's own error.
 #
-# Usage: bash scripts/setup_env.sh [EXTRAS]   (EXTRAS defaults to "dev")
+# Usage: bash scripts/setup_env.sh [EXTRAS]   (EXTRAS defaults to "dev"; "" for none)
 # Environment:
 #   VENV          where to create the environment (default: .venv)
 #   PYTHON        interpreter for the venv (default: python3, needs >= 3.11)
@@ -19,7 +19,7 @@ set -euo pipefail
 
 MELTINGPOT_VERSION="2.4.1"
 MELTINGPOT_ASSETS_VERSION="2.3.0"   # ASSETS_VERSION in dm-meltingpot's setup.py
-EXTRAS="${1:-dev}"
+EXTRAS="${1-dev}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
@@ -67,5 +67,5 @@ else
 fi
 
 echo "[setup] installing sed-meltingpot[$EXTRAS] (editable)"
-"${PIP[@]}" install -e "$ROOT[$EXTRAS]"
+"${PIP[@]}" install -e "$ROOT${EXTRAS:+[$EXTRAS]}"
 echo "[setup] done: $PY"
