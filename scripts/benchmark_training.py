@@ -31,7 +31,9 @@ flags.DEFINE_list("presets", ["paper", "fast"], f"Presets to measure ({', '.join
 flags.DEFINE_list("runners", ["1", "2"], "Numbers of env runners to measure.")
 flags.DEFINE_integer("iterations", 2, "Timed iterations per configuration.", lower_bound=1)
 flags.DEFINE_integer("warmup", 1, "Untimed iterations first.", lower_bound=0)
-flags.DEFINE_integer("train_batch_size", 1000, "Env steps per iteration.", lower_bound=1)
+flags.DEFINE_integer("train_batch_size", 1000,
+                     "Env steps per iteration (rounded to whole fragments of every runner).",
+                     lower_bound=1)
 flags.DEFINE_integer("raw_steps", 2000, "Random-action steps for the raw rate.", lower_bound=1)
 flags.DEFINE_integer("num_gpus", 0, "GPUs for the learner.", lower_bound=0, upper_bound=1)
 flags.DEFINE_string("output", None, "Optional JSON file for the table.")
@@ -56,8 +58,12 @@ def raw_rate(steps: int, seed: int = 0) -> float:
 
 
 def measure(preset_name: str, runners: int) -> dict:
+    # RLlib needs the batch to be whole fragments from every runner.
+    fragment = TrainConfig.rollout_fragment_length
+    per_round = fragment * max(1, runners)
+    batch = per_round * max(1, round(FLAGS.train_batch_size / per_round))
     train = TrainConfig(num_iterations=FLAGS.warmup + FLAGS.iterations, num_env_runners=runners,
-                        train_batch_size=FLAGS.train_batch_size, num_gpus=FLAGS.num_gpus,
+                        train_batch_size=batch, num_gpus=FLAGS.num_gpus,
                         **preset(preset_name))
     algo = build_ppo_config(GameConfig(), train, selfishness=(0.5,) * 7).build_algo()
     learner_group = algo.learner_group

@@ -138,6 +138,13 @@ def main(argv: list[str]) -> None:
     try:
         game.validate()
         train_config.validate()
+        per_round = (train_config.rollout_fragment_length * max(1, train_config.num_env_runners)
+                     * train_config.num_envs_per_env_runner)
+        if train_config.train_batch_size % per_round:
+            raise ValueError(
+                f"--train_batch_size={train_config.train_batch_size} must be a multiple of "
+                f"--rollout_fragment_length x max(1, --num_env_runners) x "
+                f"--num_envs_per_env_runner = {per_round}")
         if train_config.minibatch_size > train_config.train_batch_size:
             raise ValueError(f"--minibatch_size={train_config.minibatch_size} must be <= "
                              f"--train_batch_size={train_config.train_batch_size}")
