@@ -478,22 +478,6 @@ def trained_principal(run: LoadedRun | None, setup: EvalSetup, greedy: bool = Fa
 StepHook = Callable[[Any, Any], None]  # (SEDGame, StepResult) after each game step
 
 
-class _StepRecorder:
-    """Hands each `StepResult` to a hook: the env passes only rewards on, so
-    this wraps the game's `step` (on the instance) to read its per-step info."""
-
-    def __init__(self, game: Any, hook: StepHook | None) -> None:
-        self.game, self.hook = game, hook
-        self._step = game.step
-        game.step = self
-
-    def __call__(self, actions: Sequence[int]) -> Any:
-        result = self._step(actions)
-        if self.hook is not None:
-            self.hook(self.game, result)
-        return result
-
-
 def make_env(setup: EvalSetup, principal: str | Principal, seed: int,
              on_step: StepHook | None = None) -> Any:
     """A `SEDMultiAgentEnv` for `principal`: "learned" (an agent acts in the
@@ -506,7 +490,8 @@ def make_env(setup: EvalSetup, principal: str | Principal, seed: int,
     env = SEDMultiAgentEnv(setup.env_config(spec, seed))
     if not isinstance(principal, str):
         env.scripted_principal = principal
-    _StepRecorder(env.game, on_step)
+    if on_step is not None:
+        env.step_hooks.append(on_step)
     return env
 
 

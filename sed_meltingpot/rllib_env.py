@@ -26,6 +26,7 @@ Observations are dicts of `image` (uint8, HWC) and `features` (float32):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium
@@ -118,6 +119,10 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             self.action_spaces[PRINCIPAL] = gymnasium.spaces.MultiDiscrete(
                 [cfg.num_rate_levels] * b)
         self.last_episode_metrics: dict[str, Any] | None = None
+        # Called as hook(game, step_result) after every game step, so that
+        # evaluation and rendering read the game's per-step info (RLlib only
+        # passes rewards on).
+        self.step_hooks: list[Callable[[SEDGame, Any], None]] = []
         self._frames: list[np.ndarray] = []
 
     # ------------------------------------------------------------ interface
@@ -145,6 +150,8 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         if missing:
             raise ValueError(f"actions missing for {missing}")
         result = self.game.step([int(action_dict[a]) for a in self.players])
+        for hook in self.step_hooks:
+            hook(self.game, result)
         for i, obs in enumerate(result.observations):
             self._frames[i] = np.concatenate([self._frames[i][..., 3:], self._view(obs)], axis=-1)
         rewards = {a: float(r) for a, r in zip(self.players, result.rewards, strict=True)}
