@@ -18,7 +18,8 @@ import dataclasses
 
 from absl import app, flags
 
-from sed_meltingpot import cli, evaluation
+from sed_meltingpot import cli, evaluation, tax
+from sed_meltingpot.principals import parse_rates
 
 cli.define_game_flags()
 flags.DEFINE_integer("num_episodes", 5, "Episodes per principal.", lower_bound=1)
@@ -49,11 +50,13 @@ flags.register_validator(
 def _check_fixed(values: list[str]) -> bool:
     for text in values:
         try:
-            rates = evaluation.parse_schedule(text)
+            rates = parse_rates(text)
         except ValueError as e:
             raise flags.ValidationError(f"--fixed: {e}") from e
-        if not all(0.0 <= r <= 1.0 for r in rates):
-            raise flags.ValidationError(f"--fixed={text}: rates must be in [0, 1]")
+        try:
+            tax.validate_rates(rates, name=f"--fixed={text}: rates")
+        except ValueError as e:
+            raise flags.ValidationError(str(e)) from e
     return True
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"{e} (choose other --principals)") from e
     if "fixed" in principals and not FLAGS.fixed:
         raise app.UsageError("--principals=fixed needs at least one --fixed=r0,r1,r2")
-    fixed = [evaluation.parse_schedule(t) for t in FLAGS.fixed]
+    fixed = [parse_rates(t) for t in FLAGS.fixed]
     bad = [f for f in fixed if len(f) != setup.game.num_brackets]
     if bad:
         raise app.UsageError(f"--fixed needs {setup.game.num_brackets} rates per schedule, got "

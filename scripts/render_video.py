@@ -14,8 +14,6 @@ from __future__ import annotations
 from absl import app, flags
 
 from sed_meltingpot import cli, evaluation, rendering
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.principals import parse_principal
 
 cli.define_game_flags()
 flags.DEFINE_string("principal", None,
@@ -37,17 +35,7 @@ flags.register_validator("output", lambda v: v.lower().endswith((".mp4", ".gif")
                          message="--output must end in .mp4 or .gif")
 
 
-def _check_principal(value: str | None) -> bool:
-    if value in (None, "trained"):
-        return True
-    try:
-        parse_principal(value, num_brackets=GameConfig().num_brackets, rate_levels=[0.0, 1.0])
-    except ValueError as e:
-        raise flags.ValidationError(f"--principal: {e}") from e
-    return True
-
-
-flags.register_validator("principal", _check_principal)
+cli.register_principal_validator("principal", agent_word="trained")
 
 
 def main(argv: list[str]) -> None:

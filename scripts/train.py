@@ -16,9 +16,8 @@ import dataclasses
 
 from absl import app, flags
 
-from sed_meltingpot import voting, welfare
+from sed_meltingpot import cli, voting, welfare
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.principals import parse_principal
 from sed_meltingpot.training.config import PRESETS, TrainConfig, preset
 
 GAME = GameConfig()
@@ -87,17 +86,7 @@ flags.register_validator("map", lambda v: v in (None, "default", "large"),
                          message="--map must be 'default' or 'large'")
 
 
-def _check_principal(value: str) -> bool:
-    if value == "learned":
-        return True
-    try:
-        parse_principal(value, num_brackets=GAME.num_brackets, rate_levels=GAME.rate_levels)
-    except ValueError as e:
-        raise flags.ValidationError(f"--principal: {e}") from e
-    return True
-
-
-flags.register_validator("principal", _check_principal)
+cli.register_principal_validator("principal", agent_word="learned")
 
 
 @flags.multi_flags_validator(["episode_length", "tax_period", "rounds_per_episode", "continual"],

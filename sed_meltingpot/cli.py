@@ -13,7 +13,9 @@ from typing import Any
 from absl import flags
 
 from sed_meltingpot import voting, welfare
+from sed_meltingpot.config import GameConfig
 from sed_meltingpot.evaluation import PLAYER_CHOICES
+from sed_meltingpot.principals import parse_principal
 
 GAME_FLAGS = ("num_players", "episode_length", "tax_period", "rounds_per_episode",
               "voting_rule", "welfare", "map")
@@ -63,3 +65,20 @@ def game_overrides(values: Any) -> dict[str, Any]:
 
 def players_kind(values: Any) -> str:
     return values.players or ("checkpoint" if values.checkpoint else "random")
+
+
+def register_principal_validator(flag: str, agent_word: str) -> None:
+    """`--flag` takes a scripted principal (`none`, `fixed:r0,r1,r2`, `random`),
+    `agent_word` (the learned/trained principal) or nothing."""
+    game = GameConfig()
+
+    def check(value: str | None) -> bool:
+        if value is None or value == agent_word:
+            return True
+        try:
+            parse_principal(value, num_brackets=game.num_brackets, rate_levels=game.rate_levels)
+        except ValueError as e:
+            raise flags.ValidationError(f"--{flag}: {e}") from e
+        return True
+
+    flags.register_validator(flag, check)

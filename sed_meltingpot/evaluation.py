@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sed_meltingpot import tax
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.principals import FixedRates, Principal
 
@@ -639,7 +640,7 @@ def evaluate(setup: EvalSetup, players: PlayerPolicy, *, principals: Sequence[st
             for rates in fixed:
                 rates = [float(r) for r in rates]
                 run(f"fixed{_fmt_rates(rates)}", "fixed schedule",
-                    FixedRates(_checked_rates(rates, b)))
+                    FixedRates(tax.validate_rates(rates, b, "fixed schedule")))
         elif name == "best_fixed":
             grid = rate_grid(grid_resolution, b)
             say(f"grid search: {len(grid)} schedules x {n_search} episodes, by {objective}")
@@ -654,21 +655,6 @@ def evaluate(setup: EvalSetup, players: PlayerPolicy, *, principals: Sequence[st
                 f"best of {len(grid)} fixed schedules by {objective} (on separate seeds)",
                 FixedRates(search.best_rates))
     return results, search
-
-
-def _checked_rates(rates: Sequence[float], num_brackets: int) -> list[float]:
-    if len(rates) != num_brackets or not all(0.0 <= r <= 1.0 for r in rates):
-        raise ValueError(f"fixed schedule {list(rates)} must be {num_brackets} rates in [0, 1]")
-    return list(rates)
-
-
-def parse_schedule(text: str) -> list[float]:
-    """'0.1,0.2,0.3' -> [0.1, 0.2, 0.3]."""
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError as e:
-        raise ValueError(f"schedule {text!r} must be comma-separated numbers, e.g. 0.1,0.2,0.3"
-                         ) from e
 
 
 # ----------------------------------------------------------------- output

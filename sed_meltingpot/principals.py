@@ -48,6 +48,15 @@ class RandomPrincipal:
         return self._rng.choice(self.rate_levels, size=self.num_brackets)
 
 
+def parse_rates(text: str) -> list[float]:
+    """'0.1,0.2,0.3' -> [0.1, 0.2, 0.3] (ranges are checked by tax.validate_rates)."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError as e:
+        raise ValueError(f"schedule {text!r} must be comma-separated numbers, e.g. 0.1,0.2,0.3"
+                         ) from e
+
+
 def parse_principal(spec: str, *, num_brackets: int, rate_levels: Sequence[float],
                     seed: int | None = None) -> Principal:
     """`none` | `fixed:r0,r1,r2` | `random` -> a principal callable."""
@@ -57,7 +66,7 @@ def parse_principal(spec: str, *, num_brackets: int, rate_levels: Sequence[float
         return RandomPrincipal(rate_levels, num_brackets, seed)
     if spec.startswith("fixed:"):
         try:
-            rates = [float(r) for r in spec[len("fixed:"):].split(",")]
+            rates = parse_rates(spec[len("fixed:"):])
         except ValueError as e:
             raise ValueError(f"principal {spec!r}: rates must be numbers, e.g. fixed:0.1,0.2,0.3"
                              ) from e
