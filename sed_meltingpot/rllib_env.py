@@ -159,7 +159,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             rewards[PRINCIPAL] = result.principal_reward
         if result.done:
             self.last_episode_metrics = self.game.episode_metrics()
-            obs = self._players_obs()
+            obs = self._players_obs(result.observations)
             if self.learned_principal:
                 obs[PRINCIPAL] = self._principal_obs()
             done = {a: True for a in obs} | {"__all__": True}
@@ -169,7 +169,8 @@ class SEDMultiAgentEnv(MultiAgentEnv):
                 obs = {PRINCIPAL: self._principal_obs()}
                 return obs, rewards, {"__all__": False}, {"__all__": False}, {}
             self._scripted_decision()
-        return self._players_obs(), rewards, {"__all__": False}, {"__all__": False}, {}
+        return (self._players_obs(result.observations), rewards, {"__all__": False},
+                {"__all__": False}, {})
 
     # -------------------------------------------------------------- helpers
     def _scripted_decision(self) -> None:
@@ -178,10 +179,15 @@ class SEDMultiAgentEnv(MultiAgentEnv):
     def _view(self, obs: dict[str, Any]) -> np.ndarray:
         return downsample(obs["RGB"], self.pixels_per_tile)
 
-    def _players_obs(self) -> dict[str, dict[str, np.ndarray]]:
+    def _players_obs(self, observations: list[dict[str, Any]] | None = None
+                     ) -> dict[str, dict[str, np.ndarray]]:
+        """Frames plus features; rates and period position are read from the
+        game, so `observations` (the game's, for READY_TO_SHOOT) may be those
+        the last step returned, also after a scripted rate change."""
         position = self.game.period_position()
         rates = self.game.rates
-        observations = self.game.player_observations()
+        if observations is None:
+            observations = self.game.player_observations()
         out = {}
         for i, agent in enumerate(self.players):
             features = np.concatenate([
