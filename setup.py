@@ -23,6 +23,7 @@ setuptools.setup(
     packages=[
         "sed_meltingpot",
         "sed_meltingpot.training",
+        "sed_meltingpot.twin",
         "sed_meltingpot.lua",
         "sed_meltingpot.substrates",
     ],
@@ -31,7 +32,11 @@ setuptools.setup(
         "sed_meltingpot.lua": "lua",
         "sed_meltingpot.substrates": "substrates",
     },
-    package_data={"sed_meltingpot.lua": ["*.lua", "*/*.lua", "*/*/*.lua"]},
+    package_data={
+        "sed_meltingpot.lua": ["*.lua", "*/*.lua", "*/*/*.lua"],
+        # The JAX twin's sprites (scripts/make_twin_assets.py writes them).
+        "sed_meltingpot.twin": ["assets/*.npz"],
+    },
     include_package_data=True,
     install_requires=[
         # Pinned: the substrate is built against these exact releases.

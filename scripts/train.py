@@ -13,6 +13,7 @@ sed_meltingpot.training.config.TrainConfig); flags only override them.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from absl import app, flags
 
@@ -61,12 +62,17 @@ flags.DEFINE_integer("num_gpus", TRAIN.num_gpus, "GPUs for the learner (0 or 1).
                      lower_bound=0, upper_bound=1)
 flags.DEFINE_integer("checkpoint_every", 10, "Checkpoint every N iterations (0 = only at the end).",
                      lower_bound=0)
-flags.DEFINE_string("restore", None, "Resume from a checkpoint or a run directory.")
+flags.DEFINE_string("restore", None, "Resume from a checkpoint or a run directory (its log "
+                    "continues from the checkpoint's iteration).")
+flags.DEFINE_bool("overwrite", False,
+                  "Replace the run already in --output_dir (its log, checkpoints, summary); "
+                  "without it a fresh run refuses a folder that holds one.")
 flags.DEFINE_string("ray_address", None,
                     "Address of an existing Ray cluster (e.g. 127.0.0.1:6379); default starts "
                     "a local one.")
 flags.DEFINE_string("voting_rule", GAME.voting_rule,
-                    f"Social choice rule: one of {sorted(voting.VOTING_RULES)}.")
+                    f"Social choice rule: one of {sorted(voting.VOTING_RULES)}, or "
+                    "fixed:<eta> (eta in [0, 1], the players' types unchanged).")
 flags.DEFINE_string("welfare", GAME.welfare,
                     f"Principal's objective family: one of {sorted(welfare.WELFARE_FUNCTIONS)}.")
 flags.DEFINE_string("principal", TRAIN.principal,
@@ -76,8 +82,7 @@ flags.DEFINE_bool("tax_cap_anneal", TRAIN.tax_cap_anneal,
 
 FLAGS = flags.FLAGS
 
-flags.register_validator("voting_rule", lambda v: v in voting.VOTING_RULES,
-                         message=f"--voting_rule must be one of {sorted(voting.VOTING_RULES)}")
+cli.register_voting_rule_validator("voting_rule")
 flags.register_validator("welfare", lambda v: v in welfare.WELFARE_FUNCTIONS,
                          message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
 flags.register_validator("pixels_per_tile", lambda v: v is None or v in (1, 2, 4, 8),
@@ -103,7 +108,8 @@ def _check_periods(values: dict) -> bool:
 
 def main(argv: list[str]) -> None:
     del argv
-    from sed_meltingpot.training.trainer import train
+    from sed_meltingpot.training.runlog import exit_code
+    from sed_meltingpot.training.trainer import plan_run, train
 
     rounds = FLAGS.rounds_per_episode
     if FLAGS.continual and rounds == 1:
@@ -137,10 +143,16 @@ def main(argv: list[str]) -> None:
         if train_config.minibatch_size > train_config.train_batch_size:
             raise ValueError(f"--minibatch_size={train_config.minibatch_size} must be <= "
                              f"--train_batch_size={train_config.train_batch_size}")
+        # The output folder and --restore, before Ray starts (RunSetupError).
+        plan_run(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                 overwrite=FLAGS.overwrite)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
-          ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every)
+    summary = train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                    ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every,
+                    overwrite=FLAGS.overwrite)
+    # Stopped by SIGTERM/SIGINT after saving a checkpoint: 128 + signal (143/130).
+    sys.exit(exit_code(summary.get("stopped_by_signal")))
 
 
 if __name__ == "__main__":

@@ -42,12 +42,11 @@ def define_game_flags() -> None:
                          "50).", lower_bound=1)
     flags.DEFINE_integer("rounds_per_episode", None, "Voting rounds per episode.",
                          lower_bound=1)
-    flags.DEFINE_string("voting_rule", None, f"One of {sorted(voting.VOTING_RULES)}.")
+    flags.DEFINE_string("voting_rule", None, f"One of {sorted(voting.VOTING_RULES)}, or "
+                        "fixed:<eta> (eta in [0, 1]).")
     flags.DEFINE_string("welfare", None, f"One of {sorted(welfare.WELFARE_FUNCTIONS)}.")
     flags.DEFINE_string("map", None, "Substrate map: default or large.")
-    flags.register_validator(
-        "voting_rule", lambda v: v is None or v in voting.VOTING_RULES,
-        message=f"--voting_rule must be one of {sorted(voting.VOTING_RULES)}")
+    register_voting_rule_validator("voting_rule")
     flags.register_validator(
         "welfare", lambda v: v is None or v in welfare.WELFARE_FUNCTIONS,
         message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
@@ -65,6 +64,21 @@ def game_overrides(values: Any) -> dict[str, Any]:
 
 def players_kind(values: Any) -> str:
     return values.players or ("checkpoint" if values.checkpoint else "random")
+
+
+def register_voting_rule_validator(flag: str) -> None:
+    """`--flag` takes a registered rule name or `fixed:<eta>` (or nothing)."""
+
+    def check(value: str | None) -> bool:
+        if value is None:
+            return True
+        try:
+            voting.get_voting_rule(value)
+        except ValueError as e:
+            raise flags.ValidationError(f"--{flag}: {e}") from e
+        return True
+
+    flags.register_validator(flag, check)
 
 
 def register_principal_validator(flag: str, agent_word: str) -> None:

@@ -31,7 +31,8 @@ class GameConfig:
       num_rate_levels: discrete levels per bracket for the principal's action.
       selfishness: fixed types sigma (length n), or None to sample them
         uniformly on [0, 1] from the seed.
-      voting_rule: name in `sed_meltingpot.voting` (e.g. "mean", "median").
+      voting_rule: name in `sed_meltingpot.voting` (e.g. "mean", "median"), or
+        "fixed:<eta>" to fix the objective without changing the types.
       principal_type / principal_weight: blend the principal's own type into
         the vote: eta = (1 - w) * rule(sigma) + w * principal_type.
       welfare: name in `sed_meltingpot.welfare` (fn(values, eta)).
@@ -96,6 +97,9 @@ class GameConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value!r} is outside [0, 1]")
+        from sed_meltingpot import voting  # here: voting imports rewards, not config
+
+        voting.get_voting_rule(self.voting_rule)  # ValueError names the rule
         if self.welfare_on not in ("apples", "taxed"):
             raise ValueError(f"welfare_on={self.welfare_on!r} must be 'apples' or 'taxed'")
         if self.neighbour_aggregate not in ("sum", "mean"):

@@ -12,14 +12,14 @@ turned into the closest feasible tax. Pure numpy.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sed_meltingpot.tax import validate_rates
 
-__all__ = ["NORMS", "divergence", "project_rates"]
+__all__ = ["NORMS", "divergence", "project_linf_core", "project_rates"]
 
 Norm = Literal["linf", "l1"]
 NORMS: tuple[str, ...] = ("linf", "l1")
@@ -45,6 +45,17 @@ def divergence(reference: ArrayLike, rates: ArrayLike, norm: Norm = "linf") -> f
     phi = validate_rates(rates, num_brackets=ref.shape[0])
     diff = np.abs(phi - ref)
     return float(diff.max() if norm == "linf" else diff.sum())
+
+
+def project_linf_core(proposed: Any, reference: Any, delta: Any, xp: Any = np) -> Any:
+    """Projection onto {|phi - ref|_inf <= delta} intersected with [0, 1]^B, unvalidated.
+
+    The feasible set is a box, so the Euclidean projection clips each coordinate; a
+    feasible proposal comes back unchanged. Written for any namespace ``xp`` (numpy or
+    jax.numpy); ``project_rates`` and the JAX twin both use it.
+    """
+    return xp.clip(proposed, xp.maximum(reference - delta, 0.0),
+                   xp.minimum(reference + delta, 1.0))
 
 
 def _project_l1_box(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
@@ -106,6 +117,6 @@ def project_rates(
     if in_box and divergence(ref, p, norm) <= d:
         return p.copy()  # already feasible: return it bit-for-bit, not ref + (p - ref)
     if norm == "linf" or np.isinf(d):
-        return np.clip(p, np.maximum(ref - d, 0.0), np.minimum(ref + d, 1.0))
+        return project_linf_core(p, ref, d, np)
     y = _project_l1_box(p - ref, -ref, 1.0 - ref, d)
     return np.clip(ref + y, 0.0, 1.0)

@@ -511,9 +511,9 @@ def run_episode(env: Any, players: PlayerPolicy, principal: ModulePrincipal | No
         if PRINCIPAL_ID in obs:  # a period starts: the learned principal's turn
             obs, _, _, _, _ = env.step({PRINCIPAL_ID: principal.act(obs[PRINCIPAL_ID])})
             continue
-        obs, _, terminated, _, _ = env.step(players.act(obs))
+        obs, _, terminated, truncated, _ = env.step(players.act(obs))
         steps += 1
-        if terminated["__all__"]:
+        if terminated["__all__"] or truncated["__all__"]:  # the env truncates at the end
             break
     return env.game.episode_metrics()
 

@@ -37,6 +37,43 @@ from sed_meltingpot.config import GameConfig
 PLAYER_SUBSTRATE_KEYS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
 
 
+def substrate_config(config: GameConfig):
+    """The substrate's locked config for `config`, without building a world.
+
+    Raises ValueError for what only the substrate knows, such as more players
+    than the map has spawn points; scripts call it before starting anything.
+    """
+    overrides: dict[str, Any] = {}
+    if config.regrowth_probabilities is not None:
+        overrides["regrowth_probabilities"] = tuple(config.regrowth_probabilities)
+    if config.map is not None:
+        overrides["map"] = config.map
+    return substrate_lib.get_config(config.substrate, num_players=config.num_players,
+                                    episode_length=config.episode_length, **overrides)
+
+
+def validate_actions(actions: Sequence[int] | np.ndarray, num_players: int,
+                     num_actions: int) -> np.ndarray:
+    """One action per player, each an integer in [0, num_actions).
+
+    Checked here because the substrate would take -1 as the last action
+    (negative indexing), truncate 3.9 to 3, and fail deep inside Melting Pot
+    on 8; the message names the player and the allowed range.
+    """
+    arr = np.asarray(actions)
+    if arr.ndim != 1 or arr.shape[0] != num_players:
+        raise ValueError(f"actions must hold one action per player ({num_players}), got shape "
+                         f"{arr.shape}")
+    allowed = f"integers in [0, {num_actions - 1}]"
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"actions must be {allowed}, got dtype {arr.dtype}")
+    for i, action in enumerate(arr.tolist()):
+        if not (np.isfinite(action) and action == int(action) and 0 <= action < num_actions):
+            raise ValueError(f"action of player {i} is {action!r}; allowed: {allowed}")
+    return arr.astype(np.int64)
+
+
 @dataclasses.dataclass(frozen=True)
 class PeriodRecord:
     """One tax period, settled at its last step."""
@@ -86,14 +123,7 @@ class SEDGame:
     def __init__(self, config: GameConfig | None = None, seed: int | None = 0) -> None:
         self.config = config = (config or GameConfig()).validate()
         self.seed = seed
-        overrides: dict[str, Any] = {}
-        if config.regrowth_probabilities is not None:
-            overrides["regrowth_probabilities"] = tuple(config.regrowth_probabilities)
-        if config.map is not None:
-            overrides["map"] = config.map
-        self._substrate_config = substrate_lib.get_config(
-            config.substrate, num_players=config.num_players,
-            episode_length=config.episode_length, **overrides)
+        self._substrate_config = substrate_config(config)
         self._env = substrate_lib.build_from_config(self._substrate_config, seed=seed)
         n, b = config.num_players, config.num_brackets
         self.thresholds = tax.validate_thresholds(config.thresholds)
@@ -129,17 +159,32 @@ class SEDGame:
         self._tax_cap = float(value)
 
     @property
+    def num_actions(self) -> int:
+        """Actions per player: the substrate's action set (noop, moves, turns, zap)."""
+        return len(self._substrate_config.action_set)
+
+    def _require_reset(self, what: str) -> None:
+        """Episode state exists only after the first `reset()`: say so, instead
+        of an AttributeError on a private field."""
+        if self._episode < 0:
+            raise RuntimeError(f"SEDGame.{what} is undefined before the first reset(); "
+                               "call reset() first")
+
+    @property
     def eta(self) -> float:
+        self._require_reset("eta")
         return self._eta
 
     @property
     def rates(self) -> np.ndarray:
         """The effective rates of the current period."""
+        self._require_reset("rates")
         return self._rates.copy()
 
     @property
     def principal_due(self) -> bool:
         """True at the start of a tax period, until `set_rates` is called."""
+        self._require_reset("principal_due")
         return self._principal_due
 
     @property
@@ -213,7 +258,7 @@ class SEDGame:
         if self._principal_due:
             raise RuntimeError("the principal must set_rates() at the start of each tax period")
         cfg, n = self.config, self.num_players
-        timestep = self._env.step(np.asarray(actions, dtype=np.int64))
+        timestep = self._env.step(validate_actions(actions, n, self.num_actions))
         self._last_timestep = timestep
         obs = timestep.observation
         apples = np.array([o["APPLES_EATEN"] for o in obs], dtype=float)
@@ -233,7 +278,7 @@ class SEDGame:
         taxes = transfers = None
         if period_end:
             taxes = tax.bracket_tax(self._period_apples, self._rates, self.thresholds)
-            transfers = taxes.mean() - taxes
+            transfers = tax.transfers_core(taxes)
             r_tax += transfers
         self._round_taxed += r_tax
         self._history["r_tax"].append(r_tax)
@@ -292,6 +337,7 @@ class SEDGame:
         Computed with `sed_meltingpot.welfare` from what the game recorded, so
         training and evaluation report the same definitions.
         """
+        self._require_reset("episode_metrics()")
         apples = np.array(self._history["apples"]).reshape(-1, self.num_players)
         zapped = np.array(self._history["zapped"]).reshape(-1, self.num_players)
         r_tax = np.array(self._history["r_tax"]).reshape(-1, self.num_players)
@@ -336,10 +382,12 @@ class SEDGame:
 
     def period_position(self) -> float:
         """Fraction of the current tax period already played, in [0, 1)."""
+        self._require_reset("period_position()")
         return ((self._step - self._round_start) % self.config.tax_period) / self.config.tax_period
 
     def period_in_round(self) -> int:
         """Index of the current tax period within its voting round."""
+        self._require_reset("period_in_round()")
         return (self._step - self._round_start) // self.config.tax_period
 
     def principal_observation_shape(self) -> tuple[int, int, int]:
@@ -349,6 +397,7 @@ class SEDGame:
     def player_observations(self) -> list[dict[str, Any]]:
         """The players' current observations (refresh after `set_rates`, so
         that TAX_RATES shows the rates of the period the players now act in)."""
+        self._require_reset("player_observations()")
         return self._player_observations(self._last_timestep)
 
     def _player_observations(self, timestep) -> list[dict[str, Any]]:
@@ -365,6 +414,7 @@ class SEDGame:
 
     def principal_observation(self) -> dict[str, Any]:
         """What the principal sees: the whole map and the players' totals."""
+        self._require_reset("principal_observation()")
         obs = self._last_timestep.observation[0]
         return {
             "WORLD.RGB": obs["WORLD.RGB"],

@@ -48,6 +48,7 @@ class SEDParallelEnv(ParallelEnv):
         self.principal = principal or no_tax(cfg.num_brackets)
         self.possible_agents = [f"player_{i}" for i in range(cfg.num_players)]
         self.agents: list[str] = []
+        self._has_reset = False
         self._obs_space = player_observation_space(cfg)
         self._act_space = gymnasium.spaces.Discrete(8)
         self.render_mode = "rgb_array"
@@ -65,6 +66,7 @@ class SEDParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None):
         del seed, options  # The game's seed sequence is fixed at construction.
         self.game.reset()
+        self._has_reset = True
         self._ask_principal()
         observations = self.game.player_observations()
         self.agents = list(self.possible_agents)
@@ -72,9 +74,16 @@ class SEDParallelEnv(ParallelEnv):
         return obs, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, int]):
+        if not self.agents:
+            when = "after the episode ended" if self._has_reset else "before reset()"
+            raise RuntimeError(f"step() called {when}: no agent is live; call reset() first")
         missing = set(self.agents) - set(actions)
         if missing:
             raise ValueError(f"actions missing for agents {sorted(missing)}")
+        unknown = set(actions) - set(self.agents)
+        if unknown:
+            raise ValueError(f"actions for unknown agents {sorted(unknown)}; live agents: "
+                             f"{self.agents}")
         result = self.game.step([int(actions[a]) for a in self.possible_agents])
         observations = result.observations
         if not result.done and self.game.principal_due:
@@ -83,6 +92,8 @@ class SEDParallelEnv(ParallelEnv):
         agents = list(self.agents)
         obs = dict(zip(agents, observations, strict=True))
         rewards = {a: float(r) for a, r in zip(agents, result.rewards, strict=True)}
+        # A time limit the players cannot observe: truncated, never terminated
+        # (as in rllib_env; see "Episode end" in its docstring).
         terminations = {a: False for a in agents}
         truncations = {a: result.done for a in agents}
         infos: dict[str, dict[str, Any]] = {a: {"game": result.info} for a in agents}

@@ -16,7 +16,6 @@ Matplotlib's Agg canvas is used directly, so no display is needed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -26,17 +25,19 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-PROGRESS_FILE = "progress.jsonl"
+from sed_meltingpot.training import runlog
+
+PROGRESS_FILE = runlog.PROGRESS_FILE
 X_KEY, X_LABEL = "game_steps", "game steps sampled"
 
 
 def load_progress(run_dir: str) -> list[dict[str, Any]]:
-    """The iteration records of a run (a run directory or the file itself)."""
-    path = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, PROGRESS_FILE)
+    """The iteration records of a run (a run directory or the file itself);
+    lines a crash left truncated, or `null`, are skipped with a warning."""
+    path = runlog.progress_path(run_dir)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no {PROGRESS_FILE} in {run_dir!r}")
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = runlog.read_progress(path)
     if not records:
         raise ValueError(f"{path!r} holds no iterations yet")
     return records

@@ -4,19 +4,21 @@ r_i = sigma_i * r_tax,i + (1 - sigma_i) * sum_{j in N_i} r_tax,j
 
 where sigma_i in [0, 1] is player i's selfishness and N_i the *other* players
 observable to i. The game applies this per step, with that step's taxed reward
-and that step's visibility (SPEC section 4). Pure numpy.
+and that step's visibility (SPEC section 4). The arithmetic is written once, in
+``mix_rewards_core``, against an array namespace ``xp`` (numpy or jax.numpy), used
+by the validated numpy ``mix_rewards`` and by the JAX twin (``twin/sed.py``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sed_meltingpot.tax import _unit_interval_array
 
-__all__ = ["mix_rewards", "sample_selfishness", "validate_selfishness"]
+__all__ = ["mix_rewards", "mix_rewards_core", "sample_selfishness", "validate_selfishness"]
 
 NeighbourAggregate = Literal["sum", "mean"]
 _AGGREGATES = ("sum", "mean")
@@ -70,6 +72,24 @@ def _validate_visible(visible: ArrayLike, num_players: int) -> np.ndarray:
     return arr
 
 
+def mix_rewards_core(
+    r_tax: Any, sigma: Any, visible: Any, neighbour_aggregate: str = "sum", xp: Any = np
+) -> Any:
+    """Eq. 8 without validation, for any array namespace ``xp`` (numpy, jax.numpy).
+
+    ``visible`` is boolean ``(..., n, n)``; its diagonal is masked here (a player is
+    never its own neighbour). ``"mean"`` divides by the number of visible others
+    (0 when none). See ``mix_rewards`` for the shapes.
+    """
+    n = r_tax.shape[-1]
+    weights = (visible & ~xp.eye(n, dtype=bool)).astype(r_tax.dtype)
+    if neighbour_aggregate == "mean":
+        counts = weights.sum(axis=-1, keepdims=True)
+        weights = xp.where(counts > 0, weights / xp.maximum(counts, 1.0), 0.0)
+    neighbours = xp.einsum("...ij,...j->...i", weights, r_tax)
+    return sigma * r_tax + (1.0 - sigma) * neighbours
+
+
 def mix_rewards(
     taxed: ArrayLike,
     selfishness: ArrayLike,
@@ -98,12 +118,11 @@ def mix_rewards(
     r_tax = np.asarray(taxed, dtype=float)
     if r_tax.ndim == 0:
         raise ValueError("taxed must have a last axis of players, got a scalar")
+    if not np.all(np.isfinite(r_tax)):
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(r_tax))[0])
+        raise ValueError(f"taxed{list(index)}={r_tax[index]!r} is not finite: rewards must be "
+                         "real numbers")
     n = r_tax.shape[-1]
     sigma = validate_selfishness(selfishness, num_players=n)
-    vis = _validate_visible(visible, n) & ~np.eye(n, dtype=bool)
-    weights = vis.astype(float)
-    if neighbour_aggregate == "mean":
-        counts = weights.sum(axis=-1, keepdims=True)
-        weights = np.divide(weights, counts, out=np.zeros_like(weights), where=counts > 0)
-    neighbours = np.einsum("...ij,...j->...i", weights, r_tax)
-    return sigma * r_tax + (1.0 - sigma) * neighbours
+    vis = _validate_visible(visible, n)
+    return mix_rewards_core(r_tax, sigma, vis, neighbour_aggregate, xp=np)

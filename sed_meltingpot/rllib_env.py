@@ -11,6 +11,18 @@ decision. On the episode's last step every agent gets its final observation.
 RLlib therefore counts one extra env step per tax period (20 per
 1000-step episode); game steps are reported separately.
 
+Episode end. The game stops after `episode_length` steps, a time limit
+the players cannot observe (their features hold the position in the tax
+period, not in the episode; the principal's hold the period within the
+round, not the round within a continual episode). Every agent is therefore
+`truncated`, never `terminated`, as in `pettingzoo_env`: a time limit that
+is not part of the state is no terminal state (Pardo et al. 2018, "Time
+Limits in Reinforcement Learning", partial-episode bootstrapping). RLlib's
+GAE then bootstraps the last step with gamma * V(final observation), as
+it does at every fragment boundary, instead of a target of 0 that the value
+net could not tell apart from mid-episode states; the price is a small
+optimism about steps the game does not play (gamma^k V for the last k).
+
 Scripted principals (`none`, `fixed:...`, `random`) are not agents: the env
 asks them for rates itself, and only the players are trained.
 
@@ -133,7 +145,9 @@ class SEDMultiAgentEnv(MultiAgentEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         del seed, options  # The game's own seed sequence keeps runs reproducible.
         players_obs, _ = self.game.reset()
-        self._frames = [np.repeat(self._view(o), self.frame_stack, axis=-1) for o in players_obs]
+        # frame_stack copies of the first RGB view (tile, not repeat: repeat would
+        # interleave the channels as R..RG..GB..B, unlike the stacked frames after a step).
+        self._frames = [np.tile(self._view(o), self.frame_stack) for o in players_obs]
         if self.learned_principal:
             return {PRINCIPAL: self._principal_obs()}, {}
         self._scripted_decision()
@@ -162,8 +176,9 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             obs = self._players_obs(result.observations)
             if self.learned_principal:
                 obs[PRINCIPAL] = self._principal_obs()
-            done = {a: True for a in obs} | {"__all__": True}
-            return obs, rewards, done, {"__all__": False}, {}
+            # Truncated, not terminated: see "Episode end" in the module docstring.
+            truncated = {a: True for a in obs} | {"__all__": True}
+            return obs, rewards, {"__all__": False}, truncated, {}
         if self.game.principal_due:
             if self.learned_principal:
                 obs = {PRINCIPAL: self._principal_obs()}

@@ -1,7 +1,12 @@
 """The principal's action: a marginal bracket tax with even redistribution.
 
 Implements the tax T(a, phi) and the taxed reward r_tax of the Apple Picking
-Game (paper Section 4, the formulas under Eq. 8; SPEC section 3). Pure numpy.
+Game (paper Section 4, the formulas under Eq. 8; SPEC section 3).
+
+The arithmetic is written once, in ``bracket_tax_core`` and ``transfers_core``,
+against an array namespace ``xp`` (numpy or jax.numpy): the validated numpy API
+below and the JAX twin (``sed_meltingpot.twin.sed``) both call them, so the two
+cannot drift apart.
 
 Conventions (all follow the paper's formula literally):
 
@@ -18,6 +23,7 @@ Conventions (all follow the paper's formula literally):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,7 +33,9 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "NO_TAX",
     "bracket_tax",
+    "bracket_tax_core",
     "redistribute",
+    "transfers_core",
     "validate_rates",
     "validate_thresholds",
 ]
@@ -121,6 +129,25 @@ def _validate_income(income: ArrayLike) -> np.ndarray:
     return arr
 
 
+def bracket_tax_core(income: Any, rates: Any, lower: Any, width: Any, xp: Any = np) -> Any:
+    """T(a, phi) without validation, for any array namespace ``xp`` (numpy, jax.numpy).
+
+    ``lower`` = tau_0..tau_{B-1} and ``width`` = tau_{b+1} - tau_b (the top may be inf);
+    ``income`` has any shape, the result the same shape. See ``bracket_tax``.
+    """
+    in_bracket = xp.clip(income[..., None] - lower, 0.0, width)  # shape (..., B)
+    return in_bracket @ rates
+
+
+def transfers_core(taxes: Any, xp: Any = np) -> Any:
+    """Even redistribution: -T(a_i) + (1/n) sum_j T(a_j) over the last axis (sums to 0).
+
+    The game (``SEDGame.step``) and the twin add this to the period's last-step
+    reward, so each player's period income becomes ``redistribute``'s r_tax.
+    """
+    return xp.mean(taxes, axis=-1, keepdims=True) - taxes
+
+
 def bracket_tax(
     income: ArrayLike,
     rates: Sequence[float] | ArrayLike,
@@ -139,9 +166,7 @@ def bracket_tax(
     tau = validate_thresholds(thresholds)
     phi = validate_rates(rates, num_brackets=tau.shape[0] - 1)
     a = _validate_income(income)
-    lower, width = tau[:-1], np.diff(tau)
-    in_bracket = np.clip(a[..., None] - lower, 0.0, width)  # shape (..., B)
-    return np.asarray(in_bracket @ phi)
+    return np.asarray(bracket_tax_core(a, phi, tau[:-1], np.diff(tau)))
 
 
 def redistribute(
@@ -162,4 +187,6 @@ def redistribute(
             f"income must have a last axis of at least one player, got shape {a.shape}"
         )
     tax = bracket_tax(a, rates, thresholds)
+    # (a - T) + mean T, in this order: under full taxation a - T is exactly 0, so
+    # every player gets bit-identical shares (tests/test_tax.py).
     return a - tax + tax.mean(axis=-1, keepdims=True)

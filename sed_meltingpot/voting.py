@@ -3,12 +3,20 @@
 Objectives are the interpolated family W_eta of paper Section 4, so a voting rule
 maps the players' selfishness sigma to eta in [0, 1], where eta = 1 is
 utilitarian and eta = 0 egalitarian. The paper's default is the mean,
-f(sigma) = (1/n) sum_i sigma_i; median and majority are extensions. Pure numpy.
+f(sigma) = (1/n) sum_i sigma_i; median and majority are extensions. The built-in
+rules are written once, in ``VOTE_CORES`` (``core(sigma, xp)`` for an array
+namespace ``xp``: numpy or jax.numpy), used by the numpy rules and the JAX twin.
+`fixed:<eta>` (e.g. "fixed:0.5") names a rule that ignores the reports and
+returns eta: it fixes the objective without changing the players' types, so
+experiments compare objectives with the same players (`vote_core` gives its
+array form too).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import math
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -17,14 +25,20 @@ from sed_meltingpot.rewards import validate_selfishness
 from sed_meltingpot.tax import _unit_interval_array
 
 __all__ = [
+    "FIXED_PREFIX",
+    "VOTE_CORES",
     "VOTING_RULES",
+    "FixedVote",
     "VotingRule",
+    "fixed_eta",
     "get_voting_rule",
+    "is_voting_rule",
     "majority_vote",
     "mean_vote",
     "median_vote",
     "register_voting_rule",
     "vote",
+    "vote_core",
 ]
 
 
@@ -33,6 +47,21 @@ class VotingRule(Protocol):
     """A social choice function f: selfishness (n,) in [0, 1] -> eta in [0, 1]."""
 
     def __call__(self, selfishness: np.ndarray, /) -> float: ...
+
+
+def _majority_core(sigma: Any, xp: Any = np) -> Any:
+    utilitarian_votes = xp.sum(sigma >= 0.5, axis=-1)
+    egalitarian_votes = sigma.shape[-1] - utilitarian_votes
+    return xp.where(utilitarian_votes > egalitarian_votes, 1.0,
+                    xp.where(egalitarian_votes > utilitarian_votes, 0.0, 0.5))
+
+
+#: The built-in rules as ``core(sigma (..., n), xp) -> eta (...)``, unvalidated.
+VOTE_CORES: dict[str, Callable[[Any, Any], Any]] = {
+    "mean": lambda sigma, xp=np: xp.mean(sigma, axis=-1),
+    "median": lambda sigma, xp=np: xp.median(sigma, axis=-1),
+    "majority": _majority_core,
+}
 
 
 def mean_vote(
@@ -46,7 +75,7 @@ def mean_vote(
     """
     sigma = validate_selfishness(selfishness)
     w = float(_unit_interval_array(principal_weight, "principal_weight"))
-    eta = float(sigma.mean())
+    eta = float(VOTE_CORES["mean"](sigma, np))
     if principal_type is None:
         if w > 0:
             raise ValueError("principal_type must be given (in [0, 1]) when principal_weight > 0")
@@ -57,7 +86,7 @@ def mean_vote(
 
 def median_vote(selfishness: ArrayLike) -> float:
     """eta = median_i sigma_i (for even n, the mean of the two middle values)."""
-    return float(np.median(validate_selfishness(selfishness)))
+    return float(VOTE_CORES["median"](validate_selfishness(selfishness), np))
 
 
 def majority_vote(selfishness: ArrayLike) -> float:
@@ -68,14 +97,54 @@ def majority_vote(selfishness: ArrayLike) -> float:
     wins. A tie (only possible for even n) gives eta = 0.5, the midpoint of the two
     proposals, so that neither side is favoured by an arbitrary tie-break.
     """
-    sigma = validate_selfishness(selfishness)
-    utilitarian_votes = int(np.count_nonzero(sigma >= 0.5))
-    egalitarian_votes = sigma.shape[0] - utilitarian_votes
-    if utilitarian_votes > egalitarian_votes:
-        return 1.0
-    if egalitarian_votes > utilitarian_votes:
-        return 0.0
-    return 0.5
+    return float(_majority_core(validate_selfishness(selfishness), np))
+
+
+class FixedVote:
+    """The rule `fixed:<eta>`: eta whatever the reports (the types stay as
+    they are, so the players' rewards, paper Eq. 8, do not change)."""
+
+    def __init__(self, eta: float) -> None:
+        self.eta = float(eta)
+
+    def __call__(self, selfishness: np.ndarray, /) -> float:
+        validate_selfishness(selfishness)
+        return self.eta
+
+    def __repr__(self) -> str:
+        return f"FixedVote({self.eta!r})"
+
+
+FIXED_PREFIX = "fixed:"
+
+
+def fixed_eta(name: object) -> float | None:
+    """eta of a `fixed:<eta>` rule name, None for any other name; raises
+    ValueError naming the rule if eta is not a number in [0, 1]."""
+    if not isinstance(name, str) or not name.startswith(FIXED_PREFIX):
+        return None
+    text = name[len(FIXED_PREFIX):]
+    try:
+        eta = float(text)
+    except ValueError:
+        eta = math.nan
+    if not 0.0 <= eta <= 1.0:  # also rejects NaN
+        raise ValueError(f"voting rule {name!r}: eta={text!r} must be a number in [0, 1], "
+                         "e.g. fixed:0.5")
+    return eta
+
+
+def vote_core(name: str) -> Callable[[Any, Any], Any]:
+    """``core(sigma (..., n), xp) -> eta (...)`` of a built-in rule or of
+    `fixed:<eta>`, for array code (the JAX twin)."""
+    eta = fixed_eta(name)
+    if eta is not None:
+        return lambda sigma, xp=np: xp.full(sigma.shape[:-1], eta)
+    try:
+        return VOTE_CORES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"voting rule {name!r} has no array form; those with one: "
+                         f"{', '.join(sorted(VOTE_CORES))}, {FIXED_PREFIX}<eta>") from None
 
 
 #: Registered rules, each ``rule(selfishness) -> eta``.
@@ -103,12 +172,26 @@ def register_voting_rule(name: str, rule: VotingRule, *, overwrite: bool = False
 
 
 def get_voting_rule(name: str) -> VotingRule:
-    """Look up a voting rule by name; unknown names list the registered ones."""
+    """Look up a voting rule by name, or build `fixed:<eta>`; unknown names
+    list the registered ones."""
+    eta = fixed_eta(name)
+    if eta is not None:
+        return FixedVote(eta)
     try:
         return VOTING_RULES[name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(VOTING_RULES))
-        raise ValueError(f"unknown voting rule {name!r}; known: {known}") from None
+        raise ValueError(f"unknown voting rule {name!r}; known: {known}; or "
+                         f"{FIXED_PREFIX}<eta> with eta in [0, 1]") from None
+
+
+def is_voting_rule(name: object) -> bool:
+    """True if `get_voting_rule(name)` succeeds (for flag validators)."""
+    try:
+        get_voting_rule(name)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
 
 
 def vote(rule: str | VotingRule, selfishness: ArrayLike) -> float:

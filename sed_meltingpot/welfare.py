@@ -4,12 +4,16 @@ Every function reduces over the **last axis = players** and keeps leading axes
 (e.g. parallel games) separate: the egalitarian min is taken *within* each game,
 never across games (SPEC section 8, pitfall 6). Objectives expect per-player
 totals over the period being judged (``sum_t a_{i,t}``), not single-step values.
-Pure numpy.
+The objectives and the Gini index are written once, in the ``*_core`` functions,
+against an array namespace ``xp`` (numpy or jax.numpy), used by the validated
+numpy API and by the JAX twin (``twin/sed.py``); ``WELFARE_CORES`` maps the
+registered objective names to them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -17,7 +21,11 @@ from numpy.typing import ArrayLike
 from sed_meltingpot.tax import _unit_interval_array
 
 __all__ = [
+    "WELFARE_CORES",
     "WELFARE_FUNCTIONS",
+    "gini_core",
+    "interpolated_core",
+    "nash_core",
     "WelfareFn",
     "egalitarian",
     "equality",
@@ -52,6 +60,37 @@ def _check_eta(eta: float) -> float:
     return float(_unit_interval_array(eta, "eta"))
 
 
+def interpolated_core(u: Any, eta: Any, xp: Any = np) -> Any:
+    """W_eta = eta * sum_i u_i + (1 - eta) * min_i u_i, unvalidated, for namespace ``xp``."""
+    return eta * xp.sum(u, axis=-1) + (1.0 - eta) * xp.min(u, axis=-1)
+
+
+def nash_core(u: Any, xp: Any = np) -> Any:
+    """(prod_i u_i)^(1/n) as exp(mean_i log u_i) for u >= 0 (0 if any u_i = 0), unvalidated."""
+    return xp.exp(xp.mean(xp.log(u), axis=-1))
+
+
+def gini_core(x: Any, xp: Any = np) -> Any:
+    """Gini over the last axis for x >= 0 (0 for all-zero x), unvalidated; see ``gini``."""
+    n = x.shape[-1]
+    s = xp.sort(x, axis=-1)
+    total = s.sum(axis=-1)
+    # Sorted form of the pairwise sum: sum_ij |x_i - x_j| = 2 sum_k (2k - n - 1) x_(k), k=1..n.
+    k = xp.arange(1, n + 1, dtype=x.dtype)
+    pairwise = 2.0 * (s * (2.0 * k - n - 1.0)).sum(axis=-1)
+    denom = 2.0 * n * total
+    return xp.where(total > 0, pairwise / xp.where(total > 0, denom, 1.0), 0.0)
+
+
+#: The registered objectives as ``core(u, eta, xp)``, for array code (the JAX twin).
+WELFARE_CORES: dict[str, Callable[[Any, Any, Any], Any]] = {
+    "interpolated": interpolated_core,
+    "utilitarian": lambda u, eta, xp=np: xp.sum(u, axis=-1),
+    "egalitarian": lambda u, eta, xp=np: xp.min(u, axis=-1),
+    "nash": lambda u, eta, xp=np: nash_core(u, xp),
+}
+
+
 def utilitarian(u: ArrayLike) -> np.ndarray:
     """Utilitarian welfare sum_i u_i (paper Eq. 4)."""
     return np.asarray(_per_player(u, "u").sum(axis=-1))
@@ -79,9 +118,8 @@ def nash_welfare(u: ArrayLike) -> np.ndarray:
             f"nash_welfare needs utilities >= 0, got u[{', '.join(map(str, first))}]="
             f"{float(arr[first])!r}"
         )
-    with np.errstate(divide="ignore"):
-        logs = np.log(arr)  # log(0) = -inf, so exp(mean) = 0: the zero convention.
-    return np.asarray(np.exp(logs.mean(axis=-1)))
+    with np.errstate(divide="ignore"):  # log(0) = -inf, so exp(mean) = 0: the zero convention.
+        return np.asarray(nash_core(arr, np))
 
 
 def interpolated(apples: ArrayLike, eta: float) -> np.ndarray:
@@ -92,7 +130,7 @@ def interpolated(apples: ArrayLike, eta: float) -> np.ndarray:
     """
     e = _check_eta(eta)
     arr = _per_player(apples, "apples")
-    return np.asarray(e * arr.sum(axis=-1) + (1.0 - e) * arr.min(axis=-1))
+    return np.asarray(interpolated_core(arr, e, np))
 
 
 def _utilitarian_objective(apples: ArrayLike, eta: float | None = None) -> np.ndarray:
@@ -160,15 +198,7 @@ def gini(x: ArrayLike) -> np.ndarray:
     arr = _per_player(x, "x")
     if np.any(arr < 0):
         raise ValueError("gini needs incomes >= 0, got a negative entry")
-    n = arr.shape[-1]
-    s = np.sort(arr, axis=-1)
-    total = s.sum(axis=-1)
-    # Sorted form of the pairwise sum: sum_ij |x_i - x_j| = 2 sum_k (2k - n - 1) x_(k), k=1..n.
-    k = np.arange(1, n + 1, dtype=float)
-    pairwise = 2.0 * (s * (2.0 * k - n - 1.0)).sum(axis=-1)
-    denom = 2.0 * n * total
-    out = np.divide(pairwise, denom, out=np.zeros_like(total), where=total > 0)
-    return np.asarray(out)
+    return np.asarray(gini_core(arr, np))
 
 
 def equality(x: ArrayLike) -> np.ndarray:

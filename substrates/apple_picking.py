@@ -26,26 +26,19 @@ from meltingpot.configs.substrates import commons_harvest__open as commons_harve
 from meltingpot.utils.substrates import colors, shapes, specs
 from ml_collections import config_dict
 
-# The Commons Harvest "open" layout: 24x18 tiles, 64 apples. `Q` are the two
-# spawn points near the apples used by the first two players, `P` the rest.
-ASCII_MAP = commons_harvest.ASCII_MAP
+from sed_meltingpot.substrates import apple_picking_data as data
 
-# A larger map for scaling to more players: two open layouts side by side,
-# sharing no wall between them (46x18 tiles, 128 apples, 4 inner and 120
-# outer spawn points).
-ASCII_MAP_LARGE = "\n".join(
-    [""] + [row[:-1] + row[1:] for row in ASCII_MAP.strip("\n").split("\n")] + [""])
-
-REGROWTH_RADIUS = 2.0
-# Indexed by the number of live apples within the radius; the last entry
-# applies to all larger counts.
-REGROWTH_PROBABILITIES = (0.0, 0.0025, 0.005, 0.025)
-APPLE_REWARD = 1.0
-EPISODE_LENGTH = 1000
-NUM_PLAYERS = 7
-# The first `NUM_INSIDE_SPAWNS` players start on `Q` tiles, as in Commons Harvest.
-NUM_INSIDE_SPAWNS = 2
-SPRITE_SIZE = 8
+# Meltingpot-free facts (maps, regrowth, counts) live in `apple_picking_data`,
+# shared with the JAX twin.
+ASCII_MAP = data.ASCII_MAP
+ASCII_MAP_LARGE = data.ASCII_MAP_LARGE
+REGROWTH_RADIUS = data.REGROWTH_RADIUS
+REGROWTH_PROBABILITIES = data.REGROWTH_PROBABILITIES
+APPLE_REWARD = data.APPLE_REWARD
+EPISODE_LENGTH = data.EPISODE_LENGTH
+NUM_PLAYERS = data.NUM_PLAYERS
+NUM_INSIDE_SPAWNS = data.NUM_INSIDE_SPAWNS
+SPRITE_SIZE = data.SPRITE_SIZE
 
 # `a` is an apple that starts eaten (used by tests that control regrowth).
 CHAR_PREFAB_MAP = {
@@ -60,8 +53,12 @@ CHAR_PREFAB_MAP = {
 ACTION_SET = commons_harvest.ACTION_SET  # noop, forward, backward, left, right,
                                          # turn left, turn right, fire zapper
 INDIVIDUAL_OBSERVATIONS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
-DEBUG_OBSERVATIONS = ("POSITION", "ORIENTATION")
+# With `debug_observations`: POSITION/ORIENTATION (Melting Pot's LocationObserver)
+# and the zapper's internal counters, plus the global apple field `WORLD.APPLES`;
+# tests use them to start the JAX twin from the Lua state.
+DEBUG_OBSERVATIONS = ("POSITION", "ORIENTATION", "ZAP_TIMER", "WAIT_FRAMES")
 GLOBAL_OBSERVATIONS = ("WORLD.RGB", "WORLD.NUM_APPLES")
+DEBUG_GLOBAL_OBSERVATIONS = ("WORLD.APPLES",)
 
 
 def create_apple_prefab(
@@ -118,17 +115,25 @@ def create_prefabs(config: config_dict.ConfigDict) -> dict[str, Any]:
     }
 
 
-def create_scene() -> dict[str, Any]:
-    """The scene object: only the global apple count (no stochastic ending)."""
-    return {
-        "name": "scene",
-        "components": [
-            {"component": "StateManager",
-             "kwargs": {"initialState": "scene", "stateConfigs": [{"state": "scene"}]}},
-            {"component": "Transform"},
-            {"component": "AppleCountObservation", "kwargs": {"group": "apples"}},
-        ],
-    }
+def create_scene(debug_map_shape: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The scene object: the global apple count (no stochastic ending).
+
+    With `debug_map_shape` (height, width) it also reports `WORLD.APPLES`, the
+    live apple of every cell (for tests; costs a grid query per step).
+    """
+    components = [
+        {"component": "StateManager",
+         "kwargs": {"initialState": "scene", "stateConfigs": [{"state": "scene"}]}},
+        {"component": "Transform"},
+        {"component": "AppleCountObservation", "kwargs": {"group": "apples"}},
+        # Computes every player's NEARBY at once (read by the avatars' observations).
+        {"component": "NearbyPlayersTracker"},
+    ]
+    if debug_map_shape is not None:
+        height, width = debug_map_shape
+        components.append({"component": "AppleMapObservation",
+                           "kwargs": {"height": height, "width": width}})
+    return {"name": "scene", "components": components}
 
 
 def _create_avatar_object(player_idx: int, spawn_group: str) -> dict[str, Any]:
@@ -191,10 +196,11 @@ def create_avatar_objects(
             {"component": "ZappedObservation"},
         ]
         if debug_observations:
-            avatar["components"].append({
-                "component": "LocationObserver",
-                "kwargs": {"objectIsAvatar": True, "alsoReportOrientation": True},
-            })
+            avatar["components"] += [
+                {"component": "LocationObserver",
+                 "kwargs": {"objectIsAvatar": True, "alsoReportOrientation": True}},
+                {"component": "ZapStateObservation"},
+            ]
         avatars.append(avatar)
     return avatars
 
@@ -226,6 +232,8 @@ def finalize_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
         individual += list(DEBUG_OBSERVATIONS)
     config.individual_observation_names = individual
     config.global_observation_names = list(GLOBAL_OBSERVATIONS)
+    if config.debug_observations:
+        config.global_observation_names += list(DEBUG_GLOBAL_OBSERVATIONS)
     config.action_spec = specs.action(len(ACTION_SET))
     n = int(config.num_players)
     timestep = {
@@ -241,9 +249,17 @@ def finalize_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     if config.debug_observations:
         timestep["POSITION"] = specs.OBSERVATION["POSITION"]
         timestep["ORIENTATION"] = specs.OBSERVATION["ORIENTATION"]
+        timestep["ZAP_TIMER"] = specs.float64()
+        timestep["WAIT_FRAMES"] = specs.float64()
+        timestep["WORLD.APPLES"] = specs.int32(height, width)
     config.timestep_spec = specs.timestep(timestep)
     config.default_player_roles = ("default",) * n
     return config
+
+
+def _map_shape(ascii_map: str) -> tuple[int, int]:
+    rows = data.map_rows(ascii_map)
+    return len(rows), len(rows[0])
 
 
 def build(roles: Sequence[str], config: config_dict.ConfigDict) -> Mapping[str, Any]:
@@ -263,6 +279,7 @@ def build(roles: Sequence[str], config: config_dict.ConfigDict) -> Mapping[str, 
                 num_players, bool(config.debug_observations), config.ascii_map),
             "prefabs": create_prefabs(config),
             "charPrefabMap": CHAR_PREFAB_MAP,
-            "scene": create_scene(),
+            "scene": create_scene(
+                _map_shape(config.ascii_map) if config.debug_observations else None),
         },
     )

@@ -37,7 +37,9 @@ def tax_cap(progress_steps: float, curriculum: dict[str, Any]) -> float:
 
 
 def sed_envs(env: Any) -> list[Any]:
-    """The SEDMultiAgentEnv instances inside an env runner's (vector) env."""
+    """The SEDMultiAgentEnv instances inside an env runner's (vector) env, in
+    the vector env's order, so that `sed_envs(env)[env_index]` is the
+    sub-env RLlib's callbacks name by `env_index`."""
     from sed_meltingpot.rllib_env import SEDMultiAgentEnv
 
     found, stack = [], [env]
@@ -46,11 +48,13 @@ def sed_envs(env: Any) -> list[Any]:
         if isinstance(item, SEDMultiAgentEnv):
             found.append(item)
             continue
+        children: list[Any] = []
         for attr in ("envs", "env", "unwrapped"):
             child = getattr(item, attr, None)
             if child is None or child is item:
                 continue
-            stack.extend(child if isinstance(child, (list, tuple)) else [child])
+            children.extend(child if isinstance(child, (list, tuple)) else [child])
+        stack.extend(reversed(children))  # depth first, first child first
     unique = {id(e): e for e in found}
     return list(unique.values())
 

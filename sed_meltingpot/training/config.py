@@ -9,6 +9,10 @@ from typing import Any
 from sed_meltingpot.config import GameConfig
 
 PRESETS = ("paper", "fast")
+# Env-runner fault tolerance (RLlib's default delay, 60 s, is meant for
+# replaced cloud nodes; a local crash restarts at once).
+ENV_RUNNER_MAX_RESTARTS = 1000
+ENV_RUNNER_RESTART_DELAY_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +180,11 @@ def build_ppo_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple
                 PRINCIPAL: train.principal_minibatch_size}},
         )
         .callbacks(SEDCallbacks)
+        # A crashed env runner (OOM kill, lost node) is replaced by a fresh one
+        # with the same index; the iteration goes on with the others' samples.
+        .fault_tolerance(restart_failed_env_runners=True,
+                         max_num_env_runner_restarts=ENV_RUNNER_MAX_RESTARTS,
+                         delay_between_env_runner_restarts_s=ENV_RUNNER_RESTART_DELAY_S)
         .debugging(seed=train.seed)
         .reporting(metrics_num_episodes_for_smoothing=20)
     )

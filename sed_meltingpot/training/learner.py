@@ -7,6 +7,12 @@ fragment), so its few samples were each trained on hundreds of times per
 iteration. Here each module is cut into its own minibatch size, every sample
 is used exactly `num_epochs` times per update, and a module whose data runs
 out first simply sits out the remaining minibatches.
+
+Only rows that enter the loss are cut: RLlib appends one time step per
+episode chunk to bootstrap the value and masks it out of the loss
+(`loss_mask`), so a chunk of masked rows alone would give a NaN loss. An
+epoch's leftover (fewer rows than the minibatch size) is folded into its
+last minibatch instead of getting an optimizer step of its own.
 """
 
 from __future__ import annotations
@@ -17,16 +23,19 @@ from typing import Any
 
 import numpy as np
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.core.columns import Columns
 from ray.rllib.policy.sample_batch import MultiAgentBatch
 
 # `learner_config_dict` key: {module_id: minibatch size}.
 MINIBATCH_SIZES_KEY = "minibatch_size_per_module"
+LOSS_MASK = Columns.LOSS_MASK
 
 
 class PerModuleMinibatchIterator:
     """Yields MultiAgentBatches; module m contributes `sizes.get(m, default)`
     samples per minibatch until each of its samples was used `num_epochs`
-    times. `usage` counts, per module, how often each sample index was used."""
+    times. `usage` counts, per module, how often each sample index was used
+    (rows masked out of the loss: never)."""
 
     def __init__(self, batch: MultiAgentBatch, *, num_epochs: int, default_minibatch_size: int,
                  minibatch_sizes: dict[str, int] | None = None, shuffle: bool = True,
@@ -45,11 +54,10 @@ class PerModuleMinibatchIterator:
 
     def _module_chunks(self, module_id: str) -> Iterator[Any]:
         module_batch = self._batch.policy_batches[module_id]
-        n, size = len(module_batch), self._sizes[module_id]
+        rows, size = loss_rows(module_batch), self._sizes[module_id]
         for _ in range(self._num_epochs):
-            order = self._rng.permutation(n) if self._shuffle else np.arange(n)
-            for start in range(0, n, size):
-                index = order[start:start + size]
+            order = self._rng.permutation(rows) if self._shuffle else rows
+            for index in epoch_chunks(order, size):
                 self.usage[module_id][index] += 1
                 yield _take(module_batch, index)
 
@@ -60,6 +68,27 @@ class PerModuleMinibatchIterator:
             minibatch = {mid: chunk for mid, chunk in zip(generators, chunks, strict=True)
                          if chunk is not sentinel}
             yield MultiAgentBatch(minibatch, len(self._batch))
+
+
+def loss_rows(module_batch: Any) -> np.ndarray:
+    """Indices of the rows that enter the loss: those whose `loss_mask` is
+    set, or all rows if the batch has no mask."""
+    mask = module_batch.get(LOSS_MASK) if hasattr(module_batch, "get") else None
+    if mask is None:
+        return np.arange(len(module_batch))
+    if hasattr(mask, "detach"):  # torch tensor
+        mask = mask.detach().cpu().numpy()
+    return np.flatnonzero(np.asarray(mask).astype(bool))
+
+
+def epoch_chunks(order: np.ndarray, size: int) -> list[np.ndarray]:
+    """`order` cut into max(1, len // size) minibatches of `size` rows, the
+    leftover (< size rows) joining the last one; [] for no rows."""
+    if not len(order):
+        return []
+    count = max(1, len(order) // size)
+    return [order[k * size:(k + 1) * size if k < count - 1 else len(order)]
+            for k in range(count)]
 
 
 def _take(module_batch: Any, index: np.ndarray) -> Any:
@@ -84,7 +113,19 @@ def _take(module_batch: Any, index: np.ndarray) -> Any:
 
 
 class SEDPPOTorchLearner(PPOTorchLearner):
-    """PPOTorchLearner using `PerModuleMinibatchIterator`."""
+    """PPOTorchLearner using `PerModuleMinibatchIterator`.
+
+    RLlib logs each module's total loss after the last minibatch only, where
+    the principal has usually sat out; here every module's total loss is
+    logged from each minibatch it is in (the last one is reported).
+    """
+
+    def compute_loss_for_module(self, *, module_id: str, config: Any, batch: dict,
+                                fwd_out: dict) -> Any:
+        loss = super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
+                                               fwd_out=fwd_out)
+        self.metrics.log_value((module_id, self.TOTAL_LOSS_KEY), loss.detach(), window=1)
+        return loss
 
     def _create_iterator_if_necessary(self, *, training_data, num_total_minibatches: int = 0,
                                       num_epochs: int = 1, minibatch_size: int | None = None,

@@ -8,6 +8,14 @@ Outputs under `output_dir`:
                    <checkpoint>/learner_group/learner/rl_module/<module id>
   run_config.json  the game and training settings, and the players' types
   summary.json     what the principal learned, written at the end
+
+A run directory belongs to one run: a fresh run refuses a folder that holds
+one (unless `overwrite`), and `restore` continues a run, in its own folder
+or another, with a continuous log (`runlog.ProgressLog`). Every check of
+the output folder and of `restore` happens before Ray starts, and nothing
+is written before the restore succeeded. SIGTERM/SIGINT stop the run after
+the current iteration with a checkpoint (`runlog.StopSignals`); a crashed
+env runner is restarted by RLlib (`build_ppo_config`'s fault tolerance).
 """
 
 from __future__ import annotations
@@ -16,22 +24,42 @@ import dataclasses
 import json
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from sed_meltingpot import rewards
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig, build_ppo_config
+from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
 
-CHECKPOINT_DIR = "checkpoints"
 MODULE_PATH = os.path.join("learner_group", "learner", "rl_module")
+# Settings that shape the networks: a checkpoint restores only into a run
+# with the same values (flag names as in scripts/train.py).
+RESTORE_GAME_FIELDS = ("substrate", "num_players", "thresholds", "num_rate_levels", "map")
+RESTORE_TRAIN_FIELDS = ("frame_stack", "pixels_per_tile", "conv_channels", "hidden")
+# Learner statistics copied into each progress record, per module.
+LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
 
 
 class NoSamplesError(RuntimeError):
     """An iteration sampled no env steps: training would silently do nothing."""
+
+
+class RunSetupError(ValueError):
+    """The run cannot start as asked (output folder, --restore); raised
+    before Ray starts and before anything is written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What `plan_run` checked: the checkpoint to restore (None: fresh), the
+    run folder it belongs to (None if unknown), the players' types."""
+
+    checkpoint: str | None
+    source_dir: str | None
+    selfishness: tuple[float, ...]
+    overwrite: bool = False
 
 
 def module_checkpoint(checkpoint: str, module_id: str) -> str:
@@ -41,8 +69,9 @@ def module_checkpoint(checkpoint: str, module_id: str) -> str:
 
 def latest_checkpoint(path: str) -> str:
     """`path` itself if it is a checkpoint, else the newest one under it."""
-    if os.path.exists(os.path.join(path, "algorithm_state.pkl")) or os.path.exists(
-            os.path.join(path, "rllib_checkpoint.json")):
+    if any(os.path.exists(os.path.join(path, marker)) for marker in (
+            "algorithm_state.pkl", "rllib_checkpoint.json",
+            "twin_checkpoint.json")):  # the last: a jax-engine checkpoint (twin/checkpoint.py)
         return path
     folder = os.path.join(path, CHECKPOINT_DIR) if os.path.isdir(
         os.path.join(path, CHECKPOINT_DIR)) else path
@@ -53,6 +82,100 @@ def latest_checkpoint(path: str) -> str:
     return os.path.join(folder, candidates[-1])
 
 
+def _run_dir_of(checkpoint: str) -> str | None:
+    """The run folder a checkpoint belongs to (the one holding run_config.json)."""
+    path = os.path.abspath(checkpoint)
+    for _ in range(3):
+        if os.path.exists(os.path.join(path, RUN_CONFIG_FILE)):
+            return path
+        path = os.path.dirname(path)
+    return None
+
+
+def _as_plain(value: Any) -> Any:
+    return tuple(_as_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _restore_mismatches(source: dict[str, Any], game: GameConfig, train: TrainConfig
+                        ) -> list[str]:
+    """Network-shaping settings in which the new run differs from the run
+    that wrote `source` (its run_config.json)."""
+    found = []
+    for section, fields, config in (("game", RESTORE_GAME_FIELDS, game),
+                                    ("train", RESTORE_TRAIN_FIELDS, train)):
+        saved = source.get(section, {})
+        for name in fields:
+            if name in saved and _as_plain(saved[name]) != _as_plain(getattr(config, name)):
+                found.append(f"--{name}: checkpoint {saved[name]!r}, this run "
+                             f"{getattr(config, name)!r}")
+    saved_principal = source.get("train", {}).get("principal")
+    if saved_principal is not None and (saved_principal == "learned") != (
+            train.principal == "learned"):
+        found.append(f"--principal: checkpoint {saved_principal!r}, this run "
+                     f"{train.principal!r} (a learned principal is a module of its own)")
+    return found
+
+
+def _check_writable(output_dir: str) -> None:
+    path = os.path.abspath(output_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunSetupError(f"--output_dir={output_dir!r} is a file, not a folder")
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise RunSetupError(f"--output_dir={output_dir!r} is not writable ({path!r} is not a "
+                            "writable folder)")
+
+
+def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
+             restore: str | None = None, overwrite: bool = False) -> RunPlan:
+    """Checks the output folder and `restore` without starting Ray or
+    writing anything; raises RunSetupError naming the flag."""
+    _check_writable(output_dir)
+    checkpoint = source_dir = None
+    source: dict[str, Any] = {}
+    if restore:
+        if not os.path.exists(restore):
+            raise RunSetupError(f"--restore={restore!r} does not exist")
+        try:
+            checkpoint = latest_checkpoint(restore)
+        except FileNotFoundError as e:
+            raise RunSetupError(f"--restore={restore!r} holds no checkpoint (a run folder with "
+                                f"{CHECKPOINT_DIR}/iter_N, or one such folder)") from e
+        source_dir = _run_dir_of(checkpoint)
+        if source_dir:
+            try:
+                with open(os.path.join(source_dir, RUN_CONFIG_FILE)) as f:
+                    source = json.load(f)
+            except (OSError, ValueError) as e:
+                raise RunSetupError(f"--restore={restore!r}: cannot read "
+                                    f"{os.path.join(source_dir, RUN_CONFIG_FILE)}: {e}") from e
+            mismatches = _restore_mismatches(source, game, train_config)
+            if mismatches:
+                raise RunSetupError(f"--restore={restore!r} was trained with other settings; "
+                                    "set them as the checkpoint has them: "
+                                    + "; ".join(mismatches))
+    same = source_dir is not None and os.path.realpath(source_dir) == os.path.realpath(
+        output_dir)
+    existing = runlog.holds_run(output_dir) if os.path.isdir(output_dir) else []
+    if same and overwrite:
+        raise RunSetupError(f"--overwrite with --restore={restore!r} would delete the "
+                            f"checkpoint being restored from --output_dir={output_dir!r}")
+    if existing and not same and not overwrite:
+        raise RunSetupError(
+            f"--output_dir={output_dir!r} already holds a run ({', '.join(existing)}); "
+            f"continue it with --restore={output_dir}, replace it with --overwrite, or choose "
+            "another --output_dir")
+    if game.selfishness is not None:
+        selfishness = game.selfishness
+    elif source.get("selfishness"):
+        selfishness = source["selfishness"]  # the restored players' types
+    else:
+        selfishness = rewards.sample_selfishness(game.num_players, train_config.seed)
+    return RunPlan(checkpoint=checkpoint, source_dir=source_dir,
+                   selfishness=tuple(float(s) for s in selfishness), overwrite=overwrite)
+
+
 def _get(result: dict, *keys: str, default: Any = float("nan")) -> Any:
     for key in keys:
         if not isinstance(result, dict) or key not in result:
@@ -61,9 +184,9 @@ def _get(result: dict, *keys: str, default: Any = float("nan")) -> Any:
     return result
 
 
-def _iteration_record(result: dict, *, wall_start: float, num_players: int,
-                      learned: bool) -> dict[str, Any]:
-    """The per-iteration numbers a researcher plots."""
+def _iteration_record(result: dict, *, num_players: int, learned: bool) -> dict[str, Any]:
+    """The per-iteration numbers a researcher plots (`runlog.ProgressLog`
+    adds wall_time_s, game_steps_per_s and the staleness of episode figures)."""
     runners = result.get("env_runners", {})
     sed = runners.get("sed", {}) if isinstance(runners.get("sed"), dict) else {}
     last = runners.get("sed_last_episode", {})
@@ -79,9 +202,9 @@ def _iteration_record(result: dict, *, wall_start: float, num_players: int,
         "env_steps": int(_get(runners, "num_env_steps_sampled_lifetime", default=0)),
         "game_steps": int(agent_steps.get("player_0", 0)),
         "env_steps_this_iter": _get(runners, "num_env_steps_sampled", default=0),
-        "wall_time_s": time.time() - wall_start,
         "time_this_iter_s": result.get("time_this_iter_s"),
         "episodes": _get(runners, "num_episodes_lifetime", default=0),
+        "episodes_this_iter": _count(_get(runners, "num_episodes", default=0)),
         "player_return_mean": module_returns.get("players", float("nan")) ,
         "player_returns": [agent_returns.get(f"player_{i}", float("nan"))
                            for i in range(num_players)],
@@ -94,48 +217,42 @@ def _iteration_record(result: dict, *, wall_start: float, num_players: int,
     }
     for key, value in sed.items():
         record.setdefault(key, value)
+    # Each module's losses (the principal's included, see SEDPPOTorchLearner).
+    for module_id, stats in (result.get("learners") or {}).items():
+        if module_id.startswith("__") or not isinstance(stats, dict):
+            continue
+        for key in LOSS_KEYS:
+            if key in stats:
+                record[f"{key}_{module_id}"] = _get(stats, key)
     return record
 
 
+def _count(value: Any) -> int:
+    """An episode count from RLlib's metrics (NaN or missing when none)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(value) if math.isfinite(value) else 0
+
+
 def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def format_progress(record: dict[str, Any], steps_per_s: float) -> str:
-    rates = "/".join(f"{record.get(f'rate_b{b}', float('nan')):.2f}" for b in range(3))
-    return (f"iter {record['iteration']:4d} | game steps {record['game_steps']:8d} "
-            f"({steps_per_s:6.1f}/s) | objective {record.get('objective', float('nan')):7.2f} "
-            f"eta {record.get('eta', float('nan')):.2f} | apples "
-            f"{record.get('productivity', float('nan')):6.1f} | rates {rates} | "
-            f"cap {record.get('tax_cap', float('nan')):.2f}")
+    return runlog.clean(value)
 
 
 def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
           restore: str | None = None, ray_address: str | None = None,
-          checkpoint_every: int = 10,
+          checkpoint_every: int = 10, overwrite: bool = False,
           on_iteration: Callable[[dict[str, Any]], None] | None = None,
           print_fn: Callable[[str], None] = print) -> dict[str, Any]:
-    """Trains players and principal; returns the final summary."""
+    """Trains players and principal; returns the final summary (its
+    `stopped_by` names the signal that ended the run early, if one did)."""
     import ray
 
     game.validate()
     train_config.validate()
-    os.makedirs(output_dir, exist_ok=True)
-    # Types are sampled once per run from its seed and shared by every env.
-    selfishness = tuple(float(s) for s in (
-        game.selfishness if game.selfishness is not None
-        else rewards.sample_selfishness(game.num_players, train_config.seed)))
-    with open(os.path.join(output_dir, "run_config.json"), "w") as f:
-        json.dump(_clean({"game": dataclasses.asdict(game), "train": dataclasses.asdict(
-            train_config), "selfishness": selfishness}), f, indent=2)
+    plan = plan_run(game, train_config, output_dir, restore=restore, overwrite=overwrite)
+    selfishness = plan.selfishness
 
     if not ray.is_initialized():
         init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
@@ -155,50 +272,58 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     algo = build_ppo_config(game, train_config, selfishness=selfishness).build_algo()
     learned = train_config.principal == "learned"
     try:
-        if restore:
-            checkpoint = latest_checkpoint(restore)
-            algo.restore_from_path(checkpoint)
+        resume_iteration = None
+        if plan.checkpoint:
+            algo.restore_from_path(plan.checkpoint)
             apply_tax_cap(algo)
-            print_fn(f"restored {checkpoint} at iteration {algo.iteration}")
-        writer = SummaryWriter(os.path.join(output_dir, "tensorboard"))
-        wall_start = time.time()
-        record: dict[str, Any] = {}
+            resume_iteration = algo.iteration
+            print_fn(f"restored {plan.checkpoint} at iteration {algo.iteration}")
+        # Only now, with the restore done, is the folder written.
+        if plan.overwrite:
+            runlog.clear_run(output_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, RUN_CONFIG_FILE), "w") as f:
+            json.dump(_clean({"game": dataclasses.asdict(game), "train": dataclasses.asdict(
+                train_config), "selfishness": selfishness}), f, indent=2)
+        source_log = (os.path.join(plan.source_dir, runlog.PROGRESS_FILE)
+                      if plan.source_dir else None)
+        log = runlog.ProgressLog(output_dir, resume_iteration=resume_iteration,
+                                 source_log=source_log, warn=print_fn)
+        # TensorBoard hides the events of dropped iterations (purge_step).
+        purge = int(log.records[-1].get("game_steps") or 0) + 1 if log.records else None
+        writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=purge)
+        record: dict[str, Any] = log.records[-1] if log.records else {}
         last_checkpoint = None
-        prev_steps, prev_time = None, None
-        with open(os.path.join(output_dir, "progress.jsonl"), "a") as log:
-            while algo.iteration < train_config.num_iterations:
+        with runlog.StopSignals() as stop:
+            while algo.iteration < train_config.num_iterations and stop.signum is None:
                 result = algo.train()
-                record = _iteration_record(result, wall_start=wall_start,
-                                           num_players=game.num_players, learned=learned)
+                record = _iteration_record(result, num_players=game.num_players,
+                                           learned=learned)
                 if not record["env_steps_this_iter"]:
                     raise NoSamplesError(
                         f"iteration {record['iteration']} sampled 0 env steps; the env runners "
                         "are failing (see their logs above)")
-                now = time.time()
-                if prev_steps is None:
-                    steps_per_s = record["game_steps"] / max(1e-9, record["time_this_iter_s"])
-                else:
-                    steps_per_s = (record["game_steps"] - prev_steps) / max(1e-9, now - prev_time)
-                prev_steps, prev_time = record["game_steps"], now
-                record["game_steps_per_s"] = steps_per_s
-                log.write(json.dumps(_clean(record)) + "\n")
-                log.flush()
+                record = log.add(record)
                 for key, value in record.items():
-                    if isinstance(value, (int, float)) and value is not None and math.isfinite(
-                            float(value)):
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                            math.isfinite(float(value))):
                         writer.add_scalar(f"sed/{key}", value, record["game_steps"])
-                print_fn(format_progress(record, steps_per_s))
+                print_fn(runlog.format_progress(record, game.num_brackets))
                 if on_iteration:
                     on_iteration(record)
                 if checkpoint_every and algo.iteration % checkpoint_every == 0:
                     last_checkpoint = _save(algo, output_dir)
-        if last_checkpoint is None or not last_checkpoint.endswith(f"{algo.iteration:06d}"):
-            last_checkpoint = _save(algo, output_dir)
+            if last_checkpoint is None or not last_checkpoint.endswith(f"{algo.iteration:06d}"):
+                last_checkpoint = _save(algo, output_dir)
         writer.close()
-        summary = _summary(record, last_checkpoint, selfishness)
-        with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        summary = runlog.build_summary(record, num_brackets=game.num_brackets,
+                                       checkpoint=last_checkpoint, selfishness=selfishness)
+        if stop.signum is not None:
+            summary["stopped_by"] = stop.name
+            summary["stopped_by_signal"] = stop.signum
+        with open(os.path.join(output_dir, runlog.SUMMARY_FILE), "w") as f:
             json.dump(_clean(summary), f, indent=2)
-        print_fn(format_summary(summary))
+        print_fn(runlog.format_summary(summary))
         return summary
     finally:
         algo.stop()
@@ -208,32 +333,3 @@ def _save(algo: Any, output_dir: str) -> str:
     path = os.path.abspath(os.path.join(output_dir, CHECKPOINT_DIR, f"iter_{algo.iteration:06d}"))
     algo.save_to_path(path)
     return path
-
-
-def _summary(record: dict[str, Any], checkpoint: str | None, selfishness) -> dict[str, Any]:
-    keys = ("iteration", "game_steps", "objective", "eta", "productivity", "equality",
-            "sustainability", "peace", "tax_revenue", "principal_return", "player_return_mean",
-            "rate_b0", "rate_b1", "rate_b2", "last_episode_period_rates", "tax_cap")
-    summary = {k: record.get(k) for k in keys}
-    summary["checkpoint"] = checkpoint
-    summary["selfishness"] = list(selfishness)
-    return summary
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    def fmt(key: str) -> str:
-        value = summary.get(key)
-        return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(
-            value)) else f"{value:.3f}"
-
-    rates = ", ".join(fmt(f"rate_b{b}") for b in range(3))
-    return "\n".join([
-        "=== summary ===",
-        f"iterations {summary['iteration']}, game steps {summary['game_steps']}",
-        f"voted eta {fmt('eta')}; objective W_eta per episode {fmt('objective')}",
-        f"principal's mean rates per bracket (last episodes): {rates}",
-        f"apples per episode {fmt('productivity')}, equality {fmt('equality')}, "
-        f"sustainability {fmt('sustainability')}, peace {fmt('peace')}, "
-        f"tax revenue {fmt('tax_revenue')}",
-        f"checkpoint: {summary['checkpoint']}",
-    ])

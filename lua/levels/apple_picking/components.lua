@@ -7,10 +7,16 @@ Each component does one job:
   * `ApplesEatenObservation` (avatar): `<i>.APPLES_EATEN`, apples eaten by
     player i this step.
   * `NearbyPlayersObservation` (avatar): `<i>.NEARBY`, which other players'
-    avatars lie inside player i's view window this step.
+    avatars lie inside player i's view window this step, read from
+  * `NearbyPlayersTracker` (scene), which computes it for all players at once.
   * `ZappedObservation` (avatar): `<i>.ZAPPED`, 1 while player i is out of
     play after being zapped.
   * `AppleCountObservation` (scene): `WORLD.NUM_APPLES`, live apples on the map.
+  * `AppleMapObservation` (scene, debug only): `WORLD.APPLES`, live apples per
+    cell, for tests that compare the JAX twin with this level.
+  * `ZapStateObservation` (avatar, debug only): `<i>.ZAP_TIMER` and
+    `<i>.WAIT_FRAMES`, the zapper's cooldown and the frames spent in the
+    current state, which the twin needs to start from this level's state.
 Everything else (avatars, zapper, walls, appearance) is Melting Pot's own.
 ]]
 
@@ -31,7 +37,9 @@ many live apples lie within `radius` (L2 disc, the apple's own cell excluded).
 `probabilities[k + 1]` is the probability with k live neighbours; counts above
 the table's end use its last entry. Apples never move, so each apple finds its
 neighbours once (postStart) and live-neighbour counts are kept up to date on
-state changes instead of querying the grid on every step.
+state changes instead of querying the grid on every step. Whether the apple
+waits is cached the same way, so that `update`, called on every apple every
+step, returns at once for a live apple without asking the engine its state.
 ]]
 local DensityRegrowth = class.Class(component.Component)
 
@@ -60,6 +68,7 @@ end
 function DensityRegrowth:reset()
   self._neighbours = nil
   self._numLiveNeighbours = 0
+  self._waiting = false
 end
 
 function DensityRegrowth:postStart()
@@ -76,6 +85,7 @@ function DensityRegrowth:postStart()
       end
     end
   end
+  self._waiting = self.gameObject:getState() == self._config.waitState
 end
 
 function DensityRegrowth:onStateChange(oldState)
@@ -83,6 +93,7 @@ function DensityRegrowth:onStateChange(oldState)
     return  -- Before postStart: counts are computed there.
   end
   local newState = self.gameObject:getState()
+  self._waiting = newState == self._config.waitState
   local live = self._config.liveState
   local delta = 0
   if newState == live and oldState ~= live then
@@ -102,9 +113,8 @@ function DensityRegrowth:getNumLiveNeighbours()
 end
 
 function DensityRegrowth:update()
-  if self._neighbours == nil or
-      self.gameObject:getState() ~= self._config.waitState then
-    return
+  if not self._waiting then
+    return  -- Live, or before postStart.
   end
   local probabilities = self._config.probabilities
   local p = probabilities[math.min(self._numLiveNeighbours + 1, #probabilities)]
@@ -183,50 +193,124 @@ function ApplesEatenObservation:addObservations(tileSet, world, observations)
 end
 
 
---[[ `<i>.NEARBY`: a vector of length numPlayers, 1 at j when player j's
-avatar lies inside player i's partial view window (the same window its RGB
-shows), 0 elsewhere and at i itself. Zapped players are off the map and so
-never nearby; a zapped player sees no one.
+--[[ Scene: which avatars lie inside each avatar's partial view window, for
+all players at once.
+
+Row i (a DoubleTensor of length numPlayers) has 1 at j when player j's avatar
+is on `layer` (alive) inside player i's view window (the same window its RGB
+shows, Melting Pot's `Avatar:queryPartialObservationWindow`), 0 elsewhere and
+at i itself; a zapped player's row is all 0. Computing every row from the n
+avatar positions costs far less than n grid window queries (each building a
+table of game objects), and the rows are computed only when a `NEARBY`
+observation is first read after a step (kept until the next step begins).
+]]
+local NearbyPlayersTracker = class.Class(component.Component)
+
+function NearbyPlayersTracker:__init__(kwargs)
+  kwargs = args.parse(kwargs, {
+      {'name', args.default('NearbyPlayersTracker')},
+      -- The layer the live avatars are on.
+      {'layer', args.default('upperPhysical'), args.stringType},
+  })
+  NearbyPlayersTracker.Base.__init__(self, kwargs)
+  self._config.layer = kwargs.layer
+end
+
+function NearbyPlayersTracker:reset()
+  self._rows = nil
+end
+
+function NearbyPlayersTracker:postStart()
+  self._rows = nil  -- The avatars have just been placed.
+end
+
+function NearbyPlayersTracker:preUpdate()
+  self._rows = nil  -- Avatars may move, turn, be zapped or respawn this step.
+end
+
+function NearbyPlayersTracker:_computeRows()
+  local simulation = self.gameObject.simulation
+  local numPlayers = simulation:getNumPlayers()
+  local layer = self._config.layer
+  local objects, xs, ys = {}, {}, {}
+  for i = 1, numPlayers do
+    local object = simulation:getAvatarFromIndex(i)
+    objects[i] = object
+    if object:getLayer() == layer then
+      local position = object:getPosition()
+      xs[i], ys[i] = position[1], position[2]
+    end
+  end
+  local rows = {}
+  for i = 1, numPlayers do
+    local row = tensor.DoubleTensor(numPlayers):fill(0)
+    local avatar = objects[i]:getComponent('Avatar')
+    if avatar:isAlive() then
+      -- The window's corners exactly as `Avatar:queryPartialObservationWindow`
+      -- derives them from the avatar's view configuration.
+      local view = avatar._config.view
+      local transform = objects[i]:getComponent('Transform')
+      local corner1 = transform:getAbsoluteDirectionFromRelative(
+          {-view.left, view.backward})
+      local corner2 = transform:getAbsoluteDirectionFromRelative(
+          {view.right, -view.forward})
+      local position = objects[i]:getPosition()
+      local xa, xb = position[1] + corner1[1], position[1] + corner2[1]
+      local ya, yb = position[2] + corner1[2], position[2] + corner2[2]
+      local xMin, xMax = math.min(xa, xb), math.max(xa, xb)
+      local yMin, yMax = math.min(ya, yb), math.max(ya, yb)
+      for j = 1, numPlayers do
+        local x, y = xs[j], ys[j]
+        if j ~= i and x ~= nil and
+            x >= xMin and x <= xMax and y >= yMin and y <= yMax then
+          row(j):val(1)
+        end
+      end
+    end
+    rows[i] = row
+  end
+  self._rows = rows
+end
+
+function NearbyPlayersTracker:getRow(index)
+  if self._rows == nil then
+    self:_computeRows()
+  end
+  return self._rows[index]
+end
+
+
+--[[ `<i>.NEARBY`: row i of the scene's `NearbyPlayersTracker`, i.e. 1 at j
+when player j's avatar lies inside player i's partial view window, 0 elsewhere
+and at i itself. Zapped players are off the map and so never nearby; a zapped
+player sees no one.
 ]]
 local NearbyPlayersObservation = class.Class(component.Component)
 
 function NearbyPlayersObservation:__init__(kwargs)
   kwargs = args.parse(kwargs, {
       {'name', args.default('NearbyPlayersObservation')},
-      -- The layer the live avatars are on.
-      {'layer', args.default('upperPhysical'), args.stringType},
+      -- The name of the scene component that computes the rows.
+      {'tracker', args.default('NearbyPlayersTracker'), args.stringType},
   })
   NearbyPlayersObservation.Base.__init__(self, kwargs)
-  self._config.layer = kwargs.layer
-end
-
-function NearbyPlayersObservation:_nearby()
-  local numPlayers = self.gameObject.simulation:getNumPlayers()
-  local result = tensor.DoubleTensor(numPlayers):fill(0)
-  local avatar = self.gameObject:getComponent('Avatar')
-  if not avatar:isAlive() then
-    return result
-  end
-  local ownIndex = avatar:getIndex()
-  for _, object in ipairs(
-      avatar:queryPartialObservationWindow(self._config.layer)) do
-    if object:hasComponent('Avatar') then
-      local index = object:getComponent('Avatar'):getIndex()
-      if index ~= ownIndex then
-        result(index):val(1)
-      end
-    end
-  end
-  return result
+  self._config.tracker = kwargs.tracker
 end
 
 function NearbyPlayersObservation:addObservations(tileSet, world, observations)
   local index = self.gameObject:getComponent('Avatar'):getIndex()
+  local simulation = self.gameObject.simulation
   observations[#observations + 1] = {
       name = tostring(index) .. '.NEARBY',
       type = 'tensor.DoubleTensor',
-      shape = {self.gameObject.simulation:getNumPlayers()},
-      func = function(grid) return self:_nearby() end
+      shape = {simulation:getNumPlayers()},
+      func = function(grid)
+        local scene = simulation:getSceneObject()
+        assert(scene:hasComponent(self._config.tracker),
+               'NearbyPlayersObservation: the scene has no ' ..
+               self._config.tracker .. ' component')
+        return scene:getComponent(self._config.tracker):getRow(index)
+      end
   }
 end
 
@@ -279,13 +363,97 @@ function AppleCountObservation:addObservations(tileSet, world, observations)
 end
 
 
+--[[ `WORLD.APPLES` (debug only): an int32 tensor of shape (height, width),
+1 where a live apple is, 0 elsewhere. Lets tests read the whole apple field,
+which no other observation shows exactly.
+]]
+local AppleMapObservation = class.Class(component.Component)
+
+function AppleMapObservation:__init__(kwargs)
+  kwargs = args.parse(kwargs, {
+      {'name', args.default('AppleMapObservation')},
+      {'height', args.positive},
+      {'width', args.positive},
+      -- The layer and state of a live apple.
+      {'layer', args.default('lowerPhysical'), args.stringType},
+      {'liveState', args.default('apple'), args.stringType},
+  })
+  AppleMapObservation.Base.__init__(self, kwargs)
+  self._config.height = kwargs.height
+  self._config.width = kwargs.width
+  self._config.layer = kwargs.layer
+  self._config.liveState = kwargs.liveState
+end
+
+function AppleMapObservation:_appleMap(grid)
+  local result = tensor.Int32Tensor(self._config.height, self._config.width):fill(0)
+  local simulation = self.gameObject.simulation
+  local pieces = grid:queryRectangle(
+      self._config.layer, {0, 0}, {self._config.width - 1, self._config.height - 1})
+  for piece, position in pairs(pieces) do
+    local object = simulation:getGameObjectFromPiece(piece)
+    if object and object:getState() == self._config.liveState then
+      result(position[2] + 1, position[1] + 1):val(1)
+    end
+  end
+  return result
+end
+
+function AppleMapObservation:addObservations(tileSet, world, observations)
+  observations[#observations + 1] = {
+      name = 'WORLD.APPLES',
+      type = 'tensor.Int32Tensor',
+      shape = {self._config.height, self._config.width},
+      func = function(grid) return self:_appleMap(grid) end
+  }
+end
+
+
+--[[ `<i>.ZAP_TIMER` and `<i>.WAIT_FRAMES` (debug only): the Zapper's cooldown
+timer (0 = ready) and the number of frames the avatar has spent in its current
+state (the engine's count that `framesTillRespawn` is compared with).
+]]
+local ZapStateObservation = class.Class(component.Component)
+
+function ZapStateObservation:__init__(kwargs)
+  kwargs = args.parse(kwargs, {
+      {'name', args.default('ZapStateObservation')},
+  })
+  ZapStateObservation.Base.__init__(self, kwargs)
+end
+
+function ZapStateObservation:addObservations(tileSet, world, observations)
+  local avatar = self.gameObject:getComponent('Avatar')
+  local index = tostring(avatar:getIndex())
+  observations[#observations + 1] = {
+      name = index .. '.ZAP_TIMER',
+      type = 'Doubles',
+      shape = {},
+      func = function(grid)
+        return self.gameObject:getComponent('Zapper')._coolingTimer
+      end
+  }
+  observations[#observations + 1] = {
+      name = index .. '.WAIT_FRAMES',
+      type = 'Doubles',
+      shape = {},
+      func = function(grid)
+        return grid:frames(self.gameObject:getPiece())
+      end
+  }
+end
+
+
 local allComponents = {
     DensityRegrowth = DensityRegrowth,
     Harvestable = Harvestable,
     ApplesEatenObservation = ApplesEatenObservation,
+    NearbyPlayersTracker = NearbyPlayersTracker,
     NearbyPlayersObservation = NearbyPlayersObservation,
     ZappedObservation = ZappedObservation,
     AppleCountObservation = AppleCountObservation,
+    AppleMapObservation = AppleMapObservation,
+    ZapStateObservation = ZapStateObservation,
 }
 
 component_registry.registerAllComponents(allComponents)

@@ -1,0 +1,151 @@
+"""Game steps per second: the Lua substrate against the JAX twin, side by side.
+
+One run prints one table; every row is measured in this run on this machine.
+A "game step" is one step of one game (all its players acting), so a batch of
+64 games stepped once counts 64 game steps.
+
+Row groups (one function each, so that more can be added to the same table):
+* `env_rows`: the Lua substrate (`sed_meltingpot.substrate`, one game) and the
+  twin's `step` alone (`jax.jit(jax.vmap(env.step))` under `lax.scan`, random
+  actions drawn on device, episodes reset on device) for 1, 64 and 512 games.
+  Rendering is not included (see `sed_meltingpot.twin.render`).
+
+Ratios are against the first row (the Lua substrate). The Lua rows need
+Melting Pot (imported only when they run); `--no-lua` measures the twin alone,
+e.g. on a GPU machine that has only JAX.
+
+Usage: python scripts/benchmark_twin.py [--steps 2000] [--games 1,64,512] [--no-lua]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sed_meltingpot.twin import TwinEnv
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    game_steps_per_s: float
+    note: str = ""
+
+
+def lua_env_row(substrate_name: str, steps: int, seed: int) -> Row:
+    """The Lua substrate, one game, uniformly random actions, resets included."""
+    from sed_meltingpot import substrate
+
+    env = substrate.build(substrate_name, seed=seed)
+    try:
+        n = len(env.action_spec())
+        actions = np.random.default_rng(seed).integers(0, 8, size=(steps, n)).tolist()
+        env.reset()
+        start = time.perf_counter()
+        timestep = env.reset()
+        for row in actions:
+            if timestep.last():
+                timestep = env.reset()
+            timestep = env.step(row)
+        elapsed = time.perf_counter() - start
+    finally:
+        env.close()
+    return Row(f"Lua substrate ({substrate_name}), 1 game", steps / elapsed)
+
+
+def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int):
+    """A jitted function running `steps_per_call` steps of `num_games` games."""
+
+    def one_step(carry, _):
+        state, key = carry
+        key, k_act, k_step, k_reset = jax.random.split(key, 4)
+        actions = jax.random.randint(k_act, (num_games, env.num_players), 0, env.num_actions)
+        state, out = jax.vmap(env.step)(state, actions,
+                                        jax.random.split(k_step, num_games))
+
+        def reset_done(state):
+            fresh = jax.vmap(env.reset)(jax.random.split(k_reset, num_games))
+            return jax.tree.map(
+                lambda new, old: jnp.where(
+                    out.done.reshape((-1,) + (1,) * (old.ndim - 1)), new, old), fresh, state)
+
+        # Games run in lockstep, so resets are rare: pay for them only when due.
+        state = jax.lax.cond(out.done.any(), reset_done, lambda s: s, state)
+        return (state, key), out.apples_eaten.sum()
+
+    @jax.jit
+    def rollout(state, key):
+        (state, key), eaten = jax.lax.scan(one_step, (state, key), None, length=steps_per_call)
+        return state, key, eaten.sum()
+
+    return rollout
+
+
+def twin_env_row(substrate_name: str, num_games: int, steps: int, seed: int) -> Row:
+    env = TwinEnv.create(substrate_name)
+    steps_per_call = max(1, min(1000, steps // num_games)) if num_games > 1 else min(1000, steps)
+    rollout = make_twin_rollout(env, num_games, steps_per_call)
+    key = jax.random.PRNGKey(seed)
+    state = jax.vmap(env.reset)(jax.random.split(key, num_games))
+    state, key, eaten = rollout(state, key)  # compile
+    jax.block_until_ready(eaten)
+    calls = max(1, steps // (steps_per_call * num_games))
+    start = time.perf_counter()
+    for _ in range(calls):
+        state, key, eaten = rollout(state, key)
+    jax.block_until_ready(eaten)
+    elapsed = time.perf_counter() - start
+    game_steps = calls * steps_per_call * num_games
+    return Row(f"twin step ({substrate_name}), {num_games} games", game_steps / elapsed,
+               f"{steps_per_call} steps per jitted call")
+
+
+def env_rows(args) -> list[Row]:
+    """The env-only row group: Lua (1 game) vs twin (1, 64, 512 games)."""
+    rows = []
+    if not args.no_lua:
+        rows.append(lua_env_row(args.substrate, args.lua_steps, args.seed))
+    for games in args.games:
+        rows.append(twin_env_row(args.substrate, games, args.steps * max(1, games // 8),
+                                 args.seed))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    base = rows[0].game_steps_per_s if rows else 1.0
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+          f"jax {jax.__version__}")
+    print(f"{'row':<52} {'game steps/s':>14} {'x first row':>12}  note")
+    for row in rows:
+        print(f"{row.name:<52} {row.game_steps_per_s:>14,.0f} "
+              f"{row.game_steps_per_s / base:>12.1f}  {row.note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--substrate", default="apple_picking",
+                        choices=("apple_picking", "apple_picking__large"))
+    parser.add_argument("--steps", type=int, default=4000,
+                        help="game steps per twin row (times games/8 for big batches)")
+    parser.add_argument("--lua-steps", type=int, default=1000, help="steps of the Lua row")
+    parser.add_argument("--games", default="1,64,512",
+                        help="comma-separated batch sizes of the twin rows")
+    parser.add_argument("--no-lua", action="store_true", help="skip the Lua row")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        args.games = [int(g) for g in args.games.split(",")]
+    except ValueError:
+        parser.error(f"--games={args.games!r} must be comma-separated positive integers")
+    if any(g < 1 for g in args.games):
+        parser.error(f"--games={args.games} must all be >= 1")
+    print_table(env_rows(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""Running the results experiment: training engines, evaluation, Ray tasks.
+
+The stateful half of `scripts/experiment.py` (the pure half, grids, plan,
+statistics and outputs, is `sed_meltingpot.experiment`). An engine trains a
+run into a folder and evaluates a run's players under a principal:
+
+    engine.train(grid, tasks, run_dirs, log)          # one or several seeds
+    engine.evaluate(grid, run_dir, voting_rule, principal, seed, num_episodes)
+        -> per-episode scalars (evaluation.episode_scalars keys)
+
+`RllibEngine` trains with RLlib (sed_meltingpot.training.trainer) and plays on
+the Lua substrate; `JaxEngine` trains on the JAX twin (seeds vmapped in one
+process) and plays on the twin, and its learned players and principal are also
+played on the Lua substrate for the transfer gap. Lua evaluation goes through
+sed_meltingpot.evaluation (load_run, evaluate_principal, grid_search), so the
+numbers are the game's own `episode_metrics()`.
+
+Runs are independent: `run_jobs` calls them in this process one after the
+other, or as Ray tasks over local cores or an existing cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sed_meltingpot import evaluation
+from sed_meltingpot import experiment as ex
+from sed_meltingpot.principals import FixedRates
+
+Log = Callable[[str], None]
+Principal = str | tuple[float, ...]  # "learned" | spec ("none", "fixed:..", "random") | rates
+EVAL_FILE = "experiment_eval.json"
+RUNS_DIR = "runs"
+
+
+class Engine(Protocol):
+    name: str
+    substrate: str  # where `evaluate` plays: "lua" or "twin"
+    batch_seeds: bool  # True: train() takes several seeds of one (principal, objective) at once
+
+    def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None: ...
+
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+                 seed: int, num_episodes: int) -> list[dict[str, float]]: ...
+
+
+def is_trained(run_dir: str) -> bool:
+    """A finished run leaves summary.json (written last by both trainers)."""
+    return os.path.exists(os.path.join(run_dir, "summary.json"))
+
+
+# ------------------------------------------------------------------- Lua
+class LuaEvaluator:
+    """Plays a trained run's players on the Lua substrate through
+    sed_meltingpot.evaluation; loads the run's modules once."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run = evaluation.load_run(run_dir)
+
+    def episodes(self, voting_rule: str, principal: Principal, seed: int, num_episodes: int
+                 ) -> list[dict[str, float]]:
+        setup = evaluation.build_setup(self.run, {"voting_rule": voting_rule}, seed=seed)
+        players = evaluation.make_players("checkpoint", self.run)
+        if principal == ex.LEARNED:
+            acting: Any = evaluation.trained_principal(self.run, setup)
+            if acting is None:
+                raise ValueError(f"{self.run.checkpoint} has no learned principal")
+        elif isinstance(principal, tuple):
+            acting = FixedRates(principal)
+        else:
+            acting = principal
+        return evaluation.evaluate_principal(setup, players, acting, num_episodes=num_episodes,
+                                             seed=seed)
+
+
+_LUA_CACHE: dict[str, LuaEvaluator] = {}
+
+
+def lua_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: int,
+                 num_episodes: int) -> list[dict[str, float]]:
+    if run_dir not in _LUA_CACHE:
+        _LUA_CACHE.clear()  # one run at a time: modules are small but envs are not
+        _LUA_CACHE[run_dir] = LuaEvaluator(run_dir)
+    return _LUA_CACHE[run_dir].episodes(voting_rule, principal, seed, num_episodes)
+
+
+# ----------------------------------------------------------------- RLlib
+class RllibEngine:
+    """RLlib multi-agent PPO (sampling in the driver: one core per run),
+    evaluated on the Lua substrate."""
+
+    name = "rllib"
+    substrate = ex.SUBSTRATE_LUA
+    batch_seeds = False
+
+    def train_config(self, grid: ex.Grid, task: ex.TrainTask) -> Any:
+        from sed_meltingpot.training.config import TrainConfig, preset
+
+        overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
+        return TrainConfig(
+            num_iterations=grid.num_iterations, seed=task.seed,
+            principal=ex.principal_spec(task.principal),
+            rollout_fragment_length=grid.rollout_fragment_length,
+            train_batch_size=grid.train_batch_size, num_env_runners=0,
+            frame_stack=grid.frame_stack,
+            principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+
+    def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None:
+        from sed_meltingpot.training.trainer import train
+
+        for task, run_dir in zip(tasks, run_dirs, strict=True):
+            game = dataclasses.replace(grid.game, voting_rule=task.voting_rule).validate()
+            os.makedirs(run_dir, exist_ok=True)
+            with open(os.path.join(run_dir, "train.log"), "a") as f:
+                train(game, self.train_config(grid, task), run_dir, checkpoint_every=0,
+                      print_fn=lambda s, f=f: print(s, file=f, flush=True))
+
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+                 seed: int, num_episodes: int) -> list[dict[str, float]]:
+        return lua_episodes(run_dir, voting_rule, principal, seed, num_episodes)
+
+
+# ------------------------------------------------------------------- JAX
+class JaxEngine:
+    """The JAX twin (issue 9): several seeds of one (principal, objective)
+    trained in one process, vmapped; evaluated on the twin."""
+
+    name = "jax"
+    substrate = ex.SUBSTRATE_TWIN
+    batch_seeds = True
+
+    def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None:
+        raise NotImplementedError("the JAX engine is not wired in yet; use --engine=rllib")
+
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+                 seed: int, num_episodes: int) -> list[dict[str, float]]:
+        raise NotImplementedError("the JAX engine is not wired in yet; use --engine=rllib")
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {"rllib": RllibEngine, "jax": JaxEngine}
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return ENGINES[name]()
+    except KeyError:
+        raise ValueError(f"--engine={name!r} must be one of {sorted(ENGINES)}") from None
+
+
+# ------------------------------------------------------------ evaluation
+def evaluate_run(engine: Engine, grid: ex.Grid, task: ex.TrainTask, run_dir: str,
+                 objectives: Sequence[str], principals: Sequence[str]
+                 ) -> list[dict[str, Any]]:
+    """The CSV rows of one training run (see experiment.plan_evaluation):
+    a scripted run under every objective; a learned run under its objective,
+    best_fixed against its players, and, for the twin, the learned principal
+    again on the Lua substrate."""
+    rows: list[dict[str, Any]] = []
+    items = [i for i in ex.plan_evaluation([task], objectives, principals)]
+    b = grid.game.num_brackets
+
+    def row(item: ex.EvalItem, episodes: list[dict[str, float]], substrate: str,
+            rates: str = "") -> dict[str, Any]:
+        return ex.episodes_row(episodes, objective=item.objective, principal=item.principal,
+                               seed=task.seed, substrate=substrate, players_from=task.key,
+                               rates=rates)
+
+    for item in items:
+        rule = ex.OBJECTIVES[item.objective]
+        if item.principal == ex.BEST_FIXED:
+            schedules = evaluation.rate_grid(grid.search_resolution, b)
+
+            def judge(rates: tuple[float, ...], rule: str = rule) -> list[dict[str, float]]:
+                return engine.evaluate(grid, run_dir, rule, rates,
+                                       ex.EVAL_SEED + ex.SEARCH_SEED_OFFSET,
+                                       grid.search_episodes)
+
+            search = evaluation.grid_search(judge, schedules)
+            episodes = engine.evaluate(grid, run_dir, rule, search.best_rates, ex.EVAL_SEED,
+                                       grid.eval_episodes)
+            rows.append(row(item, episodes, engine.substrate,
+                            ",".join(f"{r:g}" for r in search.best_rates)))
+            continue
+        spec = ex.principal_spec(item.principal)
+        episodes = engine.evaluate(grid, run_dir, rule, spec, ex.EVAL_SEED, grid.eval_episodes)
+        rates = spec[len("fixed:"):] if spec.startswith("fixed:") else ""
+        rows.append(row(item, episodes, engine.substrate, rates))
+        if item.principal == ex.LEARNED and engine.substrate != ex.SUBSTRATE_LUA:
+            episodes = lua_episodes(run_dir, rule, ex.LEARNED, ex.EVAL_SEED, grid.eval_episodes)
+            rows.append(row(item, episodes, ex.SUBSTRATE_LUA))
+    return rows
+
+
+# ------------------------------------------------------------------ jobs
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Training (several tasks if the engine batches seeds) then evaluation of
+    each run; everything a worker needs, picklable."""
+
+    engine: str
+    grid: ex.Grid
+    tasks: tuple[ex.TrainTask, ...]
+    run_dirs: tuple[str, ...]
+    objectives: tuple[str, ...]
+    principals: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        t = self.tasks[0]
+        seeds = ",".join(str(x.seed) for x in self.tasks)
+        return f"{t.principal}" + (f" [{t.objective}]" if t.objective else "") + f" seed {seeds}"
+
+    def eval_key(self) -> dict[str, Any]:
+        """What the cached evaluation of a run depends on."""
+        g = self.grid
+        return {"engine": self.engine, "eval_seed": ex.EVAL_SEED,
+                "eval_episodes": g.eval_episodes, "search_resolution": g.search_resolution,
+                "search_episodes": g.search_episodes, "objectives": list(self.objectives),
+                "principals": list(self.principals), "schedules": {
+                    k: list(v) for k, v in ex.SCHEDULES.items()}}
+
+
+def make_jobs(engine: Engine, grid: ex.Grid, output_dir: str, objectives: Sequence[str],
+              principals: Sequence[str], seeds: Sequence[int]) -> list[Job]:
+    """One job per run, or per (principal, objective) with all seeds if the
+    engine batches seeds."""
+    tasks = ex.plan_training(objectives, principals, seeds)
+    groups: dict[tuple[str, str | None], list[ex.TrainTask]] = {}
+    for t in tasks:
+        key = (t.principal, t.objective) if engine.batch_seeds else (t.key, None)
+        groups.setdefault(key, []).append(t)
+    root = os.path.join(output_dir, RUNS_DIR)
+    return [Job(engine.name, grid, tuple(g), tuple(os.path.join(root, t.key) for t in g),
+                tuple(objectives), tuple(principals)) for g in groups.values()]
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Trains what is not trained yet, evaluates what is not evaluated yet
+    (cached in each run's experiment_eval.json); returns rows and timings."""
+    engine = get_engine(job.engine)
+    t0 = time.time()
+    todo = [(t, d) for t, d in zip(job.tasks, job.run_dirs, strict=True) if not is_trained(d)]
+    if todo:
+        engine.train(job.grid, [t for t, _ in todo], [d for _, d in todo], print)
+    train_s = time.time() - t0
+    rows: list[dict[str, Any]] = []
+    key = job.eval_key()
+    for task, run_dir in zip(job.tasks, job.run_dirs, strict=True):
+        path = os.path.join(run_dir, EVAL_FILE)
+        cached = _read_json(path)
+        if cached and cached.get("key") == key:
+            rows += [{k: (math.nan if v is None else v) for k, v in r.items()}
+                     for r in cached["rows"]]
+            continue
+        run_rows = evaluate_run(engine, job.grid, task, run_dir, job.objectives, job.principals)
+        with open(path, "w") as f:
+            json.dump({"key": key, "rows": [
+                {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in r.items()} for r in run_rows]}, f, indent=1)
+        rows += run_rows
+    return {"rows": rows, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
+            "trained": len(todo)}
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
+             log: Log = print) -> list[dict[str, Any]]:
+    """Runs the jobs here one by one (num_workers 1, no address), else as Ray
+    tasks (one CPU each) on a local Ray with `num_workers` CPUs or on the
+    cluster at `ray_address`; logs a line per finished job with an ETA."""
+    start = time.time()
+    results: list[dict[str, Any]] = []
+
+    def done(i: int, job: Job, result: dict[str, Any]) -> None:
+        results.append(result)
+        elapsed = time.time() - start
+        eta = elapsed / len(results) * (len(jobs) - len(results))
+        log(f"[{len(results)}/{len(jobs)}] {job.label}: train {result['train_s']:.0f}s "
+            f"({'cached' if not result['trained'] else 'trained'}), eval "
+            f"{result['eval_s']:.0f}s | elapsed {elapsed / 60:.1f} min, eta {eta / 60:.1f} min")
+
+    if num_workers <= 1 and not ray_address:
+        for i, job in enumerate(jobs):
+            done(i, job, run_job(job))
+        return results
+    import ray
+
+    if not ray.is_initialized():
+        if ray_address:
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address="local", num_cpus=num_workers, include_dashboard=False,
+                     log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    pending = {remote.remote(job): job for job in jobs}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        job = pending.pop(ready[0])
+        done(0, job, ray.get(ready[0]))
+    return results

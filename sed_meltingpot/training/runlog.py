@@ -1,0 +1,312 @@
+"""A run directory's files: the per-iteration log, its resumption, the summary.
+
+Engine-neutral (no Ray, no JAX), so the RLlib trainer and the JAX twin's
+trainer write the same `progress.jsonl` and `summary.json`:
+
+* `read_progress` reads a log that a crash may have cut mid-line, or that
+  holds `null` lines, skipping the bad lines with a warning naming the file.
+* `ProgressLog` appends one record per iteration and keeps the log
+  continuous across `--restore`: lines after the restored iteration are
+  dropped, `wall_time_s` continues from the restored run and the first
+  resumed `game_steps_per_s` counts only the steps sampled since the resume.
+  Iterations in which no episode ended carry the latest completed episodes'
+  figures forward and say so (`metrics_stale`, `metrics_iteration`).
+* `build_summary` / `format_summary` give the end-of-run summary for any
+  number of tax brackets.
+* `StopSignals` turns SIGTERM/SIGINT into "stop after this iteration", so
+  the trainer saves a checkpoint before it exits (exit code 128 + signal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+PROGRESS_FILE = "progress.jsonl"
+SUMMARY_FILE = "summary.json"
+RUN_CONFIG_FILE = "run_config.json"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+# What a run directory holds; a fresh run refuses a directory with any of them.
+RUN_FILES = (PROGRESS_FILE, SUMMARY_FILE, RUN_CONFIG_FILE, CHECKPOINT_DIR, TENSORBOARD_DIR)
+
+# Figures measured on completed episodes (besides `rate_b<k>` and
+# `apples_p<i>`): an iteration in which no episode ended has none of its own.
+EPISODE_KEYS = frozenset({
+    "objective", "eta", "utilitarian", "egalitarian", "nash_welfare", "productivity",
+    "equality", "income_equality", "sustainability", "peace", "tax_revenue",
+    "principal_return", "steps", "tax_cap", "player_return_mean", "player_returns",
+    "last_episode_period_rates"})
+SUMMARY_KEYS = ("iteration", "game_steps", "objective", "eta", "productivity", "equality",
+                "sustainability", "peace", "tax_revenue", "principal_return",
+                "player_return_mean", "last_episode_period_rates", "tax_cap",
+                "metrics_stale", "metrics_iteration")
+
+
+def is_episode_key(key: str) -> bool:
+    return key in EPISODE_KEYS or key.startswith(("rate_b", "apples_p"))
+
+
+def _finite(value: Any) -> bool:
+    """A number, or a non-empty list with at least one finite number in it."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_finite(v) for v in value)
+    return False
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def progress_path(run: str) -> str:
+    """The log of a run directory (or `run` itself if it is a file)."""
+    return run if os.path.isfile(run) else os.path.join(run, PROGRESS_FILE)
+
+
+def read_progress(run: str, *, warn: Callable[[str], None] | None = None
+                  ) -> list[dict[str, Any]]:
+    """The records of a run's log, skipping lines that are not JSON objects
+    (the truncated last line of a crashed run, `null`) with one warning that
+    names the file and the lines. A missing file gives []."""
+    path = progress_path(run)
+    if not os.path.exists(path):
+        return []
+    records, bad = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                bad.append(number)
+    if bad:
+        message = (f"{path}: skipped {len(bad)} line(s) that are not JSON objects "
+                   f"(line {', '.join(map(str, bad[:10]))}{', ...' if len(bad) > 10 else ''}); "
+                   "a crash can leave a truncated last line")
+        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(message)
+    return records
+
+
+def _write_lines(path: str, records: Iterable[dict[str, Any]]) -> None:
+    """Replaces `path` atomically (a crash leaves the old or the new file)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".progress.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        for record in records:
+            f.write(json.dumps(clean(record)) + "\n")
+    os.replace(tmp, path)
+
+
+def holds_run(folder: str) -> list[str]:
+    """The run files (RUN_FILES) present in `folder`."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(folder, name))]
+
+
+def clear_run(folder: str) -> None:
+    """Removes a previous run's files (for `--overwrite`), nothing else."""
+    for name in holds_run(folder):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+class ProgressLog:
+    """Appends iteration records to `<output_dir>/progress.jsonl`.
+
+    `resume_iteration` (the restored checkpoint's iteration, or None for a
+    fresh run) keeps the log continuous: the records up to it are kept
+    (read from `source_log`, the restored run's log, when the run continues
+    in another folder) and every later line is dropped, so that iterations
+    the checkpoint does not hold never appear twice.
+    """
+
+    def __init__(self, output_dir: str, *, resume_iteration: int | None = None,
+                 source_log: str | None = None, clock: Callable[[], float] = time.time,
+                 warn: Callable[[str], None] | None = None) -> None:
+        self.path = os.path.join(output_dir, PROGRESS_FILE)
+        self._clock = clock
+        kept: list[dict[str, Any]] = []
+        if resume_iteration is not None:
+            source = source_log if source_log and os.path.exists(source_log) else self.path
+            kept = [r for r in read_progress(source, warn=warn)
+                    if isinstance(r.get("iteration"), int) and r["iteration"] <= resume_iteration]
+        _write_lines(self.path, kept)
+        self.records = kept
+        last = kept[-1] if kept else {}
+        self._wall_offset = float(last.get("wall_time_s") or 0.0)
+        self._prev_steps = int(last.get("game_steps") or 0)
+        self._start = self._prev_time = clock()
+        # The latest figures of completed episodes, carried into iterations
+        # in which no episode ended.
+        self._carry: dict[str, Any] = {}
+        self._carry_iteration: int | None = None
+        for record in kept:
+            self._remember(record)
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        if record.get("metrics_stale"):
+            return
+        fresh = {k: v for k, v in record.items() if is_episode_key(k) and _finite(v)}
+        if fresh:
+            self._carry.update(fresh)
+            self._carry_iteration = record.get("iteration")
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Completes `record` (wall_time_s, game_steps_per_s, staleness),
+        appends it as one line and returns it.
+
+        `record` must hold `iteration` and `game_steps` (lifetime); it may
+        hold `episodes_this_iter` (episodes that ended in this iteration):
+        0 marks the episode figures stale, and missing ones are then taken
+        from the latest iteration that completed episodes."""
+        now = self._clock()
+        record = dict(record)
+        record["wall_time_s"] = self._wall_offset + (now - self._start)
+        steps = int(record.get("game_steps") or 0)
+        record["game_steps_per_s"] = (steps - self._prev_steps) / max(1e-9, now - self._prev_time)
+        self._prev_steps, self._prev_time = steps, now
+        ended = record.get("episodes_this_iter")
+        if ended is None:
+            ended = int(any(_finite(v) for k, v in record.items() if is_episode_key(k)))
+            record["episodes_this_iter"] = None
+        stale = not ended
+        record["metrics_stale"] = stale
+        if stale:
+            for key, value in self._carry.items():
+                if not _finite(record.get(key)):
+                    record[key] = value
+            record["metrics_iteration"] = self._carry_iteration
+        else:
+            self._remember(record)
+            record["metrics_iteration"] = record.get("iteration")
+        with open(self.path, "a") as f:
+            f.write(json.dumps(clean(record)) + "\n")
+        self.records.append(record)
+        return record
+
+
+def num_brackets_of(record: dict[str, Any]) -> int:
+    """Brackets in a record: its `rate_b<k>` keys (0 if none)."""
+    indices = [int(k[6:]) for k in record if k.startswith("rate_b") and k[6:].isdigit()]
+    return max(indices) + 1 if indices else 0
+
+
+def build_summary(record: dict[str, Any], *, num_brackets: int, checkpoint: str | None,
+                  selfishness: Sequence[float]) -> dict[str, Any]:
+    """The end-of-run summary from the last record (whose episode figures
+    are the latest completed episodes', see ProgressLog.add)."""
+    summary = {k: record.get(k) for k in SUMMARY_KEYS}
+    summary["num_brackets"] = num_brackets
+    for b in range(num_brackets):
+        summary[f"rate_b{b}"] = record.get(f"rate_b{b}")
+    summary["checkpoint"] = checkpoint
+    summary["selfishness"] = list(selfishness)
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    def fmt(key: str) -> str:
+        value = summary.get(key)
+        return "n/a" if not _finite(value) or isinstance(value, list) else f"{value:.3f}"
+
+    num_brackets = summary.get("num_brackets") or num_brackets_of(summary)
+    rates = ", ".join(fmt(f"rate_b{b}") for b in range(num_brackets))
+    lines = [
+        "=== summary ===",
+        f"iterations {summary.get('iteration')}, game steps {summary.get('game_steps')}",
+        f"voted eta {fmt('eta')}; objective W_eta per episode {fmt('objective')}",
+        f"principal's mean rates per bracket (last episodes): {rates}",
+        f"apples per episode {fmt('productivity')}, equality {fmt('equality')}, "
+        f"sustainability {fmt('sustainability')}, peace {fmt('peace')}, "
+        f"tax revenue {fmt('tax_revenue')}",
+    ]
+    if summary.get("metrics_stale"):
+        lines.append(f"(episode figures from iteration {summary.get('metrics_iteration')}, "
+                     "the last that completed episodes)")
+    if summary.get("stopped_by"):
+        lines.append(f"stopped early by {summary['stopped_by']}")
+    lines.append(f"checkpoint: {summary.get('checkpoint')}")
+    return "\n".join(lines)
+
+
+def format_progress(record: dict[str, Any], num_brackets: int) -> str:
+    """The one-line progress report of an iteration."""
+    def num(key: str) -> float:
+        value = record.get(key)
+        return float(value) if _finite(value) and not isinstance(value, list) else float("nan")
+
+    rates = "/".join(f"{num(f'rate_b{b}'):.2f}" for b in range(num_brackets))
+    stale = " (stale)" if record.get("metrics_stale") and record.get("metrics_iteration") else ""
+    return (f"iter {record['iteration']:4d} | game steps {record['game_steps']:8d} "
+            f"({num('game_steps_per_s'):6.1f}/s) | objective {num('objective'):7.2f} "
+            f"eta {num('eta'):.2f} | apples {num('productivity'):6.1f} | rates {rates} | "
+            f"cap {num('tax_cap'):.2f}{stale}")
+
+
+class StopSignals:
+    """While active, SIGTERM and SIGINT only set `signum`: the training loop
+    finishes its iteration, saves a checkpoint and returns, so a killed run
+    loses nothing. A second signal raises KeyboardInterrupt (stop now). The
+    previous handlers (Ray's `sys.exit` on SIGTERM among them) come back on
+    exit. Outside the main thread signals cannot be caught: a no-op."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str | None:
+        return signal.Signals(self.signum).name if self.signum else None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
+        self.signum = signum
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def exit_code(signum: int | None) -> int:
+    """The shell's convention for a run stopped by a signal: 128 + signal
+    (130 SIGINT, 143 SIGTERM); 0 when it ran to the end."""
+    return 128 + signum if signum else 0

@@ -1,0 +1,494 @@
+"""End-to-end jitted PPO on the JAX twin: players (one shared network) and the principal
+(its own network), trained at the same timescale (issue 9, item 3).
+
+PureJaxRL style, top to bottom: `init` builds the networks, optimisers and `num_envs`
+games; `update` is one training iteration:
+  1. rollout (`lax.scan` over tax periods, an inner `lax.scan` over the period's steps,
+     `vmap` over games): at each period start the principal acts first (learned: its
+     network samples one rate level per bracket; scripted: none / fixed / random), then
+     the players act for `tax_period` steps. As in `rllib_env.SEDMultiAgentEnv`, the
+     principal has ONE transition per period whose reward is the summed change of the
+     objective over the period; the players have one transition per game step.
+     Episodes end at a period's end (episode_length is a multiple of tax_period), where
+     the game is reset (once per period, not per step).
+  2. GAE (gamma 0.99, lambda 0.95; `gae`, a reverse `lax.scan`), episode ends are
+     terminal (no bootstrap), advantages standardised per module over the batch like
+     RLlib's GAE connector.
+  3. PPO epochs (`lax.scan` over epochs and shuffled minibatches), per module with its
+     own minibatch size (players `minibatch_size`, principal `principal_minibatch_size`,
+     like training/learner.py; a remainder smaller than a minibatch is left out of that
+     epoch), its own Adam and global-norm gradient clip, loss = RLlib's PPO loss with no
+     KL term and no value clipping (`ppo_loss`).
+Schedules (the RLlib path's): the learning rate falls linearly from `lr` to 0 over the
+run's env-step budget (`lr_at`), and the tax cap rises from 0.1 to 1 over its first 2%
+(`tax_cap_at`, as training/callbacks.py; only with a learned principal). Env steps count
+game steps plus the learned principal's turns, as RLlib counts them.
+
+Everything is a pure function of its arguments, so `jax.vmap(update)` trains several
+seeds at once (`make_train(...)` with `jax.vmap` over rng and types). Observations stay
+uint8 in the rollout buffer; its size is num_envs x rollout_length x players images.
+
+Known difference from the RLlib path: the players' bootstrap value at a rollout's end is
+taken on the observation before the next period's rates are set (RLlib's players next see
+the observation after the principal's turn).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.twin import networks
+
+NUM_ACTIONS = 8  # Melting Pot's action set
+# The per-step fields of SEDTwin.step's info that the trainer's episode metrics read.
+INFO_KEYS = ("apples", "zapped", "r_tax", "rates", "eta", "objective", "period_end",
+             "round_end", "tax_revenue")
+
+
+# ------------------------------------------------------------------ config
+@dataclasses.dataclass(frozen=True)
+class TwinTrainConfig:
+    """A twin training run: the game, the RLlib path's TrainConfig (PPO settings,
+    networks, curriculum, principal kind) and the twin's own sizes.
+
+    `rollout_length` game steps per game per iteration (a multiple of the tax period);
+    `num_envs` games in parallel; `dtype` the networks' compute dtype.
+    `train.train_batch_size`, `num_env_runners` and the like are not used: one
+    iteration is num_envs x rollout_length game steps (`env_steps_per_iteration`).
+    """
+
+    game: GameConfig = GameConfig()
+    train: TrainConfig = TrainConfig()
+    num_envs: int = 16
+    rollout_length: int = 200
+    dtype: str = "float32"
+
+    @property
+    def learned(self) -> bool:
+        return self.train.principal == "learned"
+
+    @property
+    def obs_mode(self) -> str:
+        return "tiles" if self.train.pixels_per_tile == 1 else "pixels"
+
+    @property
+    def periods_per_rollout(self) -> int:
+        return self.rollout_length // self.game.tax_period
+
+    @property
+    def game_steps_per_iteration(self) -> int:
+        return self.num_envs * self.rollout_length
+
+    @property
+    def env_steps_per_iteration(self) -> int:
+        turns = self.num_envs * self.periods_per_rollout if self.learned else 0
+        return self.game_steps_per_iteration + turns
+
+    @property
+    def total_env_steps(self) -> int:
+        return self.train.num_iterations * self.env_steps_per_iteration
+
+    def validate(self) -> TwinTrainConfig:
+        self.game.validate()
+        self.train.validate()
+        for name in ("num_envs", "rollout_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.rollout_length % self.game.tax_period:
+            raise ValueError(f"rollout_length={self.rollout_length} must be a multiple of "
+                             f"tax_period={self.game.tax_period} (the principal acts at each "
+                             "period start)")
+        if self.train.pixels_per_tile not in (1, 8):
+            raise ValueError(f"pixels_per_tile={self.train.pixels_per_tile} must be 1 (tiles) "
+                             "or 8 (pixels) with the jax engine")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
+        parse_scripted(self.train.principal, self.game)
+        return self
+
+
+def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:
+    """('learned' | 'none' | 'random' | 'fixed', fixed rates or None), checked like
+    `principals.parse_principal`."""
+    from sed_meltingpot.principals import parse_principal
+
+    if spec == "learned":
+        return "learned", None
+    principal = parse_principal(spec, num_brackets=game.num_brackets,
+                                rate_levels=game.rate_levels)
+    if spec.startswith("fixed:"):
+        return "fixed", np.asarray(principal.rates, dtype=np.float32)
+    return spec, None
+
+
+# --------------------------------------------------------- pure PPO pieces
+def gae(rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax.Array,
+        gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimation over a time-major batch (T, ...).
+
+    `dones[t]` is True when the episode ended with transition t (terminal: nothing is
+    bootstrapped past it). Returns (advantages, value targets = advantages + values).
+    """
+    def step(carry: tuple[jax.Array, jax.Array], x: tuple[jax.Array, ...]):
+        next_adv, next_value = carry
+        reward, value, done = x
+        live = 1.0 - done.astype(jnp.float32)
+        delta = reward + gamma * next_value * live - value
+        adv = delta + gamma * lam * live * next_adv
+        return (adv, value), adv
+
+    init = (jnp.zeros_like(last_value), last_value)
+    _, advantages = jax.lax.scan(step, init, (rewards, values, dones), reverse=True)
+    return advantages, advantages + values
+
+
+def standardize(x: jax.Array) -> jax.Array:
+    """(x - mean) / max(1e-4, std), RLlib's advantage standardisation."""
+    return (x - x.mean()) / jnp.maximum(1e-4, x.std())
+
+
+def ppo_loss(logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, value: jax.Array,
+             targets: jax.Array, entropy: jax.Array, *, clip: float, vf_coeff: float,
+             entropy_coeff: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """RLlib's PPO loss (ppo_torch_learner) without KL and value clipping:
+    mean(-min(A r, A clip(r, 1-c, 1+c)) + vf_coeff (V - target)^2 - entropy_coeff H)."""
+    ratio = jnp.exp(logp - old_logp)
+    surrogate = jnp.minimum(advantages * ratio,
+                            advantages * jnp.clip(ratio, 1.0 - clip, 1.0 + clip))
+    vf_loss = jnp.square(value - targets)
+    total = jnp.mean(-surrogate + vf_coeff * vf_loss - entropy_coeff * entropy)
+    return total, {"policy_loss": -surrogate.mean(), "vf_loss": vf_loss.mean(),
+                   "entropy": entropy.mean()}
+
+
+def lr_at(env_steps: jax.Array | float, lr: float, total_env_steps: int, anneal: bool
+          ) -> jax.Array:
+    """lr annealed linearly to 0 over the run's env steps (RLlib's [[0, lr], [total, 0]])."""
+    if not anneal:
+        return jnp.asarray(lr, jnp.float32)
+    frac = jnp.clip(jnp.asarray(env_steps, jnp.float32) / max(1, total_env_steps), 0.0, 1.0)
+    return jnp.float32(lr) * (1.0 - frac)
+
+
+def tax_cap_at(env_steps: jax.Array | float, *, enabled: bool, start: float, end: float,
+               fraction: float, total: int) -> jax.Array:
+    """Tax-cap curriculum: start -> end linearly over the first `fraction` of `total`
+    env steps (training/callbacks.tax_cap; Zheng et al. 2022, paper Appendix A)."""
+    if not enabled:
+        return jnp.float32(1.0)
+    ramp = fraction * total
+    if ramp <= 0:
+        return jnp.float32(end)
+    progress = jnp.clip(jnp.asarray(env_steps, jnp.float32) / ramp, 0.0, 1.0)
+    return jnp.float32(start) + jnp.float32(end - start) * progress
+
+
+# ------------------------------------------------------------ state types
+class Transitions(NamedTuple):
+    """One module's rollout, time-major (T, games[, players]) ."""
+
+    image: jax.Array  # uint8
+    features: jax.Array
+    action: jax.Array
+    logp: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    done: jax.Array
+
+
+class RunnerState(NamedTuple):
+    players_params: Any
+    players_opt: Any
+    principal_params: Any  # {} without a learned principal
+    principal_opt: Any
+    game_state: Any  # SEDTwin state, batched over games
+    obs: Any  # SEDTwin Obs, batched over games
+    selfishness: jax.Array  # (n,) the run's types
+    rng: jax.Array
+    iteration: jax.Array  # int32, iterations done
+
+
+class TrainFunctions(NamedTuple):
+    init: Callable[[jax.Array, jax.Array], RunnerState]
+    update: Callable[[RunnerState], tuple[RunnerState, dict[str, Any]]]
+    players_spec: networks.NetworkSpec
+    principal_spec: networks.NetworkSpec | None
+    game: Any
+
+
+def make_game(config: TwinTrainConfig) -> Any:
+    """The SED twin for a config (imported late: the twin is written by other modules)."""
+    from sed_meltingpot.twin.sed import SEDTwin
+
+    return SEDTwin(config.game, obs_mode=config.obs_mode, frame_stack=config.train.frame_stack)
+
+
+def network_specs(config: TwinTrainConfig, obs: Any
+                  ) -> tuple[networks.NetworkSpec, networks.NetworkSpec | None]:
+    """Players' and principal's NetworkSpec from one (unbatched) observation."""
+    t, g = config.train, config.game
+    players = networks.NetworkSpec(
+        image_shape=tuple(int(d) for d in obs.player_image.shape[-3:]),
+        num_features=int(obs.player_features.shape[-1]), num_logits=NUM_ACTIONS,
+        pixels_per_tile=t.pixels_per_tile, conv_channels=tuple(t.conv_channels),
+        hidden=t.hidden, conv2_stride=1, dtype=config.dtype).validate()
+    if not config.learned:
+        return players, None
+    principal = dataclasses.replace(
+        players, image_shape=tuple(int(d) for d in obs.principal_image.shape[-3:]),
+        num_features=int(obs.principal_features.shape[-1]),
+        num_logits=g.num_brackets * g.num_rate_levels, conv2_stride=2).validate()
+    return players, principal
+
+
+def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int
+                   ) -> optax.GradientTransformation:
+    """Global-norm clip then Adam (torch defaults) at the annealed lr of the iteration
+    the update belongs to (the lr changes between iterations, as in RLlib)."""
+    t = config.train
+
+    def schedule(count: jax.Array) -> jax.Array:
+        iteration = count // updates_per_iteration
+        return lr_at(iteration * config.env_steps_per_iteration, t.lr, config.total_env_steps,
+                     t.lr_anneal)
+
+    return optax.chain(optax.clip_by_global_norm(t.grad_clip),
+                       optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
+
+
+def minibatch_plan(rows: int, minibatch: int) -> tuple[int, int]:
+    """(minibatch size, minibatches per epoch): the module's own size, or all its rows
+    if it has fewer (RLlib then trains on one smaller minibatch)."""
+    size = min(minibatch, rows)
+    return size, rows // size
+
+
+# ------------------------------------------------------------ make_train
+def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
+    """init and one-iteration update of a run; `game` defaults to the SEDTwin for
+    `config` (tests pass a stand-in with the same interface)."""
+    config.validate()
+    game = game if game is not None else make_game(config)
+    t, g = config.train, config.game
+    n, num_b, num_k = g.num_players, g.num_brackets, g.num_rate_levels
+    E, P, L = config.num_envs, config.periods_per_rollout, g.tax_period
+    kind, fixed_rates = parse_scripted(t.principal, g)
+    learned = kind == "learned"
+
+    reset_v = jax.vmap(game.reset, in_axes=(0, None))
+    step_v = jax.vmap(game.step)
+    set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
+    set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None)) if hasattr(
+        game, "set_rates") else None
+    if kind == "fixed":
+        levels = np.rint(fixed_rates * (num_k - 1))
+        if set_rates_v is None and not np.allclose(levels / (num_k - 1), fixed_rates):
+            raise ValueError(f"principal {t.principal!r}: the twin sets only rate levels "
+                             f"{g.rate_levels}")
+        fixed_levels = jnp.asarray(levels, jnp.int32)
+
+    # Shapes from one game, to size the networks.
+    _, probe_obs = jax.eval_shape(game.reset, jax.random.PRNGKey(0), jnp.zeros(n, jnp.float32))
+    players_spec, principal_spec = network_specs(config, probe_obs)
+    players_net = networks.ImageFeaturesNet(players_spec)
+    principal_net = networks.ImageFeaturesNet(principal_spec) if learned else None
+
+    player_rows = P * L * E * n
+    p_mb, p_num = minibatch_plan(player_rows, t.minibatch_size)
+    q_rows = P * E
+    q_mb, q_num = minibatch_plan(q_rows, t.principal_minibatch_size)
+    players_tx = make_optimizer(config, t.num_epochs * p_num)
+    principal_tx = make_optimizer(config, t.num_epochs * q_num)
+    ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff,
+                  "entropy_coeff": t.entropy_coeff}
+    curriculum = {"enabled": t.tax_cap_anneal and learned, "start": t.tax_cap_start,
+                  "end": 1.0, "fraction": t.tax_cap_fraction, "total": config.total_env_steps}
+
+    def init(rng: jax.Array, selfishness: jax.Array) -> RunnerState:
+        rng, k_players, k_principal, k_env = jax.random.split(rng, 4)
+        players_params = networks.init_params(players_spec, k_players)
+        principal_params = (networks.init_params(principal_spec, k_principal) if learned
+                            else {})
+        selfishness = jnp.asarray(selfishness, jnp.float32)
+        game_state, obs = reset_v(jax.random.split(k_env, E), selfishness)
+        return RunnerState(
+            players_params, players_tx.init(players_params), principal_params,
+            principal_tx.init(principal_params) if learned else {}, game_state, obs,
+            selfishness, rng, jnp.int32(0))
+
+    # ---------------------------------------------------------------- rollout
+    def principal_turn(state: RunnerState, cap: jax.Array, key: jax.Array):
+        """The principal's decision at a period start: (game_state, obs, transition)."""
+        obs = state.obs
+        if learned:
+            logits, value = principal_net.apply(state.principal_params, obs.principal_image,
+                                                obs.principal_features)
+            per_head = logits.reshape((E, num_b, num_k))
+            levels = jax.random.categorical(key, per_head, axis=-1).astype(jnp.int32)
+            logp, _ = networks.multi_categorical_logp_entropy(logits, levels, num_b)
+        else:
+            value = logp = jnp.zeros(E, jnp.float32)
+            if kind == "random":
+                levels = jax.random.randint(key, (E, num_b), 0, num_k, jnp.int32)
+            elif kind == "fixed":
+                levels = jnp.broadcast_to(fixed_levels, (E, num_b))
+            else:  # none: no tax
+                levels = jnp.zeros((E, num_b), jnp.int32)
+        if kind == "fixed" and set_rates_v is not None:
+            rates = jnp.broadcast_to(jnp.asarray(fixed_rates), (E, num_b))
+            game_state, new_obs = set_rates_v(state.game_state, rates, cap)
+        else:
+            game_state, new_obs = set_levels_v(state.game_state, levels, cap)
+        decision = (obs.principal_image, obs.principal_features, levels, logp, value)
+        return game_state, new_obs, decision
+
+    def player_step(carry, key):
+        state = carry
+        k_act, k_env = jax.random.split(key)
+        obs = state.obs
+        logits, value = players_net.apply(state.players_params, obs.player_image,
+                                          obs.player_features)
+        actions = jax.random.categorical(k_act, logits, axis=-1).astype(jnp.int32)
+        logp, _ = networks.categorical_logp_entropy(logits, actions)
+        game_state, new_obs, rewards, principal_reward, done, info = step_v(
+            state.game_state, actions, jax.random.split(k_env, E))
+        transition = Transitions(obs.player_image, obs.player_features, actions, logp, value,
+                                 rewards.astype(jnp.float32), done)
+        out = {"t": transition, "principal_reward": principal_reward, "done": done,
+               "info": {k: info[k] for k in INFO_KEYS if k in info}}
+        return state._replace(game_state=game_state, obs=new_obs), out
+
+    def period(carry, key):
+        state, cap = carry
+        k_principal, k_steps, k_reset = jax.random.split(key, 3)
+        game_state, obs, decision = principal_turn(state, cap, k_principal)
+        state = state._replace(game_state=game_state, obs=obs)
+        state, steps = jax.lax.scan(player_step, state, jax.random.split(k_steps, L))
+        done = steps["done"][-1]  # episodes end only at a period's end
+        # Reset finished games once per period (a select under vmap costs one reset).
+        fresh_state, fresh_obs = reset_v(jax.random.split(k_reset, E), state.selfishness)
+        pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+        state = state._replace(game_state=jax.tree_util.tree_map(pick, fresh_state,
+                                                                  state.game_state),
+                               obs=jax.tree_util.tree_map(pick, fresh_obs, state.obs))
+        image, features, levels, logp, value = decision
+        principal_t = Transitions(image, features, levels, logp, value,
+                                  steps["principal_reward"].sum(axis=0).astype(jnp.float32),
+                                  done)
+        return (state, cap), {"players": steps["t"], "principal": principal_t,
+                              "info": steps["info"], "principal_reward": steps[
+                                  "principal_reward"]}
+
+    # ----------------------------------------------------------------- update
+    def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
+                      num_mb: int, logp_fn):
+        """PPO epochs over one module's flat batch (rows first)."""
+        rows = batch["advantages"].shape[0]
+
+        def loss_fn(p, b):
+            logits, value = net.apply(p, b["image"], b["features"])
+            logp, entropy = logp_fn(logits, b["action"])
+            return ppo_loss(logp, b["logp"], b["advantages"], value, b["targets"], entropy,
+                            **ppo_kwargs)
+
+        def minibatch_step(carry, index):
+            p, o = carry
+            b = jax.tree_util.tree_map(lambda x: x[index], batch)
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, b)
+            updates, o = tx.update(grads, o, p)
+            return (optax.apply_updates(p, updates), o), {"total_loss": loss, **aux}
+
+        def epoch(carry, k):
+            order = jax.random.permutation(k, rows)[: mb * num_mb].reshape(num_mb, mb)
+            return jax.lax.scan(minibatch_step, carry, order)
+
+        (params, opt_state), stats = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(key, t.num_epochs))
+        return params, opt_state, jax.tree_util.tree_map(jnp.mean, stats)
+
+    def flat(x: jax.Array, lead: int) -> jax.Array:
+        return x.reshape((-1,) + x.shape[lead:])
+
+    def update(state: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
+        env_steps = state.iteration * config.env_steps_per_iteration
+        cap = tax_cap_at(env_steps, **curriculum)
+        rng, k_roll, k_players, k_principal = jax.random.split(state.rng, 4)
+        (state, _), roll = jax.lax.scan(period, (state._replace(rng=rng), cap),
+                                        jax.random.split(k_roll, P))
+        # Players: (P, L, E, n) -> time-major (P*L, E, n).
+        pt = jax.tree_util.tree_map(lambda x: x.reshape((P * L,) + x.shape[2:]),
+                                    roll["players"])
+        _, last_value = players_net.apply(state.players_params, state.obs.player_image,
+                                          state.obs.player_features)
+        dones = jnp.broadcast_to(pt.done[..., None], pt.reward.shape)
+        adv, targets = gae(pt.reward, pt.value, dones, last_value, t.gamma, t.lambda_)
+        batch = {"image": flat(pt.image, 3), "features": flat(pt.features, 3),
+                 "action": pt.action.reshape(-1), "logp": pt.logp.reshape(-1),
+                 "advantages": standardize(adv.reshape(-1)), "targets": targets.reshape(-1)}
+        players_params, players_opt, players_stats = module_update(
+            players_net, state.players_params, state.players_opt, players_tx, batch, k_players,
+            p_mb, p_num, networks.categorical_logp_entropy)
+        metrics: dict[str, Any] = {"players": players_stats}
+        principal_params, principal_opt = state.principal_params, state.principal_opt
+        if learned:
+            qt = roll["principal"]  # (P, E)
+            _, q_last = principal_net.apply(state.principal_params, state.obs.principal_image,
+                                            state.obs.principal_features)
+            q_adv, q_targets = gae(qt.reward, qt.value, qt.done, q_last, t.gamma, t.lambda_)
+            q_batch = {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
+                       "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
+                       "advantages": standardize(q_adv.reshape(-1)),
+                       "targets": q_targets.reshape(-1)}
+            principal_params, principal_opt, metrics["principal"] = module_update(
+                principal_net, principal_params, principal_opt, principal_tx, q_batch,
+                k_principal, q_mb, q_num,
+                lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b))
+        metrics.update({
+            "tax_cap": cap,
+            "lr": lr_at(env_steps, t.lr, config.total_env_steps, t.lr_anneal),
+            # Per-step record for the host's episode bookkeeping, time-major (P*L, E, ...).
+            "steps": {
+                "reward": pt.reward, "done": pt.done,
+                "principal_reward": roll["principal_reward"].reshape((P * L, E)),
+                "info": jax.tree_util.tree_map(lambda x: x.reshape((P * L,) + x.shape[2:]),
+                                               roll["info"]),
+            },
+            "periods": {"levels": roll["principal"].action, "done": roll["principal"].done},
+        })
+        state = state._replace(players_params=players_params, players_opt=players_opt,
+                               principal_params=principal_params, principal_opt=principal_opt,
+                               iteration=state.iteration + 1)
+        return state, metrics
+
+    return TrainFunctions(init, update, players_spec, principal_spec, game)
+
+
+def make_train(config: TwinTrainConfig, game: Any = None
+               ) -> Callable[..., tuple[RunnerState, dict[str, Any]]]:
+    """`train(rng, selfishness)`: the whole run (num_iterations updates under one
+    `lax.scan`), jittable and vmappable over seeds (`jax.vmap(train)(rngs, types)`).
+    Returns the final RunnerState and the stacked per-iteration metrics."""
+    fns = make_functions(config, game)
+
+    def train(rng: jax.Array, selfishness: jax.Array) -> tuple[RunnerState, dict[str, Any]]:
+        state = fns.init(rng, selfishness)
+        return jax.lax.scan(lambda s, _: fns.update(s), state, None,
+                            length=config.train.num_iterations)
+
+    train.functions = fns  # type: ignore[attr-defined]
+    return train
+
+
+def num_params(params: Any) -> int:
+    return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,375 @@
+"""The jax engine's training loop (`scripts/train.py --engine=jax`): the same outputs as
+the RLlib trainer (sed_meltingpot/training/trainer.py), from `twin.ppo`'s jitted update.
+
+Outputs under `output_dir` (one such run directory per seed; with --num_seeds > 1 they
+are `output_dir/seed_<seed>`, trained together under `jax.vmap`):
+  progress.jsonl   one JSON object per iteration, the RLlib trainer's keys (built by its
+                   own `_iteration_record` from an RLlib-shaped result), game_steps_per_s
+  tensorboard/     the same numbers (if tensorboardX is installed)
+  checkpoints/iter_NNNNNN/   twin checkpoints (twin/checkpoint.py)
+  run_config.json  game and training settings, the players' types, "engine": "jax"
+  summary.json     what the principal learned, written at the end
+
+Episode metrics are assembled on the host from the per-step info the rollout returns,
+like `SEDGame.episode_metrics`, with `sed_meltingpot.welfare` for every formula, and
+averaged over the last 20 finished episodes like the RLlib path's metrics window.
+Importing this module imports neither Ray, Melting Pot, dmlab2d nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sed_meltingpot import welfare
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.training import runlog
+from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.training.trainer import RunSetupError, _iteration_record, plan_run
+from sed_meltingpot.twin import checkpoint as ckpt
+from sed_meltingpot.twin import ppo
+
+# training/callbacks.SCALAR_METRICS (that module imports Ray; a test keeps them equal).
+SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
+                  "productivity", "equality", "income_equality", "sustainability", "peace",
+                  "tax_revenue", "principal_return", "steps", "tax_cap")
+SMOOTHING_EPISODES = 20  # the RLlib path's metrics_num_episodes_for_smoothing / window
+
+
+# -------------------------------------------------------------- episodes
+def episode_metrics(steps: dict[str, np.ndarray], period_caps: np.ndarray
+                    ) -> dict[str, Any]:
+    """`SEDGame.episode_metrics()` of one finished episode from its per-step arrays
+    (time first): apples, zapped, r_tax (T, n); rates (T, B); eta, objective, period_end,
+    round_end, tax_revenue, principal_reward (T,); `period_caps` the cap of each period."""
+    apples, zapped, r_tax = steps["apples"], steps["zapped"], steps["r_tax"]
+    totals = apples.sum(axis=0)
+    period_end = steps["period_end"].astype(bool)
+    round_end = steps["round_end"].astype(bool)
+    rates = steps["rates"][period_end]
+    objectives = steps["objective"][round_end]
+    return {
+        "steps": int(apples.shape[0]),
+        "apples_per_player": totals,
+        "income_per_player": r_tax.sum(axis=0),
+        "objective": float(np.mean(objectives)) if len(objectives) else float("nan"),
+        "eta": float(np.mean(steps["eta"][round_end])) if round_end.any() else float(
+            steps["eta"][-1]),
+        "utilitarian": float(welfare.utilitarian(totals)),
+        "egalitarian": float(welfare.egalitarian(totals)),
+        "nash_welfare": float(welfare.nash_welfare(totals)),
+        "productivity": float(welfare.productivity(totals)),
+        "equality": float(welfare.equality(totals)),
+        "income_equality": float(welfare.equality(np.maximum(r_tax.sum(axis=0), 0.0))),
+        "sustainability": welfare.sustainability(apples),
+        "peace": welfare.peace(zapped.astype(bool)),
+        "tax_revenue": float(steps["tax_revenue"].sum()),
+        "period_rates": rates,
+        "mean_rates": rates.mean(axis=0) if len(rates) else np.full(
+            steps["rates"].shape[-1], np.nan),
+        "principal_return": float(steps["principal_reward"].sum()),
+        "tax_cap": float(np.mean(period_caps)) if len(period_caps) else float("nan"),
+    }
+
+
+class EpisodeBook:
+    """Cuts the rollouts' per-step arrays of each game into episodes and keeps the
+    metrics of the last `SMOOTHING_EPISODES` finished ones (host side, numpy)."""
+
+    def __init__(self, num_envs: int, tax_period: int) -> None:
+        self.tax_period = tax_period
+        self._open: list[list[dict[str, np.ndarray]]] = [[] for _ in range(num_envs)]
+        self._caps: list[list[float]] = [[] for _ in range(num_envs)]
+        self.recent: collections.deque = collections.deque(maxlen=SMOOTHING_EPISODES)
+        self.returns: collections.deque = collections.deque(maxlen=SMOOTHING_EPISODES)
+        self.num_episodes = 0
+        self.last: dict[str, Any] | None = None
+
+    def add(self, steps: dict[str, Any], cap: float) -> None:
+        """`steps`: `update`'s metrics["steps"] of one seed, as numpy (T, E, ...)."""
+        flat = {"reward": steps["reward"], "principal_reward": steps["principal_reward"],
+                **steps["info"]}
+        done = np.asarray(steps["done"], dtype=bool)
+        num_steps, num_envs = done.shape
+        for e in range(num_envs):
+            start = 0
+            ends = list(np.flatnonzero(done[:, e]) + 1)
+            if not ends or ends[-1] != num_steps:
+                ends.append(num_steps)
+            for end in ends:
+                chunk = {k: np.asarray(v[start:end, e]) for k, v in flat.items()}
+                self._open[e].append(chunk)
+                self._caps[e] += [cap] * int(chunk["period_end"].sum())
+                if end - 1 >= 0 and done[end - 1, e]:
+                    self._finish(e)
+                start = end
+
+    def _finish(self, e: int) -> None:
+        chunks = self._open[e]
+        steps = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        metrics = episode_metrics(steps, np.asarray(self._caps[e]))
+        self.recent.append(metrics)
+        self.returns.append(steps["reward"].sum(axis=0))
+        self.last = metrics
+        self.num_episodes += 1
+        self._open[e], self._caps[e] = [], []
+
+    def sed_means(self) -> dict[str, float]:
+        """Means over the recent episodes of what training/callbacks.py logs (finite
+        values only, as it does)."""
+        if not self.recent:
+            return {}
+        out: dict[str, float] = {}
+
+        def mean(values: list[float]) -> float | None:
+            finite = [v for v in values if np.isfinite(v)]
+            return float(np.mean(finite)) if finite else None
+
+        for key in SCALAR_METRICS:
+            value = mean([float(m[key]) for m in self.recent])
+            if value is not None:
+                out[key] = value
+        for b in range(len(self.recent[-1]["mean_rates"])):
+            value = mean([float(m["mean_rates"][b]) for m in self.recent])
+            if value is not None:
+                out[f"rate_b{b}"] = value
+        for i in range(len(self.recent[-1]["apples_per_player"])):
+            out[f"apples_p{i}"] = float(np.mean([m["apples_per_player"][i]
+                                                 for m in self.recent]))
+        return out
+
+
+def rllib_shaped_result(*, iteration: int, time_this_iter_s: float, config: ppo.TwinTrainConfig,
+                        book: EpisodeBook, episodes_this_iter: int, tax_cap_next: float,
+                        losses: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The fields of an RLlib `algo.train()` result that `_iteration_record` reads, so
+    that both engines log the same keys by the same code. Episode figures are given only
+    when episodes ended in the iteration (runlog.ProgressLog carries them otherwise)."""
+    game_steps = iteration * config.game_steps_per_iteration
+    runners: dict[str, Any] = {
+        "num_env_steps_sampled_lifetime": iteration * config.env_steps_per_iteration,
+        "num_agent_steps_sampled_lifetime": {"player_0": game_steps},
+        "num_env_steps_sampled": config.env_steps_per_iteration,
+        "num_episodes_lifetime": book.num_episodes,
+        "num_episodes": episodes_this_iter,
+    }
+    if episodes_this_iter:
+        runners["sed"] = book.sed_means()
+        per_player = np.mean(np.stack(book.returns), axis=0)
+        runners["agent_episode_returns_mean"] = {f"player_{i}": float(r)
+                                                 for i, r in enumerate(per_player)}
+        module = {"players": float(per_player.sum())}
+        if config.learned:
+            module["principal"] = float(np.mean([m["principal_return"] for m in book.recent]))
+        runners["module_episode_returns_mean"] = module
+        runners["sed_last_episode"] = {
+            f"p{k:03d}_b{b}": float(rate) for k, rates in enumerate(book.last["period_rates"])
+            for b, rate in enumerate(rates)}
+    return {"training_iteration": iteration, "time_this_iter_s": time_this_iter_s,
+            "env_runners": runners, "sed": {"tax_cap_next": tax_cap_next},
+            "learners": losses}
+
+
+# ------------------------------------------------------------------ train
+def _writer(path: str, print_fn: Callable[[str], None], kept: list[dict[str, Any]]) -> Any:
+    """A TensorBoard writer, or None where tensorboardX is missing (GPU machines)."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        print_fn("tensorboardX is not installed: no TensorBoard logs (progress.jsonl only)")
+        return None
+    # TensorBoard hides the events of dropped iterations (as the RLlib trainer does).
+    purge = int(kept[-1].get("game_steps") or 0) + 1 if kept else None
+    return SummaryWriter(path, purge_step=purge)
+
+
+def run_dirs(output_dir: str, seeds: list[int]) -> list[str]:
+    return [output_dir] if len(seeds) == 1 else [os.path.join(output_dir, f"seed_{s}")
+                                                 for s in seeds]
+
+
+def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
+          num_envs: int = 16, rollout_length: int | None = None, num_seeds: int = 1,
+          dtype: str = "float32", restore: str | None = None, checkpoint_every: int = 10,
+          overwrite: bool = False,
+          on_iteration: Callable[[dict[str, Any]], None] | None = None,
+          print_fn: Callable[[str], None] = print, game_impl: Any = None
+          ) -> dict[str, Any] | list[dict[str, Any]]:
+    """Trains players and principal on the twin; returns the final summary (a list of
+    them, one per seed, with num_seeds > 1). `game_impl` replaces the SEDTwin (tests)."""
+    if not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer")
+    config = ppo.TwinTrainConfig(
+        game=game, train=train_config, num_envs=num_envs,
+        rollout_length=rollout_length or train_config.rollout_fragment_length,
+        dtype=dtype).validate()
+    seeds = [train_config.seed + k for k in range(num_seeds)]
+    dirs = run_dirs(output_dir, seeds)
+    sources = [None] * num_seeds if not restore else (
+        [restore] if num_seeds == 1 else run_dirs(restore, seeds))
+    # Output folders and --restore are checked before anything is written (RunSetupError).
+    recorded = [dataclasses.replace(
+        train_config, seed=seed, train_batch_size=config.env_steps_per_iteration,
+        rollout_fragment_length=config.rollout_length, num_env_runners=0) for seed in seeds]
+    plans = [plan_run(game, rec, folder, restore=source, overwrite=overwrite)
+             for rec, folder, source in zip(recorded, dirs, sources, strict=True)]
+    types = [plan.selfishness for plan in plans]
+    n = game.num_players
+
+    fns = ppo.make_functions(config, game_impl)
+    keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
+    state = jax.jit(jax.vmap(fns.init))(keys, jnp.asarray(types, jnp.float32))
+    resume_iteration = None
+    if restore:
+        state = _restore(state, [p.checkpoint for p in plans], print_fn)
+        resume_iteration = int(state.iteration[0])
+    update = jax.jit(jax.vmap(fns.update))
+    t0 = time.time()
+    update = update.lower(state).compile()
+    print_fn(f"jax engine on {jax.devices()[0].platform}: {num_seeds} seed(s) x {num_envs} "
+             f"games x {config.rollout_length} steps per iteration; compiled in "
+             f"{time.time() - t0:.1f}s")
+
+    logs, writers = [], []
+    for k, folder in enumerate(dirs):
+        if plans[k].overwrite:
+            runlog.clear_run(folder)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, runlog.RUN_CONFIG_FILE), "w") as f:
+            json.dump(runlog.clean({
+                "engine": "jax", "game": dataclasses.asdict(game),
+                "train": dataclasses.asdict(recorded[k]), "selfishness": types[k],
+                "twin": {"num_envs": config.num_envs, "rollout_length": config.rollout_length,
+                         "num_seeds": num_seeds, "dtype": dtype,
+                         "game_steps_per_iteration": config.game_steps_per_iteration}}),
+                f, indent=2)
+        source_dir = plans[k].source_dir
+        log = runlog.ProgressLog(folder, resume_iteration=resume_iteration, warn=print_fn,
+                                 source_log=os.path.join(source_dir, runlog.PROGRESS_FILE)
+                                 if source_dir else None)
+        logs.append(log)
+        writers.append(_writer(os.path.join(folder, runlog.TENSORBOARD_DIR), print_fn,
+                               log.records))
+    books = [EpisodeBook(num_envs, game.tax_period) for _ in seeds]
+    records: list[dict[str, Any]] = [log.records[-1] if log.records else {} for log in logs]
+    last_checkpoint: list[str | None] = [None] * num_seeds
+    prev_time = time.time()
+    iteration = int(state.iteration[0])
+    try:
+        with runlog.StopSignals() as stop:
+            while iteration < train_config.num_iterations and stop.signum is None:
+                state, metrics = update(state)
+                host = jax.device_get({k: metrics[k] for k in (
+                    "steps", "tax_cap", "players", "principal") if k in metrics})
+                iteration = int(state.iteration[0])
+                now = time.time()
+                dt, prev_time = now - prev_time, now
+                cap_next = float(ppo.tax_cap_at(
+                    iteration * config.env_steps_per_iteration,
+                    enabled=train_config.tax_cap_anneal and config.learned,
+                    start=train_config.tax_cap_start, end=1.0,
+                    fraction=train_config.tax_cap_fraction, total=config.total_env_steps))
+                for k in range(num_seeds):
+                    before = books[k].num_episodes
+                    steps = jax.tree_util.tree_map(lambda x, k=k: np.asarray(x[k]),
+                                                   host["steps"])
+                    books[k].add(steps, float(host["tax_cap"][k]))
+                    losses = {m: {key: float(v[k]) for key, v in host[m].items()}
+                              for m in ("players", "principal") if m in host}
+                    result = rllib_shaped_result(
+                        iteration=iteration, time_this_iter_s=dt, config=config, book=books[k],
+                        episodes_this_iter=books[k].num_episodes - before,
+                        tax_cap_next=cap_next, losses=losses)
+                    record = logs[k].add(_iteration_record(result, num_players=n,
+                                                           learned=config.learned))
+                    records[k] = record
+                    if writers[k] is not None:
+                        for key, value in record.items():
+                            if isinstance(value, (int, float)) and not isinstance(
+                                    value, bool) and math.isfinite(float(value)):
+                                writers[k].add_scalar(f"sed/{key}", value,
+                                                      record["game_steps"])
+                    prefix = f"[seed {seeds[k]}] " if num_seeds > 1 else ""
+                    print_fn(prefix + runlog.format_progress(record, game.num_brackets))
+                    if on_iteration:
+                        on_iteration(record)
+                if checkpoint_every and iteration % checkpoint_every == 0:
+                    last_checkpoint = _save_all(state, fns, dirs, iteration)
+            if last_checkpoint[0] is None or not last_checkpoint[0].endswith(
+                    f"{iteration:06d}"):
+                last_checkpoint = _save_all(state, fns, dirs, iteration)
+    finally:
+        for w in writers:
+            if w is not None:
+                w.close()
+    summaries = []
+    for k, folder in enumerate(dirs):
+        summary = runlog.build_summary(records[k], num_brackets=game.num_brackets,
+                                       checkpoint=last_checkpoint[k], selfishness=types[k])
+        if stop.signum is not None:
+            summary["stopped_by"] = stop.name
+            summary["stopped_by_signal"] = stop.signum
+        with open(os.path.join(folder, runlog.SUMMARY_FILE), "w") as f:
+            json.dump(runlog.clean(summary), f, indent=2)
+        print_fn(runlog.format_summary(summary))
+        summaries.append(summary)
+    return summaries[0] if num_seeds == 1 else summaries
+
+
+def _seed_slice(tree: Any, k: int) -> Any:
+    return jax.tree_util.tree_map(lambda x: x[k], tree)
+
+
+def _train_state(state: ppo.RunnerState) -> dict[str, Any]:
+    return {"players_opt": state.players_opt, "principal_opt": state.principal_opt,
+            "rng": state.rng, "iteration": state.iteration}
+
+
+def _save_all(state: ppo.RunnerState, fns: ppo.TrainFunctions, dirs: list[str],
+              iteration: int) -> list[str | None]:
+    paths: list[str | None] = []
+    for k, folder in enumerate(dirs):
+        path = os.path.join(folder, ckpt.CHECKPOINT_DIR, f"iter_{iteration:06d}")
+        paths.append(ckpt.save(
+            path, iteration=iteration, players_params=_seed_slice(state.players_params, k),
+            principal_params=_seed_slice(state.principal_params, k),
+            train_state=_seed_slice(_train_state(state), k), players_spec=fns.players_spec,
+            principal_spec=fns.principal_spec))
+    return paths
+
+
+def _restore(state: ppo.RunnerState, checkpoints: list[str | None],
+             print_fn: Callable[[str], None]) -> ppo.RunnerState:
+    """Params, optimiser states, rng and iteration of each seed from its checkpoint
+    (games start fresh episodes, as in the RLlib path)."""
+    parts = []
+    for k, path in enumerate(checkpoints):
+        if path is None or not ckpt.is_checkpoint(path):
+            raise RunSetupError(f"--restore: {path!r} is not a jax-engine checkpoint (no "
+                                f"{ckpt.MARKER}); an RLlib checkpoint restores with "
+                                "--engine=rllib")
+        one = _seed_slice(state, k)
+        _, players = ckpt.load_params(path, "players")
+        _, principal = ckpt.load_params(path, "principal")
+        extra = ckpt.load_train_state(path, _train_state(one))
+        parts.append(one._replace(
+            players_params=players, principal_params=principal if principal is not None
+            else one.principal_params, players_opt=extra["players_opt"],
+            principal_opt=extra["principal_opt"], rng=extra["rng"],
+            iteration=jnp.asarray(extra["iteration"], jnp.int32)))
+        print_fn(f"restored {path} at iteration {int(extra['iteration'])}")
+    iterations = {int(p.iteration) for p in parts}
+    if len(iterations) > 1:
+        raise RunSetupError(f"--restore: the seeds' checkpoints are at different iterations "
+                            f"{sorted(iterations)}")
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *parts)
