@@ -66,7 +66,13 @@ flags.register_validator("fixed", _check_fixed)
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    try:
+        cli.check_writable("output_dir", FLAGS.output_dir)
+        run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    except evaluation.CheckpointError as e:
+        raise app.UsageError(f"--checkpoint={FLAGS.checkpoint}: {e}") from e
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     has_trained = run is not None and run.principal is not None
     principals = FLAGS.principals or [
         p for p in evaluation.PRINCIPAL_CHOICES
@@ -76,6 +82,9 @@ def main(argv: list[str]) -> None:
                              "principal")
     try:
         setup = evaluation.build_setup(run, cli.game_overrides(FLAGS), seed=FLAGS.seed)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    try:
         trained = (evaluation.trained_principal(run, setup, greedy=FLAGS.greedy)
                    if "trained" in principals else None)
     except ValueError as e:
@@ -89,6 +98,9 @@ def main(argv: list[str]) -> None:
                              f"{bad}")
     players = evaluation.make_players(cli.players_kind(FLAGS), run, greedy=FLAGS.greedy,
                                       setup=setup)
+    if FLAGS.dry_run:
+        print(f"dry run: settings valid; game: {setup.game}")
+        return
     results, search = evaluation.evaluate(
         setup, players, principals=principals, num_episodes=FLAGS.num_episodes,
         seed=FLAGS.seed, trained=trained, fixed=fixed, grid_resolution=FLAGS.grid_resolution,

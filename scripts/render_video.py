@@ -41,7 +41,13 @@ cli.register_principal_validator("principal", agent_word="trained")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    try:
+        cli.check_writable("output", FLAGS.output, is_file=True)
+        run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None
+    except evaluation.CheckpointError as e:
+        raise app.UsageError(f"--checkpoint={FLAGS.checkpoint}: {e}") from e
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     has_trained = run is not None and run.principal is not None
     spec = FLAGS.principal or ("trained" if has_trained else "none")
     if spec == "trained" and not has_trained:
@@ -49,12 +55,18 @@ def main(argv: list[str]) -> None:
                              "principal")
     try:
         setup = evaluation.build_setup(run, cli.game_overrides(FLAGS), seed=FLAGS.seed)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    try:
         trained = (evaluation.trained_principal(run, setup, greedy=FLAGS.greedy)
                    if spec == "trained" else None)
     except ValueError as e:
         raise app.UsageError(f"{e} (choose another --principal)") from e
     players = evaluation.make_players(cli.players_kind(FLAGS), run, greedy=FLAGS.greedy,
                                       setup=setup)
+    if FLAGS.dry_run:
+        print(f"dry run: settings valid; game: {setup.game}")
+        return
     result = rendering.render_episode(
         setup, players, trained if spec == "trained" else spec, FLAGS.output, fps=FLAGS.fps,
         scale=FLAGS.scale, max_steps=FLAGS.max_steps, mosaic=FLAGS.mosaic, seed=FLAGS.seed,

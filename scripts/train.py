@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from sed_meltingpot import cli, voting, welfare
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training.config import PRESETS, TrainConfig, preset
+from sed_meltingpot.game import substrate_config
+from sed_meltingpot.training.config import PRESETS, TrainConfig, preset, whole_fragment_batch
 
 GAME = GameConfig()
 TRAIN = TrainConfig()
@@ -29,7 +30,7 @@ flags.DEFINE_enum("preset", "paper", PRESETS,
                   "paper: the paper's settings; fast: 1 pixel per tile, small networks.")
 flags.DEFINE_integer("num_iterations", TRAIN.num_iterations, "Training iterations.",
                      lower_bound=1)
-flags.DEFINE_integer("seed", TRAIN.seed, "Run seed (types, envs, networks).")
+flags.DEFINE_integer("seed", TRAIN.seed, "Run seed (types, envs, networks).", lower_bound=0)
 flags.DEFINE_integer("num_players", GAME.num_players, "Number of players.", lower_bound=1)
 flags.DEFINE_integer("episode_length", GAME.episode_length, "Steps per episode.", lower_bound=1)
 flags.DEFINE_integer("tax_period", GAME.tax_period, "Steps per tax period.", lower_bound=1)
@@ -77,6 +78,9 @@ flags.DEFINE_string("welfare", GAME.welfare,
                     f"Principal's objective family: one of {sorted(welfare.WELFARE_FUNCTIONS)}.")
 flags.DEFINE_string("principal", TRAIN.principal,
                     "learned | none (no tax) | fixed:r0,r1,r2 | random")
+flags.DEFINE_bool("dry_run", False,
+                  "Check every flag, the output folder and --restore, print the settings, and "
+                  "exit without starting Ray or training.")
 flags.DEFINE_bool("tax_cap_anneal", TRAIN.tax_cap_anneal,
                   "Anneal the tax cap from 0.1 to 1 over the first 2% of training.")
 
@@ -132,14 +136,11 @@ def main(argv: list[str]) -> None:
         tax_cap_anneal=FLAGS.tax_cap_anneal, **overrides)
     try:
         game.validate()
+        substrate_config(game)  # e.g. more players than the map holds, before Ray starts
         train_config.validate()
-        per_round = (train_config.rollout_fragment_length * max(1, train_config.num_env_runners)
-                     * train_config.num_envs_per_env_runner)
-        if train_config.train_batch_size % per_round:
-            raise ValueError(
-                f"--train_batch_size={train_config.train_batch_size} must be a multiple of "
-                f"--rollout_fragment_length x max(1, --num_env_runners) x "
-                f"--num_envs_per_env_runner = {per_round}")
+        train_config, batch_note = whole_fragment_batch(train_config)
+        if batch_note:
+            logging.warning(batch_note)
         if train_config.minibatch_size > train_config.train_batch_size:
             raise ValueError(f"--minibatch_size={train_config.minibatch_size} must be <= "
                              f"--train_batch_size={train_config.train_batch_size}")
@@ -148,6 +149,10 @@ def main(argv: list[str]) -> None:
                  overwrite=FLAGS.overwrite)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
+    if FLAGS.dry_run:
+        print(f"dry run: settings valid; would train into {FLAGS.output_dir!r}\n"
+              f"game: {game}\ntrain: {train_config}")
+        return
     summary = train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
                     ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every,
                     overwrite=FLAGS.overwrite)

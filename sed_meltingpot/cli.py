@@ -33,7 +33,10 @@ def define_game_flags() -> None:
                       "random.")
     flags.DEFINE_bool("greedy", False,
                       "Trained modules act by argmax instead of sampling their policy.")
-    flags.DEFINE_integer("seed", 0, "Seed of the first episode (episode k uses seed + k).")
+    flags.DEFINE_integer("seed", 0, "Seed of the first episode (episode k uses seed + k).",
+                         lower_bound=0)
+    flags.DEFINE_bool("dry_run", False, "Check every flag and load the checkpoint, then exit "
+                      "without playing.")
     flags.DEFINE_integer("num_players", None, "Players (default: checkpoint's or 7).",
                          lower_bound=1)
     flags.DEFINE_integer("episode_length", None, "Steps per episode (default: checkpoint's "
@@ -55,6 +58,26 @@ def define_game_flags() -> None:
     flags.register_multi_flags_validator(
         ["players", "checkpoint"], lambda v: v["players"] != "checkpoint" or v["checkpoint"],
         message="--players=checkpoint needs --checkpoint")
+
+
+def check_writable(flag: str, path: str, *, is_file: bool = False) -> None:
+    """Creates the folder `path` (or the folder of the file `path`) and a
+    scratch file in it, so that an output that cannot be written fails before
+    any work, naming the flag. Tried rather than `os.access`, which says yes
+    to root even on a read-only file system."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path)) if is_file else path
+    if is_file and os.path.isdir(path):
+        raise ValueError(f"--{flag}={path!r} is a folder, not a file")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
+            pass
+    except OSError as e:
+        raise ValueError(f"--{flag}={path!r} is not writable: {e.strerror} "
+                         f"({e.filename or folder})") from e
 
 
 def game_overrides(values: Any) -> dict[str, Any]:

@@ -405,19 +405,69 @@ def load_setup(checkpoint: str) -> EvalSetup:
                      pixels_per_tile=int(train.get("pixels_per_tile", 8)))
 
 
-def load_run(path: str) -> LoadedRun:
-    """Restores the game settings, types and modules of a run directory or
-    checkpoint (the newest checkpoint of a run directory)."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the path or the
+    file at fault (scripts show it as a one-line usage error)."""
+
+
+def _unreadable_file(folder: str) -> str | None:
+    """The first file under `folder` that does not load (pickle, JSON), so
+    that a truncated checkpoint is reported by name."""
+    import pickle
+
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                if name.endswith(".json"):
+                    with open(path) as f:
+                        json.load(f)
+                elif name.endswith(".pkl"):
+                    with open(path, "rb") as f:
+                        pickle.load(f)
+            except Exception:  # noqa: BLE001 - any failure to load marks the file
+                return path
+    return None
+
+
+def _load_module(folder: str):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    try:
+        return RLModule.from_checkpoint(folder)
+    except Exception as e:
+        bad = _unreadable_file(folder)
+        where = f"{bad} is damaged or truncated" if bad else f"{folder} does not load"
+        raise CheckpointError(f"checkpoint module {where} ({type(e).__name__}: {e})") from e
+
+
+def load_run(path: str) -> LoadedRun:
+    """Restores the game settings, types and modules of a run directory or
+    checkpoint (the newest checkpoint of a run directory); CheckpointError
+    names what is missing or damaged."""
     from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
     from sed_meltingpot.training.trainer import latest_checkpoint, module_checkpoint
 
-    checkpoint = latest_checkpoint(path)
-    setup = load_setup(checkpoint)
-    players = RLModule.from_checkpoint(module_checkpoint(checkpoint, PLAYERS_MODULE))
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path!r} does not exist")
+    try:
+        checkpoint = latest_checkpoint(path)
+        run_config = find_run_config(checkpoint)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{e}: give a run folder (with run_config.json and "
+                              "checkpoints/iter_N) or one of its checkpoints") from e
+    try:
+        setup = load_setup(checkpoint)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{run_config} is damaged or not a run's settings "
+                              f"({type(e).__name__}: {e})") from e
+    players_dir = module_checkpoint(checkpoint, PLAYERS_MODULE)
+    if not os.path.isdir(players_dir):
+        raise CheckpointError(f"{checkpoint!r} holds no players' module ({players_dir} is "
+                              "missing)")
+    players = _load_module(players_dir)
     principal_dir = module_checkpoint(checkpoint, PRINCIPAL)
-    principal = RLModule.from_checkpoint(principal_dir) if os.path.isdir(principal_dir) else None
+    principal = _load_module(principal_dir) if os.path.isdir(principal_dir) else None
     return LoadedRun(setup, checkpoint, players, principal)
 
 
@@ -443,6 +493,9 @@ def build_setup(run: LoadedRun | None, overrides: dict[str, Any] | None = None, 
     if changes.get("num_players", setup.game.num_players) != setup.game.num_players:
         changes.setdefault("selfishness", None)  # the run's types no longer fit
     game = dataclasses.replace(setup.game, **changes).validate()
+    from sed_meltingpot.game import substrate_config
+
+    substrate_config(game)  # what only the substrate knows (players the map holds)
     return with_fixed_types(dataclasses.replace(setup, game=game), seed)
 
 

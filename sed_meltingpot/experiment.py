@@ -247,13 +247,16 @@ def parse_seeds(text: str) -> list[int]:
 
 
 # ------------------------------------------------------------------- rows
-#: CSV columns besides the metrics.
+#: CSV columns besides the metrics ("objective" is the objective's label).
 ID_COLUMNS = ("objective", "principal", "seed", "substrate", "players_from", "rates",
               "episodes")
+#: The evaluation's metric "objective" (the value of W_eta) is the column W_eta
+#: here, since "objective" names the cell's objective.
+RENAME = {"objective": "W_eta"}
 
 
 def metric_columns(num_brackets: int) -> list[str]:
-    return list(METRICS) + [f"rate_b{b}" for b in range(num_brackets)]
+    return [RENAME.get(m, m) for m in METRICS] + [f"rate_b{b}" for b in range(num_brackets)]
 
 
 def episodes_row(episodes: Sequence[Mapping[str, float]], **ids: Any) -> dict[str, Any]:
@@ -264,7 +267,7 @@ def episodes_row(episodes: Sequence[Mapping[str, float]], **ids: Any) -> dict[st
     row: dict[str, Any] = dict(ids)
     row["episodes"] = len(episodes)
     for key in episodes[0]:
-        row[key] = mean_ci(e[key] for e in episodes).mean
+        row[RENAME.get(key, key)] = mean_ci(e[key] for e in episodes).mean
     return row
 
 
@@ -336,7 +339,7 @@ def cell_values(rows: Iterable[Mapping[str, Any]], objective: str, principal: st
 
 
 def comparisons(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
-                principals: Sequence[str], substrate: str, metric: str = "objective"
+                principals: Sequence[str], substrate: str, metric: str = "W_eta"
                 ) -> list[dict[str, Any]]:
     """The learned principal against each baseline, per objective, by Welch's
     t-test on the per-seed `metric`; Holm's correction over all the
@@ -355,7 +358,7 @@ def comparisons(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
 
 
 # ------------------------------------------------------------- results.md
-TABLE_METRICS = ("objective", "utilitarian", "egalitarian", "nash_welfare", "equality",
+TABLE_METRICS = ("W_eta", "utilitarian", "egalitarian", "nash_welfare", "equality",
                  "income_equality", "sustainability", "peace", "tax_revenue")
 
 
@@ -464,8 +467,8 @@ def transfer_gaps(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
         return []
     out = []
     for o in objectives:
-        twin = cell_values(rows, o, LEARNED, "objective", substrate)
-        lua = cell_values(rows, o, LEARNED, "objective", SUBSTRATE_LUA)
+        twin = cell_values(rows, o, LEARNED, "W_eta", substrate)
+        lua = cell_values(rows, o, LEARNED, "W_eta", SUBSTRATE_LUA)
         if twin and lua:
             t, s = mean_ci(twin), mean_ci(lua)
             out.append({"objective": o, "twin": t, "lua": s, "gap": s.mean - t.mean})

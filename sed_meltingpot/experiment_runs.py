@@ -222,7 +222,7 @@ class Job:
     def eval_key(self) -> dict[str, Any]:
         """What the cached evaluation of a run depends on."""
         g = self.grid
-        return {"engine": self.engine, "eval_seed": ex.EVAL_SEED,
+        return {"format": 2, "engine": self.engine, "eval_seed": ex.EVAL_SEED,
                 "eval_episodes": g.eval_episodes, "search_resolution": g.search_resolution,
                 "search_episodes": g.search_episodes, "objectives": list(self.objectives),
                 "principals": list(self.principals), "schedules": {

@@ -388,29 +388,60 @@ def test_debug_observations(debug_rollout):
         assert 0 <= obs["ORIENTATION"] <= 3
 
 
-def test_nearby_matches_view_geometry(debug_rollout):
-    """NEARBY[i][j] == 1 iff j is alive and inside alive i's window; zapped players see no one.
+def _check_nearby(rollout) -> dict[str, int]:
+    """Asserts NEARBY against the window geometry at every step; counts the cases seen.
 
-    A zapped avatar's POSITION is not meaningful: its off-grid wait piece
-    still follows the move actions. So zapped players are left out as
-    targets, whatever their POSITION says.
+    NEARBY[i][j] == 1 iff j is alive and inside alive i's window; zapped
+    players see no one. A zapped avatar's POSITION is not meaningful: its
+    off-grid wait piece still follows the move actions. So zapped players are
+    left out as targets, whatever their POSITION says.
     """
     counts = {"nearby": 0, "far": 0, "zapped": 0}
-    for t, observations in enumerate(debug_rollout):
+    counts.update({f"nearby facing {o}": 0 for o in "NESW"})
+    for t, observations in enumerate(rollout):
         alive = [obs["ZAPPED"] == 0 for obs in observations]
         for i, obs in enumerate(observations):
             expected = np.zeros(len(observations))
             if alive[i]:
                 xi, yi = (int(v) for v in obs["POSITION"])
+                orientation = int(obs["ORIENTATION"])
                 for j, other in enumerate(observations):
                     if j != i and alive[j]:
                         xj, yj = (int(v) for v in other["POSITION"])
-                        expected[j] = in_view(xj - xi, yj - yi, int(obs["ORIENTATION"]))
+                        expected[j] = in_view(xj - xi, yj - yi, orientation)
                         counts["nearby" if expected[j] else "far"] += 1
+                        if expected[j]:
+                            counts[f"nearby facing {'NESW'[orientation]}"] += 1
             else:
                 counts["zapped"] += 1
             np.testing.assert_array_equal(obs["NEARBY"], expected, err_msg=f"step {t} player {i}")
-    # The rollout exercises every case.
+    return counts
+
+
+def test_nearby_matches_view_geometry(debug_rollout):
+    counts = _check_nearby(debug_rollout)
+    # The rollout exercises every case, each facing included.
+    assert min(counts.values()) >= 20, counts
+
+
+def test_nearby_matches_view_geometry_with_16_players_over_two_episodes():
+    """The scene computes NEARBY for all players at once, kept within a step.
+
+    16 players on the large map check the row of every player index, and two
+    episodes the first observation after a reset.
+    """
+    env = substrate.build("apple_picking__large", seed=11, episode_length=120,
+                          debug_observations=True)
+    rollout = []
+    try:
+        for episode in range(2):
+            for ts in _rollout(env, _random_actions(16, 120, seed=20 + episode)):
+                rollout.append([{key: np.asarray(value).copy() for key, value in obs.items()}
+                                for obs in ts.observation])
+            assert ts.last()
+    finally:
+        env.close()
+    counts = _check_nearby(rollout)
     assert min(counts.values()) >= 20, counts
 
 

@@ -147,7 +147,11 @@ def test_episode_end_is_truncated_in_both_adapters_and_sub_envs_keep_their_order
         assert sed_envs(vector) == [e.unwrapped for e in vector.envs]
         episodes = algo.env_runner.sample(num_episodes=2)
         done = [e for e in episodes if e.is_done]
-        assert done and all(e.is_truncated and not e.is_terminated for e in done)
+        # GAE reads each agent's episode (RLlib's multi-agent episode calls
+        # itself terminated once every agent is done, whichever way).
+        agents = [a for e in done for a in e.agent_episodes.values()]
+        assert len(agents) == 8 * len(done) > 0
+        assert all(a.is_truncated and not a.is_terminated for a in agents)
     finally:
         algo.stop()
     env = SEDMultiAgentEnv({"game": {"episode_length": 100, "tax_period": 50},
@@ -256,15 +260,16 @@ def env_runner_pids() -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_env_runner_does_not_end_the_run(tmp_path):
-    config = TrainConfig(**{**TINY.__dict__, "num_iterations": 4, "num_env_runners": 2,
-                            "train_batch_size": 104})
+@pytest.mark.parametrize("runners", [2, 1])
+def test_a_killed_env_runner_does_not_end_the_run(tmp_path, runners):
+    config = TrainConfig(**{**TINY.__dict__, "num_iterations": 4, "num_env_runners": runners,
+                            "train_batch_size": 52 * runners})
     killed: list[int] = []
 
     def kill_one(record):
         if record["iteration"] == 1:
             pids = env_runner_pids()
-            assert len(pids) == 2, pids
+            assert pids, "no env-runner process found"
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
@@ -273,7 +278,12 @@ def test_a_killed_env_runner_does_not_end_the_run(tmp_path):
                     print_fn=lambda s: None)
     assert killed
     records = runlog.read_progress(out)
-    assert [r["iteration"] for r in records] == [1, 2, 3, 4]
+    iterations = [r["iteration"] for r in records]
+    if runners == 2:  # the other runner samples the whole batch meanwhile
+        assert iterations == [1, 2, 3, 4]
+    else:  # the iteration in which the only runner died sampled nothing: not logged
+        assert iterations[0] == 1 and iterations[-1] == 4 and len(iterations) >= 3
+        assert iterations == sorted(set(iterations))
     assert all(r["env_steps_this_iter"] > 0 for r in records)
     assert summary["iteration"] == 4
     assert killed[0] not in env_runner_pids()

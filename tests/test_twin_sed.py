@@ -33,7 +33,9 @@ from sed_meltingpot import constraints, rewards, tax, voting, welfare
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.twin.sed import SEDTwin
 
-SETTINGS = settings(max_examples=60, deadline=None)
+# Few distinct shapes (each new shape costs a JAX compile); values vary freely.
+SETTINGS = settings(max_examples=30, deadline=None)
+PLAYERS = st.sampled_from([1, 7])
 RTOL = ATOL = 1e-5  # float32 twin vs float64 SEDGame
 
 
@@ -42,16 +44,16 @@ RTOL = ATOL = 1e-5  # float32 twin vs float64 SEDGame
 
 @st.composite
 def tax_case(draw):
-    b = draw(st.integers(1, 4))
+    b = draw(st.sampled_from([1, 3]))
     edges = np.cumsum(draw(st.lists(st.floats(0.5, 30), min_size=b, max_size=b)))
     tau = np.concatenate([[draw(st.floats(-5, 5))], edges])
     tau[1:] += tau[0]
     if draw(st.booleans()):
         tau[-1] = np.inf
-    n = draw(st.integers(1, 9))
+    n = draw(PLAYERS)
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    income = rng.uniform(-10, 120, size=(draw(st.integers(1, 3)), n))
+    income = rng.uniform(-10, 120, size=(2, n))
     if draw(st.booleans()):
         income = np.round(income)
     rates = rng.choice([rng.uniform(0, 1, b), np.round(rng.uniform(0, 1, b), 1)])
@@ -81,7 +83,7 @@ def test_tax_core_numpy_equals_jax(case):
 
 @st.composite
 def mix_case(draw):
-    n = draw(st.integers(1, 8))
+    n = draw(PLAYERS)
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     batch = draw(st.sampled_from([(), (3,)]))
     r_tax = rng.normal(0, 3, size=batch + (n,))
@@ -112,7 +114,7 @@ def test_eq8_core_numpy_equals_jax(case):
 
 
 @SETTINGS
-@given(st.integers(0, 2**31 - 1), st.integers(1, 9), st.booleans())
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1, 4, 7]), st.booleans())
 def test_welfare_vote_and_projection_cores_numpy_equals_jax(seed, n, zeros):
     rng = np.random.default_rng(seed)
     u = rng.integers(0, 40, size=(2, n)).astype(float)
@@ -184,13 +186,11 @@ def test_custom_voting_rule_runs_on_the_host():
     sigma = (0.1, 0.2, 0.9)
     twin = SEDTwin(GameConfig(num_players=3, voting_rule=name, selfishness=sigma,
                               principal_weight=0.5, principal_type=0.3))
-    g, obs = jax.jit(twin.reset)(jax.random.PRNGKey(0), jnp.asarray(sigma))
-    assert float(g.sed.eta) == pytest.approx(0.5 * 0.9 + 0.5 * 0.3)
+    assert float(jax.jit(twin.vote)(jnp.asarray(sigma))) == pytest.approx(0.5 * 0.9 + 0.5 * 0.3)
     free = SEDTwin(GameConfig(num_players=3, voting_rule=name))
     with pytest.raises(ValueError, match=f"voting_rule='{name}' has no JAX form"):
-        jax.jit(free.reset)(jax.random.PRNGKey(0), jnp.asarray(sigma))
-    assert float(free.reset(jax.random.PRNGKey(0), np.asarray(sigma))[0].sed.eta) == (
-        pytest.approx(0.9))
+        jax.jit(free.vote)(jnp.asarray(sigma))
+    assert float(free.sed_reset(np.asarray(sigma), np.ones(3)).eta) == pytest.approx(0.9)
 
 
 # ------------------------------------------------------------------ replay
@@ -253,9 +253,9 @@ def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
             return record
 
 
-def check_step(twin: SEDTwin, ref_step, out):
+def check_step(ref_step, out) -> None:
     """Compares the twin's outputs of one step with the reference's."""
-    s_new, rew, principal_reward, done, info = out
+    _, rew, principal_reward, done, info = out
     result = ref_step["result"]
     i = result.info
     scale = abs(float(i["objective"]))
@@ -278,18 +278,28 @@ def check_step(twin: SEDTwin, ref_step, out):
     else:
         assert float(info["tax_revenue"]) == 0.0 and not np.any(np.asarray(info["taxes"]))
     if "player_features" in ref_step:
-        close(twin.player_features(s_new), ref_step["player_features"], f"{where}: features")
+        close(info["player_features"], ref_step["player_features"], f"{where}: features")
     if "principal_features" in ref_step:
-        close(twin.principal_features(s_new), ref_step["principal_features"],
+        close(info["principal_features"], ref_step["principal_features"],
               f"{where}: principal features")
-    return s_new
 
 
 def replay_signals(game: GameConfig, record) -> None:
     """Feeds the reference's per-step signals into the twin's SED layer."""
     twin = SEDTwin(game)
-    sed_step = jax.jit(twin.sed_step)
-    set_rates = jax.jit(twin.sed_set_rates)
+
+    @jax.jit
+    def sed_step(s, apples, nearby, zapped, ready):
+        s, rew, principal_reward, done, info = twin.sed_step(s, apples, nearby, zapped, ready)
+        info = info | {"player_features": twin.player_features(s),
+                       "principal_features": twin.principal_features(s)}
+        return s, rew, principal_reward, done, info
+
+    @jax.jit
+    def set_rates(s, levels, cap):
+        s = twin.sed_set_rates(s, twin.levels_to_rates(levels), cap)
+        return s, twin.player_features(s)
+
     s = twin.sed_reset(record["sigma"], record["start_ready"])
     decisions = {d["step"]: d for d in record["decisions"]}
     cap = record["cap"]
@@ -299,15 +309,17 @@ def replay_signals(game: GameConfig, record) -> None:
             assert bool(s.principal_due), f"step {t}: principal due in SEDGame, not in twin"
             close(twin.principal_features(s), d["principal_features"],
                   f"step {t}: principal features")
-            s = set_rates(s, twin.levels_to_rates(d["levels"]), cap)
+            s, features = set_rates(s, d["levels"], cap)
             close(s.rates, d["rates"], f"step {t}: effective rates")
-            close(twin.player_features(s), d["player_features"], f"step {t}: features")
+            close(features, d["player_features"], f"step {t}: features")
         else:
             assert not bool(s.principal_due), f"step {t}: twin wants a principal turn"
         result = ref_step["result"]
         i = result.info
-        out = sed_step(s, i["apples"], i["nearby"], i["zapped"], ref_step["ready"])
-        s = check_step(twin, ref_step, out)
+        out = jax.device_get(sed_step(s, i["apples"], i["nearby"], i["zapped"],
+                                      ref_step["ready"]))
+        check_step(ref_step, out)
+        s = out[0]
     check_metrics(twin, s, record)
 
 
@@ -364,3 +376,85 @@ def test_sed_layer_replays_sedgame_full_episode():
     record = play_reference(game, seed=1, action_seed=2, cap=0.7)
     record["cap"] = 0.7
     replay_signals(game, record)
+
+
+# ------------------------------------------------------------- end to end
+
+
+def test_sedtwin_with_twin_world_equals_sedgame_end_to_end():
+    """SEDTwin with the real twin world, started from the Lua start state (regrowth off),
+    replays a Lua episode: rewards, principal rewards, features and images all equal.
+
+    No zaps (a zapped player respawns at a point the engine draws at random, which the
+    twin need not draw alike; tests/test_twin_env.py covers respawns). A move conflict
+    is resolved by a random order in both engines: where `SEDTwin.step`'s world differs
+    from Lua's, the test looks for a move order under which the twin's world
+    (`TwinEnv.step_in_order`) gives Lua's outcome and continues through
+    `SEDTwin.step_from` with it (tests/test_twin_env.py checks that conflict rule).
+    """
+    from lua_reference import LuaReference
+
+    game = GameConfig(episode_length=100, tax_period=25, thresholds=(0, 1, 2, 10000),
+                      regrowth_probabilities=(0.0, 0.0, 0.0, 0.0))
+    seed, cap, frame_stack = 4, 0.9, 2
+    record = play_reference(game, seed=seed, action_seed=9, cap=cap, frame_stack=frame_stack,
+                            zap=False)
+    with LuaReference(game.substrate, seed=seed, num_players=game.num_players,
+                      episode_length=game.episode_length,
+                      regrowth_probabilities=game.regrowth_probabilities) as lua:
+        start = lua.reset()
+        frames = [lua.step(step["actions"]) for step in record["steps"]]
+    for t, (frame, step) in enumerate(zip(frames, record["steps"], strict=True)):
+        # The debug-observation build is the same Lua game as SEDGame's.
+        np.testing.assert_array_equal(frame.apples_eaten, step["result"].info["apples"],
+                                      err_msg=f"step {t + 1}: Lua builds differ")
+
+    twin = SEDTwin(game, obs_mode="tiles", frame_stack=frame_stack)
+    g, obs = twin.reset_from(twin.env.state_from(**start.twin_fields()), record["sigma"])
+    set_levels = jax.jit(twin.set_rate_levels)
+    step_fn, step_from = jax.jit(twin.step), jax.jit(twin.step_from)
+    env_step = jax.jit(twin.env.step_in_order)
+    perm = np.random.default_rng(0).permutation
+    orders = [jnp.asarray(perm(game.num_players), jnp.int32) for _ in range(200)]
+
+    def same_world(state, frame) -> bool:
+        return bool(np.array_equal(state.pos, frame.pos)
+                    and np.array_equal(state.orient, frame.orient)
+                    and np.array_equal(state.apples, frame.apples))
+
+    decisions = {d["step"]: d for d in record["decisions"]}
+    key = jax.random.PRNGKey(0)
+    for t, ref in enumerate(record["steps"]):
+        if t in decisions:
+            d = decisions[t]
+            assert bool(twin.principal_due(g)), f"step {t}"
+            np.testing.assert_array_equal(np.asarray(obs.principal_image), d["principal_image"],
+                                          err_msg=f"step {t}: principal image")
+            close(obs.principal_features, d["principal_features"], f"step {t}: principal")
+            g, obs = set_levels(g, jnp.asarray(d["levels"], jnp.int32), cap)
+            close(obs.player_features, d["player_features"], f"step {t}: player features")
+            np.testing.assert_array_equal(np.asarray(obs.player_image), d["player_image"],
+                                          err_msg=f"step {t}: player images")
+        key, k = jax.random.split(key)
+        actions = jnp.asarray(ref["actions"], jnp.int32)
+        result = jax.device_get(step_fn(g, actions, k))
+        if not same_world(result[0].env, frames[t]):
+            for order in orders:
+                env_state, out = env_step(g.env, actions, k, order)
+                if same_world(jax.device_get(env_state), frames[t]):
+                    result = jax.device_get(step_from(g, env_state, out))
+                    break
+            else:
+                pytest.fail(f"step {t + 1}: no move order gives Lua's world")
+        g, obs, rew, principal_reward, done, info = result
+        check_step(ref, (g.sed, rew, principal_reward, done, info
+                         | {"player_features": obs.player_features,
+                            "principal_features": obs.principal_features}))
+        if "player_image" in ref:
+            np.testing.assert_array_equal(obs.player_image, ref["player_image"],
+                                          err_msg=f"step {t + 1}: player images")
+        if "principal_image" in ref:
+            np.testing.assert_array_equal(obs.principal_image, ref["principal_image"],
+                                          err_msg=f"step {t + 1}: principal image")
+    assert bool(done)
+    check_metrics(twin, g.sed, record)

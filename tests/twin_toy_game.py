@@ -89,3 +89,19 @@ class ToyGame:
                 "period_end": period_end, "round_end": done,
                 "tax_revenue": jnp.float32(0.0)}
         return state, self._obs(state), apples, principal_reward, done, info
+
+    def episode_metrics(self, state: ToyState) -> dict[str, jax.Array]:
+        """SEDTwin.episode_metrics' keys; the toy's numbers are simple totals."""
+        g = self.config
+        totals = state.round_apples
+        periods = g.episode_length // g.tax_period
+        f = jnp.float32
+        return {
+            "steps": state.step, "apples_per_player": totals, "income_per_player": totals,
+            "objective": totals.sum(), "eta": f(0.5), "utilitarian": totals.sum(),
+            "egalitarian": totals.min(), "nash_welfare": totals.sum(),
+            "productivity": totals.sum(), "equality": f(1.0), "income_equality": f(1.0),
+            "sustainability": f(jnp.nan), "peace": f(1.0), "tax_revenue": f(0.0),
+            "period_rates": jnp.broadcast_to(state.rates, (periods, g.num_brackets)),
+            "mean_rates": state.rates, "principal_return": totals.mean(), "tax_cap": f(1.0),
+        }

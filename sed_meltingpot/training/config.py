@@ -84,6 +84,30 @@ class TrainConfig:
         return self
 
 
+def whole_fragment_batch(train: TrainConfig) -> tuple[TrainConfig, str | None]:
+    """`train` with its batch rounded up to whole sampling rounds, and a note
+    saying so (None when nothing changed).
+
+    Each iteration RLlib's env runners return whole fragments of
+    `rollout_fragment_length` steps from every sub-env of every runner, so an
+    iteration holds a multiple of fragment x runners x envs steps; RLlib
+    itself refuses a batch more than 10% off such a multiple
+    (`AlgorithmConfig.validate_train_batch_size_vs_rollout_fragment_length`).
+    Rounding up keeps at least the requested data per iteration.
+    """
+    per_round = (train.rollout_fragment_length * max(1, train.num_env_runners)
+                 * train.num_envs_per_env_runner)
+    rounds = -(-train.train_batch_size // per_round)
+    batch = rounds * per_round
+    if batch == train.train_batch_size:
+        return train, None
+    note = (f"--train_batch_size={train.train_batch_size} rounded up to {batch}: {rounds} "
+            f"round(s) of --rollout_fragment_length={train.rollout_fragment_length} steps x "
+            f"{max(1, train.num_env_runners)} env runner(s) x "
+            f"{train.num_envs_per_env_runner} env(s) each (RLlib samples whole fragments)")
+    return dataclasses.replace(train, train_batch_size=batch), note
+
+
 def preset(name: str) -> dict[str, Any]:
     """Overrides for a named preset. `fast`: one pixel per tile, a small
     network and 2 epochs, for quick experiments (SPEC's settings otherwise)."""

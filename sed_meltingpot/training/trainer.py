@@ -38,6 +38,9 @@ MODULE_PATH = os.path.join("learner_group", "learner", "rl_module")
 # with the same values (flag names as in scripts/train.py).
 RESTORE_GAME_FIELDS = ("substrate", "num_players", "thresholds", "num_rate_levels", "map")
 RESTORE_TRAIN_FIELDS = ("frame_stack", "pixels_per_tile", "conv_channels", "hidden")
+# Consecutive iterations without samples (all env runners down) before the
+# run stops with NoSamplesError; RLlib restarts crashed runners meanwhile.
+MAX_EMPTY_ITERATIONS = 3
 # Learner statistics copied into each progress record, per module.
 LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
 
@@ -294,16 +297,25 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=purge)
         record: dict[str, Any] = log.records[-1] if log.records else {}
         last_checkpoint = None
+        empty = 0  # consecutive iterations without samples
         with runlog.StopSignals() as stop:
             while algo.iteration < train_config.num_iterations and stop.signum is None:
                 result = algo.train()
-                record = _iteration_record(result, num_players=game.num_players,
-                                           learned=learned)
-                if not record["env_steps_this_iter"]:
-                    raise NoSamplesError(
-                        f"iteration {record['iteration']} sampled 0 env steps; the env runners "
-                        "are failing (see their logs above)")
-                record = log.add(record)
+                sampled = _iteration_record(result, num_players=game.num_players,
+                                            learned=learned)
+                if not sampled["env_steps_this_iter"]:
+                    # Every runner failed in this iteration (RLlib skips its
+                    # update and restarts them); fail once it keeps happening.
+                    empty += 1
+                    if empty >= MAX_EMPTY_ITERATIONS:
+                        raise NoSamplesError(
+                            f"{empty} iterations in a row (the last: {algo.iteration}) sampled "
+                            "0 env steps; the env runners are failing (see their logs above)")
+                    print_fn(f"iteration {algo.iteration} sampled 0 env steps (env runners "
+                             "restarting); not logged, going on")
+                    continue
+                empty = 0
+                record = log.add(sampled)
                 for key, value in record.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and (
                             math.isfinite(float(value))):

@@ -376,7 +376,7 @@ class TwinEnv:
 
         pos, orient, eat_cell = jax.lax.fori_loop(
             0, n, move_one, (state.pos, state.orient, jnp.full((n,), -1, jnp.int32)),
-            unroll=n <= 16)
+            unroll=False)
         eat_move = eat_cell >= 0
         cell1 = pos[:, 0] * w + pos[:, 1]
 

@@ -50,9 +50,6 @@ from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.twin import networks
 
 NUM_ACTIONS = 8  # Melting Pot's action set
-# The per-step fields of SEDTwin.step's info that the trainer's episode metrics read.
-INFO_KEYS = ("apples", "zapped", "r_tax", "rates", "eta", "objective", "period_end",
-             "round_end", "tax_revenue")
 
 
 # ------------------------------------------------------------------ config
@@ -215,6 +212,7 @@ class RunnerState(NamedTuple):
     game_state: Any  # SEDTwin state, batched over games
     obs: Any  # SEDTwin Obs, batched over games
     selfishness: jax.Array  # (n,) the run's types
+    episode_returns: jax.Array  # (games, n) players' returns of the running episodes
     rng: jax.Array
     iteration: jax.Array  # int32, iterations done
 
@@ -288,6 +286,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
 
     reset_v = jax.vmap(game.reset, in_axes=(0, None))
     step_v = jax.vmap(game.step)
+    metrics_v = jax.vmap(game.episode_metrics)
     set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
     set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None)) if hasattr(
         game, "set_rates") else None
@@ -325,7 +324,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         return RunnerState(
             players_params, players_tx.init(players_params), principal_params,
             principal_tx.init(principal_params) if learned else {}, game_state, obs,
-            selfishness, rng, jnp.int32(0))
+            selfishness, jnp.zeros((E, n), jnp.float32), rng, jnp.int32(0))
 
     # ---------------------------------------------------------------- rollout
     def principal_turn(state: RunnerState, cap: jax.Array, key: jax.Array):
@@ -361,13 +360,14 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                                           obs.player_features)
         actions = jax.random.categorical(k_act, logits, axis=-1).astype(jnp.int32)
         logp, _ = networks.categorical_logp_entropy(logits, actions)
-        game_state, new_obs, rewards, principal_reward, done, info = step_v(
+        game_state, new_obs, rewards, principal_reward, done, _ = step_v(
             state.game_state, actions, jax.random.split(k_env, E))
+        rewards = rewards.astype(jnp.float32)
         transition = Transitions(obs.player_image, obs.player_features, actions, logp, value,
-                                 rewards.astype(jnp.float32), done)
-        out = {"t": transition, "principal_reward": principal_reward, "done": done,
-               "info": {k: info[k] for k in INFO_KEYS if k in info}}
-        return state._replace(game_state=game_state, obs=new_obs), out
+                                 rewards, done)
+        out = {"t": transition, "principal_reward": principal_reward, "done": done}
+        return state._replace(game_state=game_state, obs=new_obs,
+                              episode_returns=state.episode_returns + rewards), out
 
     def period(carry, key):
         state, cap = carry
@@ -376,19 +376,24 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         state = state._replace(game_state=game_state, obs=obs)
         state, steps = jax.lax.scan(player_step, state, jax.random.split(k_steps, L))
         done = steps["done"][-1]  # episodes end only at a period's end
+        # The finished episodes' figures (SEDTwin.episode_metrics), read by the host
+        # where `done`; the players' returns are summed here.
+        episodes = {"done": done, "returns": state.episode_returns,
+                    "metrics": metrics_v(state.game_state)}
         # Reset finished games once per period (a select under vmap costs one reset).
         fresh_state, fresh_obs = reset_v(jax.random.split(k_reset, E), state.selfishness)
         pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
         state = state._replace(game_state=jax.tree_util.tree_map(pick, fresh_state,
                                                                   state.game_state),
-                               obs=jax.tree_util.tree_map(pick, fresh_obs, state.obs))
+                               obs=jax.tree_util.tree_map(pick, fresh_obs, state.obs),
+                               episode_returns=pick(jnp.zeros_like(state.episode_returns),
+                                                    state.episode_returns))
         image, features, levels, logp, value = decision
         principal_t = Transitions(image, features, levels, logp, value,
                                   steps["principal_reward"].sum(axis=0).astype(jnp.float32),
                                   done)
         return (state, cap), {"players": steps["t"], "principal": principal_t,
-                              "info": steps["info"], "principal_reward": steps[
-                                  "principal_reward"]}
+                              "episodes": episodes}
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
@@ -457,14 +462,10 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         metrics.update({
             "tax_cap": cap,
             "lr": lr_at(env_steps, t.lr, config.total_env_steps, t.lr_anneal),
-            # Per-step record for the host's episode bookkeeping, time-major (P*L, E, ...).
-            "steps": {
-                "reward": pt.reward, "done": pt.done,
-                "principal_reward": roll["principal_reward"].reshape((P * L, E)),
-                "info": jax.tree_util.tree_map(lambda x: x.reshape((P * L,) + x.shape[2:]),
-                                               roll["info"]),
-            },
-            "periods": {"levels": roll["principal"].action, "done": roll["principal"].done},
+            "reward_mean": pt.reward.mean(),
+            "principal_reward_mean": roll["principal"].reward.mean(),
+            # Per period (P, E, ...): which games finished an episode, and its figures.
+            "episodes": roll["episodes"],
         })
         state = state._replace(players_params=players_params, players_opt=players_opt,
                                principal_params=principal_params, principal_opt=principal_opt,

@@ -86,25 +86,36 @@ class RenderTables:
     """Static drawing data of one map and player count (numpy; built once).
 
     A tile's content code: `(ground * 2 + apple) * U + upper` with ground 0
-    floor / 1 grass, apple 0/1, upper 0 nothing, `1 + 4 j + h` avatar j shown
-    with heading h, `4 n + 1` the viewer itself (U = 4 n + 2); then the
-    opaque codes WALL = 4 U, BEAM = 4 U + 1, OOB = 4 U + 2 (beyond the map).
-    `blocks[o, code]` is the tile's 8x8 RGB in a view of orientation o (0 for
-    WORLD.RGB), `means[o, code]` its floor mean (the 1-pixel tile).
+    floor / 1 grass, apple 0/1, upper 0 nothing, `1 + 4 j + h` avatar j with
+    absolute heading h, `4 n + 1` the viewer itself (U = 4 n + 2); then the
+    opaque codes WALL = 4 U, BEAM = 4 U + 1, OOB = 4 U + 2 (beyond the map) and
+    DEAD = 4 U + 3 (the black view of a player out of play).
+    `blocks[o, code]` is the tile's 8x8 RGB in a view of orientation o (o = 0
+    for WORLD.RGB): ground and wall turned by o, avatar j drawn with its
+    heading relative to the viewer, (h - o) mod 4. `means[o, code]` is the
+    floor of the block's mean (the 1-pixel tile).
     """
 
     num_players: int
     height: int
     width: int
-    ground: np.ndarray   # int32[H, W]: ground*2*U, or WALL on wall tiles
-    wall: np.ndarray     # bool[H, W]
-    blocks: np.ndarray   # uint8[4, K, 8, 8, 3]
-    means: np.ndarray    # uint8[4, K, 3]
-    offsets: np.ndarray  # int32[4, 11, 11, 2]
+    ground: np.ndarray       # int32[H, W]: ground*2*U, or WALL on wall tiles
+    wall: np.ndarray         # bool[H, W]
+    blocks: np.ndarray       # uint8[4, K, 8, 8, 3]
+    means: np.ndarray        # uint8[4, K, 3]
+    view_index: np.ndarray   # int32[4, 121]: flat offset of each view tile in the padded grid
+
+    @property
+    def num_codes(self) -> int:
+        return self.blocks.shape[1]
 
     @property
     def upper_count(self) -> int:
         return 4 * self.num_players + 2
+
+    @property
+    def self_code(self) -> int:
+        return 4 * self.num_players + 1
 
     @property
     def wall_code(self) -> int:
@@ -112,15 +123,19 @@ class RenderTables:
 
     @property
     def beam_code(self) -> int:
-        return 4 * self.upper_count + 1
+        return self.wall_code + 1
 
     @property
     def oob_code(self) -> int:
-        return 4 * self.upper_count + 2
+        return self.wall_code + 2
 
     @property
-    def self_code(self) -> int:
-        return 4 * self.num_players + 1
+    def dead_code(self) -> int:
+        return self.wall_code + 3
+
+
+# The world grid is padded by this many OOB tiles so every view tile is inside it.
+PAD = max(data.VIEW_FORWARD, data.VIEW_BACKWARD, data.VIEW_LEFT, data.VIEW_RIGHT)
 
 
 def build_tables(ascii_map: str, num_players: int) -> RenderTables:
@@ -140,7 +155,7 @@ def build_tables(ascii_map: str, num_players: int) -> RenderTables:
                          f"allowed: {list(data.MAP_CHARS)}")
     n = num_players
     u = 4 * n + 2
-    num_codes = 4 * u + 3
+    num_codes = 4 * u + 4
     grid = np.array([list(r) for r in rows])
     wall = grid == data.WALL
     grass = np.isin(grid, [data.APPLE, data.EATEN_APPLE])
@@ -150,26 +165,31 @@ def build_tables(ascii_map: str, num_players: int) -> RenderTables:
         sprite = assets[name]
         return sprite if bool(assets[f"{name}_no_rotate"]) else np.rot90(sprite, o)
 
+    blank = np.zeros((SPRITE, SPRITE, 3), np.uint8)
     blocks = np.zeros((4, num_codes, SPRITE, SPRITE, 3), np.uint8)
     for o in range(4):
         for g, ground_name in enumerate(("floor", "grass")):
             for apple in (0, 1):
-                base = _over(np.zeros((SPRITE, SPRITE, 3), np.uint8), turned(ground_name, o))
+                base = _over(blank, turned(ground_name, o))
                 if apple:
                     base = _over(base, turned("apple", o))
                 code0 = (g * 2 + apple) * u
                 blocks[o, code0] = base
                 for j in range(n):
                     for h in range(4):
-                        blocks[o, code0 + 1 + 4 * j + h] = _over(base, assets["avatar"][j, h])
+                        blocks[o, code0 + 1 + 4 * j + h] = _over(
+                            base, assets["avatar"][j, (h - o) % 4])
                 blocks[o, code0 + 4 * n + 1] = _over(base, assets["self"][0])
-        blocks[o, 4 * u] = _over(np.zeros((SPRITE, SPRITE, 3), np.uint8), turned("wall", o))
+        blocks[o, 4 * u] = _over(blank, turned("wall", o))
         blocks[o, 4 * u + 1] = assets["beam"][:3]
         blocks[o, 4 * u + 2] = assets["out_of_bounds"][:3]
+        blocks[o, 4 * u + 3] = 0  # a removed player's view
     # Floor of the mean over the 8x8 block, as rllib_env.downsample (exact: /64).
     means = (blocks.astype(np.int32).sum(axis=(2, 3)) // (SPRITE * SPRITE)).astype(np.uint8)
+    offsets = view_offsets().reshape(4, VIEW_H * VIEW_W, 2)
+    view_index = (offsets[..., 0] * (width + 2 * PAD) + offsets[..., 1]).astype(np.int32)
     return RenderTables(num_players=n, height=height, width=width, ground=ground, wall=wall,
-                        blocks=blocks, means=means, offsets=view_offsets())
+                        blocks=blocks, means=means, view_index=view_index)
 
 
 @functools.lru_cache(maxsize=16)
@@ -178,49 +198,43 @@ def tables_for(ascii_map: str, num_players: int) -> RenderTables:
     return build_tables(ascii_map, num_players)
 
 
+def _get(table: jax.Array, index: jax.Array) -> jax.Array:
+    """table[index] for indices in range by construction (XLA's fast gather on CPU)."""
+    return table.at[index].get(mode="promise_in_bounds")
+
+
 # ---------------------------------------------------------------- tile codes
 
 def world_codes(tables: RenderTables, apples: jax.Array, pos: jax.Array, orient: jax.Array,
                 alive: jax.Array, beam: jax.Array) -> jax.Array:
-    """int32[H, W]: each map tile's content code as WORLD.RGB shows it (absolute headings)."""
+    """int32[H, W]: each map tile's content code, avatars with their absolute heading."""
     n = tables.num_players
-    u = tables.upper_count
-    ground = jnp.asarray(tables.ground)
-    wall = jnp.asarray(tables.wall)
-    codes = ground + apples.astype(jnp.int32) * u
+    codes = jnp.asarray(tables.ground) + apples.astype(jnp.int32) * tables.upper_count
     upper = 1 + 4 * jnp.arange(n, dtype=jnp.int32) + orient.astype(jnp.int32)
     rows = jnp.where(alive, pos[:, 0], tables.height)  # removed avatars are not drawn
     codes = codes.at[rows, pos[:, 1]].add(upper, mode="drop")
-    codes = jnp.where(wall, tables.wall_code, codes)
+    codes = jnp.where(jnp.asarray(tables.wall), tables.wall_code, codes)
     return jnp.where(beam, tables.beam_code, codes)
 
 
 def view_codes(tables: RenderTables, apples: jax.Array, pos: jax.Array, orient: jax.Array,
                alive: jax.Array, beam: jax.Array) -> jax.Array:
-    """int32[n, 11, 11]: content code of each tile of each player's view."""
-    n = tables.num_players
-    u = tables.upper_count
+    """int32[n, 121]: content code of each tile of each player's view (row-major 11x11)."""
+    n, h, w = tables.num_players, tables.height, tables.width
     orient = orient.astype(jnp.int32)
-    ground = jnp.asarray(tables.ground)
-    # Occupant (player index + 1, 0 none) of each map tile.
-    rows = jnp.where(alive, pos[:, 0], tables.height)
-    occupant = jnp.zeros((tables.height, tables.width), jnp.int32)
-    occupant = occupant.at[rows, pos[:, 1]].set(jnp.arange(1, n + 1, dtype=jnp.int32),
-                                                mode="drop")
-    base = jnp.where(beam, tables.beam_code, ground + apples.astype(jnp.int32) * u)
-    cells = pos[:, None, None, :] + jnp.asarray(tables.offsets)[orient]  # [n, 11, 11, 2]
-    r, c = cells[..., 0], cells[..., 1]
-    inside = (r >= 0) & (r < tables.height) & (c >= 0) & (c < tables.width)
-    r = jnp.clip(r, 0, tables.height - 1)
-    c = jnp.clip(c, 0, tables.width - 1)
-    code = base[r, c]
-    other = occupant[r, c] - 1  # [n, 11, 11], -1 none
-    viewer = jnp.arange(n, dtype=jnp.int32)[:, None, None]
-    heading = (orient[jnp.maximum(other, 0)] - orient[:, None, None]) % 4
-    upper = jnp.where(other == viewer, tables.self_code, 1 + 4 * other + heading)
-    opaque = code >= tables.wall_code  # wall or beam: nothing below shows
-    code = jnp.where((other >= 0) & ~opaque, code + upper, code)
-    return jnp.where(inside, code, tables.oob_code)
+    world = world_codes(tables, apples, pos, orient, alive, beam)
+    padded = jnp.pad(world, PAD, constant_values=tables.oob_code).reshape(-1)
+    r = jnp.clip(pos[:, 0], 0, h - 1) + PAD
+    c = jnp.clip(pos[:, 1], 0, w - 1) + PAD
+    index = (r * (w + 2 * PAD) + c)[:, None] + _get(jnp.asarray(tables.view_index), orient)
+    codes = _get(padded, index)
+    # The viewer's own tile: its avatar drawn as `Self` (unless a beam covers it).
+    me = data.VIEW_FORWARD * VIEW_W + data.VIEW_LEFT
+    own = codes[:, me]
+    upper = 1 + 4 * jnp.arange(n, dtype=jnp.int32) + orient
+    own = jnp.where(own >= tables.wall_code, own, own - upper + tables.self_code)
+    codes = codes.at[:, me].set(own)
+    return jnp.where(alive[:, None], codes, tables.dead_code)
 
 
 # ---------------------------------------------------------------- observations
@@ -228,35 +242,40 @@ def view_codes(tables: RenderTables, apples: jax.Array, pos: jax.Array, orient: 
 def tiles_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -> jax.Array:
     """uint8[n, 11, 11, 3]: each player's view at 1 pixel per tile (see module doc)."""
     codes = view_codes(tables, apples, pos, orient, alive, beam)
-    flat = jnp.asarray(tables.means).reshape(-1, 3)
-    num_codes = tables.means.shape[1]
-    out = flat[orient.astype(jnp.int32)[:, None, None] * num_codes + codes]
-    return jnp.where(alive[:, None, None, None], out, jnp.uint8(0))
+    index = orient.astype(jnp.int32)[:, None] * tables.num_codes + codes
+    # One uint32 per colour (RGB + a zero byte): a single-word gather per tile.
+    packed = np.zeros((4 * tables.num_codes, 4), np.uint8)
+    packed[:, :3] = tables.means.reshape(-1, 3)
+    words = jax.lax.bitcast_convert_type(jnp.asarray(packed), jnp.uint32)
+    out = jax.lax.bitcast_convert_type(_get(words, index), jnp.uint8)[..., :3]
+    return out.reshape(tables.num_players, VIEW_H, VIEW_W, 3)
 
 
 def pixels_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -> jax.Array:
     """uint8[n, 88, 88, 3]: each player's RGB view (see module doc)."""
     n = tables.num_players
     codes = view_codes(tables, apples, pos, orient, alive, beam)
-    flat = jnp.asarray(tables.blocks).reshape(-1, SPRITE, SPRITE, 3)
-    num_codes = tables.blocks.shape[1]
-    blocks = flat[orient.astype(jnp.int32)[:, None, None] * num_codes + codes]
-    img = blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, VIEW_H * SPRITE, VIEW_W * SPRITE, 3)
-    return jnp.where(alive[:, None, None, None], img, jnp.uint8(0))
+    index = (orient.astype(jnp.int32)[:, None] * tables.num_codes + codes).reshape(
+        n, VIEW_H, 1, VIEW_W)
+    # Gather block rows (8 pixels each) straight into the image's layout.
+    rows = jnp.asarray(tables.blocks.reshape(-1, SPRITE * 3))
+    index = index * SPRITE + jnp.arange(SPRITE, dtype=jnp.int32)[:, None]
+    return _get(rows, index).reshape(n, VIEW_H * SPRITE, VIEW_W * SPRITE, 3)
 
 
 def world_tiles_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -> jax.Array:
     """uint8[H, W, 3]: WORLD.RGB at 1 pixel per tile."""
     codes = world_codes(tables, apples, pos, orient, alive, beam)
-    return jnp.asarray(tables.means[0])[codes]
+    return _get(jnp.asarray(tables.means[0]), codes)
 
 
 def world_rgb_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -> jax.Array:
     """uint8[8H, 8W, 3]: WORLD.RGB (the whole map, not rotated)."""
     codes = world_codes(tables, apples, pos, orient, alive, beam)
-    blocks = jnp.asarray(tables.blocks[0])[codes]  # [H, W, 8, 8, 3]
     h, w = tables.height, tables.width
-    return blocks.transpose(0, 2, 1, 3, 4).reshape(h * SPRITE, w * SPRITE, 3)
+    rows = jnp.asarray(tables.blocks[0].reshape(-1, SPRITE * 3))
+    index = codes[:, None, :] * SPRITE + jnp.arange(SPRITE, dtype=jnp.int32)[:, None]
+    return _get(rows, index).reshape(h * SPRITE, w * SPRITE, 3)
 
 
 # ---------------------------------------------------------------- TwinEnv/TwinState wrappers

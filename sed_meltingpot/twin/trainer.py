@@ -10,8 +10,7 @@ are `output_dir/seed_<seed>`, trained together under `jax.vmap`):
   run_config.json  game and training settings, the players' types, "engine": "jax"
   summary.json     what the principal learned, written at the end
 
-Episode metrics are assembled on the host from the per-step info the rollout returns,
-like `SEDGame.episode_metrics`, with `sed_meltingpot.welfare` for every formula, and
+Episode figures are `SEDTwin.episode_metrics` (= SEDGame.episode_metrics, on device),
 averaged over the last 20 finished episodes like the RLlib path's metrics window.
 Importing this module imports neither Ray, Melting Pot, dmlab2d nor TensorFlow.
 """
@@ -31,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot import welfare
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig
@@ -47,89 +45,37 @@ SMOOTHING_EPISODES = 20  # the RLlib path's metrics_num_episodes_for_smoothing /
 
 
 # -------------------------------------------------------------- episodes
-def episode_metrics(steps: dict[str, np.ndarray], period_caps: np.ndarray
-                    ) -> dict[str, Any]:
-    """`SEDGame.episode_metrics()` of one finished episode from its per-step arrays
-    (time first): apples, zapped, r_tax (T, n); rates (T, B); eta, objective, period_end,
-    round_end, tax_revenue, principal_reward (T,); `period_caps` the cap of each period."""
-    apples, zapped, r_tax = steps["apples"], steps["zapped"], steps["r_tax"]
-    totals = apples.sum(axis=0)
-    period_end = steps["period_end"].astype(bool)
-    round_end = steps["round_end"].astype(bool)
-    rates = steps["rates"][period_end]
-    objectives = steps["objective"][round_end]
-    return {
-        "steps": int(apples.shape[0]),
-        "apples_per_player": totals,
-        "income_per_player": r_tax.sum(axis=0),
-        "objective": float(np.mean(objectives)) if len(objectives) else float("nan"),
-        "eta": float(np.mean(steps["eta"][round_end])) if round_end.any() else float(
-            steps["eta"][-1]),
-        "utilitarian": float(welfare.utilitarian(totals)),
-        "egalitarian": float(welfare.egalitarian(totals)),
-        "nash_welfare": float(welfare.nash_welfare(totals)),
-        "productivity": float(welfare.productivity(totals)),
-        "equality": float(welfare.equality(totals)),
-        "income_equality": float(welfare.equality(np.maximum(r_tax.sum(axis=0), 0.0))),
-        "sustainability": welfare.sustainability(apples),
-        "peace": welfare.peace(zapped.astype(bool)),
-        "tax_revenue": float(steps["tax_revenue"].sum()),
-        "period_rates": rates,
-        "mean_rates": rates.mean(axis=0) if len(rates) else np.full(
-            steps["rates"].shape[-1], np.nan),
-        "principal_return": float(steps["principal_reward"].sum()),
-        "tax_cap": float(np.mean(period_caps)) if len(period_caps) else float("nan"),
-    }
-
-
 class EpisodeBook:
-    """Cuts the rollouts' per-step arrays of each game into episodes and keeps the
-    metrics of the last `SMOOTHING_EPISODES` finished ones (host side, numpy)."""
+    """The finished episodes' figures (`SEDTwin.episode_metrics`, computed on device
+    with the shared formula cores) and the players' returns, keeping the last
+    `SMOOTHING_EPISODES` like the RLlib path's metrics window (host side, numpy)."""
 
-    def __init__(self, num_envs: int, tax_period: int) -> None:
-        self.tax_period = tax_period
-        self._open: list[list[dict[str, np.ndarray]]] = [[] for _ in range(num_envs)]
-        self._caps: list[list[float]] = [[] for _ in range(num_envs)]
+    def __init__(self) -> None:
         self.recent: collections.deque = collections.deque(maxlen=SMOOTHING_EPISODES)
         self.returns: collections.deque = collections.deque(maxlen=SMOOTHING_EPISODES)
         self.num_episodes = 0
         self.last: dict[str, Any] | None = None
 
-    def add(self, steps: dict[str, Any], cap: float) -> None:
-        """`steps`: `update`'s metrics["steps"] of one seed, as numpy (T, E, ...)."""
-        flat = {"reward": steps["reward"], "principal_reward": steps["principal_reward"],
-                **steps["info"]}
-        done = np.asarray(steps["done"], dtype=bool)
-        num_steps, num_envs = done.shape
-        for e in range(num_envs):
-            start = 0
-            ends = list(np.flatnonzero(done[:, e]) + 1)
-            if not ends or ends[-1] != num_steps:
-                ends.append(num_steps)
-            for end in ends:
-                chunk = {k: np.asarray(v[start:end, e]) for k, v in flat.items()}
-                self._open[e].append(chunk)
-                self._caps[e] += [cap] * int(chunk["period_end"].sum())
-                if end - 1 >= 0 and done[end - 1, e]:
-                    self._finish(e)
-                start = end
-
-    def _finish(self, e: int) -> None:
-        chunks = self._open[e]
-        steps = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-        metrics = episode_metrics(steps, np.asarray(self._caps[e]))
-        self.recent.append(metrics)
-        self.returns.append(steps["reward"].sum(axis=0))
-        self.last = metrics
-        self.num_episodes += 1
-        self._open[e], self._caps[e] = [], []
+    def add(self, episodes: dict[str, Any]) -> int:
+        """`episodes`: `update`'s metrics["episodes"] of one seed as numpy, (P, E, ...)
+        with `done` (P, E). Returns how many episodes ended."""
+        done = np.asarray(episodes["done"], dtype=bool)
+        for p, e in zip(*np.nonzero(done), strict=True):
+            metrics = {k: np.asarray(v[p, e]) for k, v in episodes["metrics"].items()}
+            metrics["period_rates"] = metrics["period_rates"][: int(metrics.get(
+                "periods", len(metrics["period_rates"])))]
+            self.recent.append(metrics)
+            self.returns.append(np.asarray(episodes["returns"][p, e]))
+            self.last = metrics
+            self.num_episodes += 1
+        return int(done.sum())
 
     def sed_means(self) -> dict[str, float]:
         """Means over the recent episodes of what training/callbacks.py logs (finite
         values only, as it does)."""
-        if not self.recent:
-            return {}
         out: dict[str, float] = {}
+        if not self.recent:
+            return out
 
         def mean(values: list[float]) -> float | None:
             finite = [v for v in values if np.isfinite(v)]
@@ -260,7 +206,7 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         logs.append(log)
         writers.append(_writer(os.path.join(folder, runlog.TENSORBOARD_DIR), print_fn,
                                log.records))
-    books = [EpisodeBook(num_envs, game.tax_period) for _ in seeds]
+    books = [EpisodeBook() for _ in seeds]
     records: list[dict[str, Any]] = [log.records[-1] if log.records else {} for log in logs]
     last_checkpoint: list[str | None] = [None] * num_seeds
     prev_time = time.time()
@@ -270,7 +216,7 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             while iteration < train_config.num_iterations and stop.signum is None:
                 state, metrics = update(state)
                 host = jax.device_get({k: metrics[k] for k in (
-                    "steps", "tax_cap", "players", "principal") if k in metrics})
+                    "episodes", "players", "principal") if k in metrics})
                 iteration = int(state.iteration[0])
                 now = time.time()
                 dt, prev_time = now - prev_time, now
@@ -280,15 +226,12 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                     start=train_config.tax_cap_start, end=1.0,
                     fraction=train_config.tax_cap_fraction, total=config.total_env_steps))
                 for k in range(num_seeds):
-                    before = books[k].num_episodes
-                    steps = jax.tree_util.tree_map(lambda x, k=k: np.asarray(x[k]),
-                                                   host["steps"])
-                    books[k].add(steps, float(host["tax_cap"][k]))
+                    ended = books[k].add(_seed_slice(host["episodes"], k))
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
                               for m in ("players", "principal") if m in host}
                     result = rllib_shaped_result(
                         iteration=iteration, time_this_iter_s=dt, config=config, book=books[k],
-                        episodes_this_iter=books[k].num_episodes - before,
+                        episodes_this_iter=ended,
                         tax_cap_next=cap_next, losses=losses)
                     record = logs[k].add(_iteration_record(result, num_players=n,
                                                            learned=config.learned))

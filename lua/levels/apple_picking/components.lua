@@ -7,8 +7,8 @@ Each component does one job:
   * `ApplesEatenObservation` (avatar): `<i>.APPLES_EATEN`, apples eaten by
     player i this step.
   * `NearbyPlayersObservation` (avatar): `<i>.NEARBY`, which other players'
-    avatars lie inside player i's view window this step, read from
-  * `NearbyPlayersTracker` (scene), which computes it for all players at once.
+    avatars lie inside player i's view window this step.
+  * `NearbyPlayersTracker` (scene): computes `NEARBY` for all players at once.
   * `ZappedObservation` (avatar): `<i>.ZAPPED`, 1 while player i is out of
     play after being zapped.
   * `AppleCountObservation` (scene): `WORLD.NUM_APPLES`, live apples on the map.
@@ -228,42 +228,51 @@ function NearbyPlayersTracker:preUpdate()
   self._rows = nil  -- Avatars may move, turn, be zapped or respawn this step.
 end
 
-function NearbyPlayersTracker:_computeRows()
+-- An absolute offset from one relative to an avatar facing N, E, S or W; the
+-- relative offset is (right, backward), as in Melting Pot's view windows.
+local ABSOLUTE_FROM_RELATIVE = {
+    N = function(right, backward) return right, backward end,
+    E = function(right, backward) return -backward, right end,
+    S = function(right, backward) return -right, -backward end,
+    W = function(right, backward) return backward, -right end,
+}
+
+function NearbyPlayersTracker:_computeRows(grid)
   local simulation = self.gameObject.simulation
   local numPlayers = simulation:getNumPlayers()
   local layer = self._config.layer
-  local objects, xs, ys = {}, {}, {}
+  -- One engine call per avatar: its position and orientation.
+  local transforms = {}
   for i = 1, numPlayers do
-    local object = simulation:getAvatarFromIndex(i)
-    objects[i] = object
-    if object:getLayer() == layer then
-      local position = object:getPosition()
-      xs[i], ys[i] = position[1], position[2]
+    local piece = simulation:getAvatarPieceFromIndex(i)
+    if grid:layer(piece) == layer then
+      transforms[i] = grid:transform(piece)
     end
   end
   local rows = {}
   for i = 1, numPlayers do
     local row = tensor.DoubleTensor(numPlayers):fill(0)
-    local avatar = objects[i]:getComponent('Avatar')
-    if avatar:isAlive() then
-      -- The window's corners exactly as `Avatar:queryPartialObservationWindow`
-      -- derives them from the avatar's view configuration.
+    local avatar = simulation:getAvatarFromIndex(i):getComponent('Avatar')
+    local own = transforms[i]
+    if own ~= nil and avatar:isAlive() then
+      -- The window's corners as `Avatar:queryPartialObservationWindow` derives
+      -- them from the avatar's view configuration: (-left, backward) and
+      -- (right, -forward) relative to the avatar.
       local view = avatar._config.view
-      local transform = objects[i]:getComponent('Transform')
-      local corner1 = transform:getAbsoluteDirectionFromRelative(
-          {-view.left, view.backward})
-      local corner2 = transform:getAbsoluteDirectionFromRelative(
-          {view.right, -view.forward})
-      local position = objects[i]:getPosition()
-      local xa, xb = position[1] + corner1[1], position[1] + corner2[1]
-      local ya, yb = position[2] + corner1[2], position[2] + corner2[2]
-      local xMin, xMax = math.min(xa, xb), math.max(xa, xb)
-      local yMin, yMax = math.min(ya, yb), math.max(ya, yb)
+      local toAbsolute = ABSOLUTE_FROM_RELATIVE[own.orientation]
+      assert(toAbsolute, 'NearbyPlayersTracker: unknown orientation')
+      local dx1, dy1 = toAbsolute(-view.left, view.backward)
+      local dx2, dy2 = toAbsolute(view.right, -view.forward)
+      local x, y = own.pos[1], own.pos[2]
+      local xMin, xMax = x + math.min(dx1, dx2), x + math.max(dx1, dx2)
+      local yMin, yMax = y + math.min(dy1, dy2), y + math.max(dy1, dy2)
       for j = 1, numPlayers do
-        local x, y = xs[j], ys[j]
-        if j ~= i and x ~= nil and
-            x >= xMin and x <= xMax and y >= yMin and y <= yMax then
-          row(j):val(1)
+        local other = transforms[j]
+        if j ~= i and other ~= nil then
+          local xj, yj = other.pos[1], other.pos[2]
+          if xj >= xMin and xj <= xMax and yj >= yMin and yj <= yMax then
+            row(j):val(1)
+          end
         end
       end
     end
@@ -272,9 +281,9 @@ function NearbyPlayersTracker:_computeRows()
   self._rows = rows
 end
 
-function NearbyPlayersTracker:getRow(index)
+function NearbyPlayersTracker:getRow(grid, index)
   if self._rows == nil then
-    self:_computeRows()
+    self:_computeRows(grid)
   end
   return self._rows[index]
 end
@@ -309,7 +318,7 @@ function NearbyPlayersObservation:addObservations(tileSet, world, observations)
         assert(scene:hasComponent(self._config.tracker),
                'NearbyPlayersObservation: the scene has no ' ..
                self._config.tracker .. ' component')
-        return scene:getComponent(self._config.tracker):getRow(index)
+        return scene:getComponent(self._config.tracker):getRow(grid, index)
       end
   }
 end

@@ -1,0 +1,60 @@
+"""Runs one absl script's `main` on many command lines in one process.
+
+    python tests/script_harness.py scripts/train.py < argvs.json > results.json
+
+stdin: a JSON list of argument lists (without the program name). Each is
+parsed by the script's own flags (validators included) and, if the script
+has a `--dry_run` flag, handed to its `main` with `--dry_run` added, which
+checks everything and stops before the work (training, evaluating,
+rendering). Scripts without `--dry_run` are only parsed. stdout: a JSON list
+with, per command line, `outcome`:
+
+* "ok": parsed (and, with --dry_run, main returned);
+* "usage": a flag or usage error, what `absl.app.run` prints as one line
+  without a traceback (`message` holds it);
+* "crash": any other exception (`message` holds the traceback).
+
+One process per script because absl flags are global: the scripts define
+flags of the same names and cannot be imported together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import runpy
+import sys
+import traceback
+
+
+def run_all(script: str, argvs: list[list[str]]) -> list[dict[str, str]]:
+    from absl import app, flags
+
+    namespace = runpy.run_path(script, run_name="sed_script_under_test")
+    main = namespace["main"]
+    FLAGS = flags.FLAGS
+    has_dry_run = "dry_run" in FLAGS
+    results = []
+    for argv in argvs:
+        FLAGS.unparse_flags()
+        args = [script, *argv] + (["--dry_run"] if has_dry_run else [])
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                rest = FLAGS(args)
+                if has_dry_run:
+                    main(rest)
+            results.append({"outcome": "ok", "message": out.getvalue()[-2000:]})
+        except (flags.Error, app.UsageError) as e:
+            results.append({"outcome": "usage", "message": str(e)})
+        except BaseException:  # noqa: BLE001 - reported to the test, which fails
+            results.append({"outcome": "crash", "message": traceback.format_exc()})
+    return results
+
+
+if __name__ == "__main__":
+    argvs = json.load(sys.stdin)
+    results = run_all(sys.argv[1], argvs)
+    sys.stdout.flush()
+    print("\n@@RESULTS@@" + json.dumps(results))
