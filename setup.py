@@ -57,6 +57,11 @@ setuptools.setup(
         "imageio>=2.30,<3",
         "imageio-ffmpeg>=0.5,<1",
         "matplotlib>=3.7,<4",
+        # The JAX twin and its trainer (--engine=jax). Ranges, not pins: the same code
+        # runs on jax 0.10 (CPU here) and jax 0.11 with CUDA (GPU machines).
+        "jax>=0.4.35",
+        "flax>=0.10,<1",
+        "optax>=0.2.4,<1",
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],

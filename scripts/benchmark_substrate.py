@@ -29,9 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from meltingpot import substrate as mp_substrate
-
-from sed_meltingpot import substrate
 
 NUM_PLAYERS = 7
 NUM_ACTIONS = 8
@@ -60,6 +57,11 @@ class Timing:
 
 
 def _builders(seed: int) -> dict[str, Callable[[], object]]:
+    # Imported here so that the helpers above load without Melting Pot (tests).
+    from meltingpot import substrate as mp_substrate
+
+    from sed_meltingpot import substrate
+
     return {
         "apple_picking": lambda: substrate.build("apple_picking", seed=seed),
         "commons_harvest__open": lambda: mp_substrate.build(

@@ -14,13 +14,19 @@ Ratios are against the first row (the Lua substrate). The Lua rows need
 Melting Pot (imported only when they run); `--no-lua` measures the twin alone,
 e.g. on a GPU machine that has only JAX.
 
+* `training_rows`: RLlib PPO (Lua substrate, `--rllib-runners` env runners) against
+  the twin's jitted PPO (`twin/ppo.py`, as `scripts/train.py --engine=jax`) with the
+  same preset's network and PPO settings, fast and paper presets, with ratios.
+
 Usage: python scripts/benchmark_twin.py [--steps 2000] [--games 1,64,512] [--no-lua]
+       python scripts/benchmark_twin.py --rows=train [--train-presets=fast]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 
 import jax
@@ -116,6 +122,100 @@ def env_rows(args) -> list[Row]:
     return rows
 
 
+# ------------------------------------------------------------ training rows
+def rllib_training_row(preset_name: str, runners: int, iterations: int, batch: int,
+                       seed: int) -> Row:
+    """RLlib PPO on the Lua substrate (scripts/train.py's default engine), timed after a
+    warm-up iteration; game steps = player_0's agent steps (one per game step)."""
+    import ray
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
+
+    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.training.config import TrainConfig, build_ppo_config, preset
+
+    per_round = TrainConfig.rollout_fragment_length * max(1, runners)
+    batch = per_round * max(1, round(batch / per_round))  # whole fragments of every runner
+    train = TrainConfig(num_iterations=iterations + 1, num_env_runners=runners,
+                        train_batch_size=batch, seed=seed, **preset(preset_name))
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, runners + 1),
+                 include_dashboard=False, log_to_driver=False)
+    algo = build_ppo_config(GameConfig(), train, selfishness=(0.5,) * 7).build_algo()
+
+    def game_steps() -> int:
+        steps = algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME),
+                                  default={})
+        return int(steps.get("player_0", 0))
+
+    try:
+        algo.train()  # warm-up
+        steps0, start = game_steps(), time.perf_counter()
+        for _ in range(iterations):
+            algo.train()
+        elapsed, steps = time.perf_counter() - start, game_steps() - steps0
+    finally:
+        algo.stop()
+    return Row(f"RLlib training, {preset_name} preset, {runners} env runners",
+               steps / elapsed, f"{iterations} iterations of {batch} env steps")
+
+
+def twin_training_row(preset_name: str, num_envs: int, rollout_length: int, iterations: int,
+                      seed: int, dtype: str = "float32") -> Row:
+    """`scripts/train.py --engine=jax`'s update (twin/ppo.py: rollout, GAE, PPO epochs,
+    one jitted call per iteration) with the preset's network and PPO settings, timed
+    after compilation and a warm-up iteration."""
+    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.twin import ppo
+
+    config = ppo.TwinTrainConfig(
+        GameConfig(), TrainConfig(num_iterations=100, seed=seed, **preset(preset_name)),
+        num_envs=num_envs, rollout_length=rollout_length, dtype=dtype)
+    fns = ppo.make_functions(config)
+    state = jax.jit(fns.init)(jax.random.PRNGKey(seed), jnp.full(7, 0.5, jnp.float32))
+    start = time.perf_counter()
+    update = jax.jit(fns.update).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    state, metrics = update(state)  # warm-up
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        state, metrics = update(state)
+        jax.block_until_ready(metrics)  # like the trainer, which logs every iteration
+    elapsed = time.perf_counter() - start
+    steps = iterations * config.game_steps_per_iteration
+    return Row(f"twin training, {preset_name} preset ({config.obs_mode})", steps / elapsed,
+               f"{num_envs} games x {rollout_length} steps, {iterations} iterations; "
+               f"compile {compile_s:.0f}s")
+
+
+def training_rows(args) -> list[Row]:
+    """RLlib (fast, then paper preset, `--rllib-runners` env runners) against the twin's
+    training with the same preset, each twin row right after its RLlib row; the ratio
+    column of `print_pairs` divides each twin row by the RLlib row of its preset."""
+    rows = []
+    for name in args.train_presets:
+        if not args.no_lua:
+            rows.append(rllib_training_row(name, args.rllib_runners, args.rllib_iterations,
+                                           args.rllib_batch, args.seed))
+        games, length = (args.fast_games, args.fast_rollout) if name == "fast" else (
+            args.paper_games, args.paper_rollout)
+        rows.append(twin_training_row(name, games, length, args.train_iterations, args.seed,
+                                      args.dtype))
+    return rows
+
+
+def print_pairs(rows: list[Row]) -> None:
+    """Training rows: each twin row against the RLlib row before it (same preset)."""
+    print(f"{'row':<52} {'game steps/s':>14} {'x RLlib':>8}  note")
+    base = None
+    for row in rows:
+        if row.name.startswith("RLlib"):
+            base = row.game_steps_per_s
+        ratio = f"{row.game_steps_per_s / base:8.1f}" if base else f"{'':>8}"
+        print(f"{row.name:<52} {row.game_steps_per_s:>14,.1f} {ratio}  {row.note}")
+
+
 def print_table(rows: list[Row]) -> None:
     base = rows[0].game_steps_per_s if rows else 1.0
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
@@ -137,14 +237,41 @@ def main() -> None:
                         help="comma-separated batch sizes of the twin rows")
     parser.add_argument("--no-lua", action="store_true", help="skip the Lua row")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default="env",
+                        help="row groups, comma-separated: env, train (default env)")
+    parser.add_argument("--train-presets", default="fast,paper",
+                        help="presets of the training rows")
+    parser.add_argument("--rllib-runners", type=int, default=2)
+    parser.add_argument("--rllib-iterations", type=int, default=2)
+    parser.add_argument("--rllib-batch", type=int, default=1000,
+                        help="env steps per RLlib iteration (whole fragments)")
+    parser.add_argument("--train-iterations", type=int, default=3,
+                        help="timed iterations of each twin training row")
+    parser.add_argument("--fast-games", type=int, default=16)
+    parser.add_argument("--fast-rollout", type=int, default=200)
+    parser.add_argument("--paper-games", type=int, default=4)
+    parser.add_argument("--paper-rollout", type=int, default=100)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     args = parser.parse_args()
+    groups = args.rows.split(",")
+    if set(groups) - {"env", "train"}:
+        parser.error(f"--rows={args.rows!r}: groups are env and train")
+    args.train_presets = args.train_presets.split(",")
+    if set(args.train_presets) - {"fast", "paper"}:
+        parser.error(f"--train-presets={args.train_presets}: presets are fast and paper")
     try:
         args.games = [int(g) for g in args.games.split(",")]
     except ValueError:
         parser.error(f"--games={args.games!r} must be comma-separated positive integers")
     if any(g < 1 for g in args.games):
         parser.error(f"--games={args.games} must all be >= 1")
-    print_table(env_rows(args))
+    if "env" in groups:
+        print_table(env_rows(args))
+    if "train" in groups:
+        rows = training_rows(args)
+        print(f"\ndevice: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+              f"{os.cpu_count()} CPU cores")
+        print_pairs(rows)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Train the players and the principal with RLlib multi-agent PPO.
+"""Train the players and the principal with RLlib multi-agent PPO, or with the
+jitted PPO on the JAX twin (--engine=jax; sed_meltingpot/twin/trainer.py).
 
 Examples:
   python scripts/train.py --preset=fast --num_iterations=5 --output_dir=outputs/quick
+  python scripts/train.py --engine=jax --preset=fast --num_iterations=50 --output_dir=outputs/jax
   python scripts/train.py --num_iterations=2000 --num_env_runners=8 --num_gpus=1
   python scripts/train.py --restore=outputs/quick --num_iterations=10 --output_dir=outputs/quick
   python scripts/train.py --flagfile=my_run.flags
@@ -19,7 +21,6 @@ from absl import app, flags, logging
 
 from sed_meltingpot import cli, voting, welfare
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.game import substrate_config
 from sed_meltingpot.training.config import PRESETS, TrainConfig, preset, whole_fragment_batch
 
 GAME = GameConfig()
@@ -84,7 +85,23 @@ flags.DEFINE_bool("dry_run", False,
 flags.DEFINE_bool("tax_cap_anneal", TRAIN.tax_cap_anneal,
                   "Anneal the tax cap from 0.1 to 1 over the first 2% of training.")
 
+flags.DEFINE_enum("engine", "rllib", ["rllib", "jax"],
+                  "rllib: RLlib PPO on the Lua substrate; jax: jitted PPO on the JAX twin "
+                  "(needs only JAX, flax, optax; runs on a GPU if JAX has one).")
+flags.DEFINE_integer("num_envs", None, "jax engine: games played in parallel (default 16); "
+                     "an iteration is --num_envs x --rollout_fragment_length game steps.",
+                     lower_bound=1)
+flags.DEFINE_integer("num_seeds", None, "jax engine: seeds --seed, --seed+1, ... trained "
+                     "together under jax.vmap, each in <output_dir>/seed_<seed> (default 1).",
+                     lower_bound=1)
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
+                  "jax engine: the networks' compute dtype (default float32; bfloat16 for GPUs).")
+
 FLAGS = flags.FLAGS
+# Flags that mean something to one engine only; setting them for the other is an error.
+RLLIB_ONLY_FLAGS = ("num_env_runners", "num_envs_per_env_runner", "num_gpus", "ray_address",
+                    "train_batch_size")
+JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype")
 
 cli.register_voting_rule_validator("voting_rule")
 flags.register_validator("welfare", lambda v: v in welfare.WELFARE_FUNCTIONS,
@@ -113,7 +130,15 @@ def _check_periods(values: dict) -> bool:
 def main(argv: list[str]) -> None:
     del argv
     from sed_meltingpot.training.runlog import exit_code
-    from sed_meltingpot.training.trainer import plan_run, train
+
+    wrong = [name for name in (RLLIB_ONLY_FLAGS if FLAGS.engine == "jax" else JAX_ONLY_FLAGS)
+             if FLAGS[name].present]
+    if wrong:
+        raise app.UsageError(
+            f"--{', --'.join(wrong)} mean(s) nothing with --engine={FLAGS.engine}; "
+            + ("the jax engine plays --num_envs games on one device (an iteration is "
+               "--num_envs x --rollout_fragment_length game steps)" if FLAGS.engine == "jax"
+               else "--num_envs/--num_seeds/--dtype are for --engine=jax"))
 
     rounds = FLAGS.rounds_per_episode
     if FLAGS.continual and rounds == 1:
@@ -134,6 +159,11 @@ def main(argv: list[str]) -> None:
         frame_stack=FLAGS.frame_stack, num_env_runners=FLAGS.num_env_runners,
         num_envs_per_env_runner=FLAGS.num_envs_per_env_runner, num_gpus=FLAGS.num_gpus,
         tax_cap_anneal=FLAGS.tax_cap_anneal, **overrides)
+    if FLAGS.engine == "jax":
+        sys.exit(_main_jax(game, train_config, exit_code))
+    from sed_meltingpot.game import substrate_config  # imports Melting Pot
+    from sed_meltingpot.training.trainer import plan_run, train
+
     try:
         game.validate()
         substrate_config(game)  # e.g. more players than the map holds, before Ray starts
@@ -158,6 +188,29 @@ def main(argv: list[str]) -> None:
                     overwrite=FLAGS.overwrite)
     # Stopped by SIGTERM/SIGINT after saving a checkpoint: 128 + signal (143/130).
     sys.exit(exit_code(summary.get("stopped_by_signal")))
+
+
+def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
+    """--engine=jax: imports only JAX/flax/optax (no Ray, Melting Pot, TensorFlow)."""
+    from sed_meltingpot.twin import trainer as twin_trainer
+
+    kwargs = {"num_envs": FLAGS.num_envs or 16, "num_seeds": FLAGS.num_seeds or 1,
+              "dtype": FLAGS.dtype or "float32"}
+    try:
+        plan = twin_trainer.plan_runs(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                                      overwrite=FLAGS.overwrite, **kwargs)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    if FLAGS.dry_run:
+        print(f"dry run: settings valid; would train into {plan.dirs}\ngame: {game}\n"
+              f"train: {plan.recorded[0]}\ntwin: {kwargs}, "
+              f"{plan.config.game_steps_per_iteration} game steps per iteration")
+        return 0
+    summaries = twin_trainer.train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                                   checkpoint_every=FLAGS.checkpoint_every,
+                                   overwrite=FLAGS.overwrite, **kwargs)
+    first = summaries if isinstance(summaries, dict) else summaries[0]
+    return exit_code(first.get("stopped_by_signal"))
 
 
 if __name__ == "__main__":

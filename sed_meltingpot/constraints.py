@@ -1,4 +1,4 @@
-"""The principal's divergence constraint D(phi_0, phi) <= delta (paper Eq. 7, SPEC section 1).
+"""The principal's divergence constraint D(phi_0, phi) <= delta (paper Definition 3.1, Eq. 7).
 
 The paper leaves the principal unconstrained in its experiment (delta = inf)
 and notes the constraint can be reparameterised away; here it is supported as a

@@ -299,6 +299,8 @@ def _softmax_sample(logits: np.ndarray, rng: np.random.Generator, greedy: bool) 
 
 
 def _forward(module: Any, observations: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
+    if hasattr(module, "action_logits"):  # a jax-engine network (twin/checkpoint.FlaxPolicy)
+        return module.action_logits(list(observations))
     import torch
 
     batch = {"obs": {
@@ -444,8 +446,8 @@ def _load_module(folder: str):
 def load_run(path: str) -> LoadedRun:
     """Restores the game settings, types and modules of a run directory or
     checkpoint (the newest checkpoint of a run directory); CheckpointError
-    names what is missing or damaged."""
-    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
+    names what is missing or damaged. Runs of both engines load: a jax-engine
+    run's flax networks act through `_forward` like the RLlib modules."""
     from sed_meltingpot.training.trainer import latest_checkpoint, module_checkpoint
 
     if not os.path.exists(path):
@@ -461,6 +463,10 @@ def load_run(path: str) -> LoadedRun:
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{run_config} is damaged or not a run's settings "
                               f"({type(e).__name__}: {e})") from e
+    if os.path.exists(os.path.join(checkpoint, "twin_checkpoint.json")):
+        return _load_jax_run(setup, checkpoint)
+    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
+
     players_dir = module_checkpoint(checkpoint, PLAYERS_MODULE)
     if not os.path.isdir(players_dir):
         raise CheckpointError(f"{checkpoint!r} holds no players' module ({players_dir} is "
@@ -468,6 +474,23 @@ def load_run(path: str) -> LoadedRun:
     players = _load_module(players_dir)
     principal_dir = module_checkpoint(checkpoint, PRINCIPAL)
     principal = _load_module(principal_dir) if os.path.isdir(principal_dir) else None
+    return LoadedRun(setup, checkpoint, players, principal)
+
+
+def _load_jax_run(setup: EvalSetup, checkpoint: str) -> LoadedRun:
+    """A `scripts/train.py --engine=jax` run: its flax networks (twin/checkpoint.py's
+    FlaxPolicy, the same inputs as the torch module) act on the Lua substrate's
+    observations through ModulePlayers / ModulePrincipal."""
+    from sed_meltingpot.twin import checkpoint as twin_checkpoint
+
+    try:
+        players = twin_checkpoint.load_policy(checkpoint, "players")
+        principal = twin_checkpoint.load_policy(checkpoint, "principal")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{checkpoint!r}: the jax-engine checkpoint is damaged "
+                              f"({type(e).__name__}: {e})") from e
+    if players is None:
+        raise CheckpointError(f"{checkpoint!r} holds no players' network")
     return LoadedRun(setup, checkpoint, players, principal)
 
 

@@ -129,21 +129,171 @@ class RllibEngine:
 
 
 # ------------------------------------------------------------------- JAX
+def game_from_run_config(run_config: dict[str, Any]) -> Any:
+    """The GameConfig of a run's run_config.json, with its players' types
+    (nulls stand for non-finite defaults, as evaluation.load_setup reads them);
+    without importing the RLlib env, so it works where only JAX is installed."""
+    from sed_meltingpot.config import GameConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GameConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in run_config["game"].items() if v is not None or defaults.get(k) is None}
+    if run_config.get("selfishness"):
+        values["selfishness"] = tuple(float(x) for x in run_config["selfishness"])
+    return GameConfig(**values).validate()
+
+
+def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
+                  players_spec: Any, principal_spec: Any, num_episodes: int) -> Any:
+    """A jitted `play(key, sigma, players_params, principal_params, rates) ->
+    episode metrics (per episode)` for `num_episodes` games vmapped. Compiled
+    once per game settings and principal kind: networks' weights, types and
+    fixed rates are arguments, so every run and schedule of a grid reuses it."""
+    key = (game, obs_mode, frame_stack, kind, players_spec, principal_spec, num_episodes)
+    if key in _TWIN_PLAY:
+        return _TWIN_PLAY[key]
+    import jax
+    import jax.numpy as jnp
+
+    from sed_meltingpot.twin import networks
+    from sed_meltingpot.twin.sed import SEDTwin
+
+    sed = SEDTwin(game, obs_mode=obs_mode, frame_stack=frame_stack)
+    players = networks.ImageFeaturesNet(players_spec)
+    principal = networks.ImageFeaturesNet(principal_spec) if principal_spec else None
+    E, B, K = num_episodes, game.num_brackets, game.num_rate_levels
+    periods, period_len = game.episode_length // game.tax_period, game.tax_period
+    reset_v = jax.vmap(sed.reset, in_axes=(0, None))
+    step_v = jax.vmap(sed.step)
+    set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
+    metrics_v = jax.vmap(sed.episode_metrics)
+
+    def play(reset_keys, play_key, sigma, players_params, principal_params, rates):
+        g, obs = reset_v(reset_keys, sigma)
+
+        def period(carry, k):
+            g, obs = carry
+            kq, ks = jax.random.split(k)
+            if kind == "learned":
+                logits = principal.apply(principal_params, obs.principal_image,
+                                         obs.principal_features)[0].reshape(E, B, K)
+                levels = jax.random.categorical(kq, logits)
+                r = levels.astype(jnp.float32) / (K - 1)
+            elif kind == "random":
+                r = jax.random.randint(kq, (E, B), 0, K).astype(jnp.float32) / (K - 1)
+            else:
+                r = jnp.broadcast_to(rates, (E, B))
+            g, obs = set_rates_v(g, r, 1.0)
+
+            def step(carry, k2):
+                g, obs = carry
+                ka, ke = jax.random.split(k2)
+                logits = players.apply(players_params, obs.player_image,
+                                       obs.player_features)[0]
+                actions = jax.random.categorical(ka, logits).astype(jnp.int32)
+                g, obs, *_ = step_v(g, actions, jax.random.split(ke, E))
+                return (g, obs), None
+
+            (g, obs), _ = jax.lax.scan(step, (g, obs), jax.random.split(ks, period_len))
+            return (g, obs), None
+
+        (g, obs), _ = jax.lax.scan(period, (g, obs), jax.random.split(play_key, periods))
+        return metrics_v(g)
+
+    _TWIN_PLAY[key] = jax.jit(play)
+    return _TWIN_PLAY[key]
+
+
+_TWIN_PLAY: dict[tuple, Any] = {}
+
+
+def twin_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: int,
+                  num_episodes: int) -> list[dict[str, float]]:
+    """Plays a jax run's players (and learned principal) on the twin:
+    episode k from PRNGKey(seed + k); policies sample as in training. Scalars
+    come from SEDTwin.episode_metrics (the game's metrics on device)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sed_meltingpot.twin import checkpoint as ckpt
+
+    with open(os.path.join(run_dir, "run_config.json")) as f:
+        run_config = json.load(f)
+    game = dataclasses.replace(game_from_run_config(run_config), voting_rule=voting_rule)
+    sigma = jnp.asarray(game.selfishness, jnp.float32)
+    game = dataclasses.replace(game, selfishness=None)  # types are an argument of play
+    train = run_config.get("train", {})
+    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
+    obs_mode = "tiles" if ppt == 1 else "pixels"
+    path = ckpt.latest_checkpoint(run_dir)
+    players_spec, players_params = ckpt.load_params(path, "players")
+    principal_spec, principal_params = (ckpt.load_params(path, "principal")
+                                        if principal == ex.LEARNED else (None, {}))
+    if principal == ex.LEARNED:
+        kind, rates = "learned", np.zeros(game.num_brackets)
+        if principal_spec is None:
+            raise ValueError(f"{path} has no learned principal")
+    elif principal == "random":
+        kind, rates = "random", np.zeros(game.num_brackets)
+    else:
+        from sed_meltingpot.principals import FixedRates, parse_principal
+
+        acting = FixedRates(principal) if isinstance(principal, tuple) else parse_principal(
+            principal, num_brackets=game.num_brackets, rate_levels=game.rate_levels)
+        kind, rates = "rates", acting({})
+    play = _twin_play_fn(game, obs_mode, frame_stack, kind, players_spec, principal_spec,
+                         num_episodes)
+    keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
+    metrics = jax.device_get(play(
+        jnp.stack([k[0] for k in keys]), keys[0][1], sigma, players_params, principal_params,
+        jnp.asarray(rates, jnp.float32)))
+    return [evaluation.episode_scalars({k: np.asarray(v)[e] for k, v in metrics.items()})
+            for e in range(num_episodes)]
+
+
 class JaxEngine:
-    """The JAX twin (issue 9): several seeds of one (principal, objective)
-    trained in one process, vmapped; evaluated on the twin."""
+    """The JAX twin (issue 9): the seeds of one (principal, objective) trained
+    in one process, vmapped; evaluated on the twin (and the learned players
+    and principal also on the Lua substrate)."""
 
     name = "jax"
     substrate = ex.SUBSTRATE_TWIN
     batch_seeds = True
 
+    def train_config(self, grid: ex.Grid, task: ex.TrainTask) -> Any:
+        from sed_meltingpot.training.config import TrainConfig, preset
+
+        overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
+        return TrainConfig(
+            num_iterations=grid.twin_iterations, seed=task.seed,
+            principal=ex.principal_spec(task.principal),
+            rollout_fragment_length=grid.rollout_length,
+            train_batch_size=grid.num_envs * grid.rollout_length, num_env_runners=0,
+            frame_stack=grid.frame_stack,
+            principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+
     def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
               log: Log) -> None:
-        raise NotImplementedError("the JAX engine is not wired in yet; use --engine=rllib")
+        from sed_meltingpot.twin import trainer as twin_trainer
+
+        seeds = [t.seed for t in tasks]
+        if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+            raise ValueError(f"the jax engine trains consecutive seeds together, got {seeds}")
+        group = run_dirs[0] if len(seeds) == 1 else os.path.dirname(run_dirs[0])
+        if list(run_dirs) != twin_trainer.run_dirs(group, seeds):
+            raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
+        game = dataclasses.replace(grid.game, voting_rule=tasks[0].voting_rule).validate()
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, "train.log"), "a") as f:
+            twin_trainer.train(game, self.train_config(grid, tasks[0]), group,
+                               num_envs=grid.num_envs, rollout_length=grid.rollout_length,
+                               num_seeds=len(seeds), checkpoint_every=0, overwrite=True,
+                               print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
     def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
                  seed: int, num_episodes: int) -> list[dict[str, float]]:
-        raise NotImplementedError("the JAX engine is not wired in yet; use --engine=rllib")
+        return twin_episodes(run_dir, voting_rule, principal, seed, num_episodes)
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {"rllib": RllibEngine, "jax": JaxEngine}
@@ -195,7 +345,13 @@ def evaluate_run(engine: Engine, grid: ex.Grid, task: ex.TrainTask, run_dir: str
         rates = spec[len("fixed:"):] if spec.startswith("fixed:") else ""
         rows.append(row(item, episodes, engine.substrate, rates))
         if item.principal == ex.LEARNED and engine.substrate != ex.SUBSTRATE_LUA:
-            episodes = lua_episodes(run_dir, rule, ex.LEARNED, ex.EVAL_SEED, grid.eval_episodes)
+            try:  # the same networks on the Lua substrate: the transfer gap
+                episodes = lua_episodes(run_dir, rule, ex.LEARNED, ex.EVAL_SEED,
+                                        grid.eval_episodes)
+            except (ImportError, OSError, ValueError, NotImplementedError) as e:
+                print(f"warning: no Lua evaluation of {run_dir}: {type(e).__name__}: {e}",
+                      flush=True)
+                continue
             rows.append(row(item, episodes, ex.SUBSTRATE_LUA))
     return rows
 
@@ -234,13 +390,35 @@ def make_jobs(engine: Engine, grid: ex.Grid, output_dir: str, objectives: Sequen
     """One job per run, or per (principal, objective) with all seeds if the
     engine batches seeds."""
     tasks = ex.plan_training(objectives, principals, seeds)
+    root = os.path.join(output_dir, RUNS_DIR)
+    jobs = []
+
+    def add(group: list[ex.TrainTask], dirs: list[str]) -> None:
+        jobs.append(Job(engine.name, grid, tuple(group), tuple(dirs), tuple(objectives),
+                        tuple(principals)))
+
+    if not engine.batch_seeds:
+        for t in tasks:
+            add([t], [os.path.join(root, t.key)])
+        return jobs
     groups: dict[tuple[str, str | None], list[ex.TrainTask]] = {}
     for t in tasks:
-        key = (t.principal, t.objective) if engine.batch_seeds else (t.key, None)
-        groups.setdefault(key, []).append(t)
-    root = os.path.join(output_dir, RUNS_DIR)
-    return [Job(engine.name, grid, tuple(g), tuple(os.path.join(root, t.key) for t in g),
-                tuple(objectives), tuple(principals)) for g in groups.values()]
+        groups.setdefault((t.principal, t.objective), []).append(t)
+    for group in groups.values():
+        group.sort(key=lambda t: t.seed)
+        blocks = [[group[0]]]
+        for t in group[1:]:  # consecutive seeds train together (the twin's vmap)
+            if t.seed == blocks[-1][-1].seed + 1:
+                blocks[-1].append(t)
+            else:
+                blocks.append([t])
+        for block in blocks:
+            first = block[0].key.rsplit("__seed", 1)[0]
+            name = f"{first}__seeds{block[0].seed}-{block[-1].seed}"
+            folder = os.path.join(root, name)
+            add(block, [folder] if len(block) == 1 else
+                [os.path.join(folder, f"seed_{t.seed}") for t in block])
+    return jobs
 
 
 def run_job(job: Job) -> dict[str, Any]:

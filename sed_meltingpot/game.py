@@ -4,7 +4,7 @@
 separate decision maker, and knows nothing of any training library:
 
 * at the start of each tax period the principal sets the bracket rates
-  (`set_rates`); the trainer's cap multiplier (`tax_cap`, SPEC Section 3) and
+  (`set_rates`); the trainer's cap multiplier (`tax_cap`, paper Appendix A) and
   the divergence constraint D(phi_0, phi) <= delta are applied to them;
 * each step the players act (`step`); the substrate reports apples eaten,
   who sees whom (`NEARBY`) and who is zapped, all computed in Lua;
@@ -149,7 +149,7 @@ class SEDGame:
 
     @property
     def tax_cap(self) -> float:
-        """Multiplier c on the rates (curriculum, SPEC Section 3); 1 = off."""
+        """Multiplier c on the rates (tax-annealing curriculum, paper Appendix A); 1 = off."""
         return self._tax_cap
 
     @tax_cap.setter
@@ -204,8 +204,19 @@ class SEDGame:
         return float(self._welfare(np.asarray(values, dtype=float), self._eta))
 
     # -------------------------------------------------------------- dynamics
-    def reset(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Starts a new episode; returns (player observations, principal obs)."""
+    def reset(self, seed: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Starts a new episode; returns (player observations, principal obs).
+
+        `seed` (Gymnasium's reset contract) restarts the world's seed
+        sequence: this episode plays the world `SEDGame(config, seed)` would
+        play first, and later resets continue from it. The players' types
+        stay those of the run (the paper fixes them per run).
+        """
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed={seed!r} must be a non-negative integer")
+            self._env.close()
+            self._env = substrate_lib.build_from_config(self._substrate_config, seed=int(seed))
         timestep = self._env.reset()
         self._episode += 1
         self._step = 0

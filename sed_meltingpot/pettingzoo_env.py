@@ -64,8 +64,11 @@ class SEDParallelEnv(ParallelEnv):
             self.game.set_rates(self.principal(self.game.principal_observation()))
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        del seed, options  # The game's seed sequence is fixed at construction.
-        self.game.reset()
+        """`seed` restarts the world's seed sequence (PettingZoo's contract):
+        the episode plays the world of `SEDParallelEnv(config, seed=seed)`.
+        The principal callable keeps its own state."""
+        del options
+        self.game.reset(seed=seed)
         self._has_reset = True
         self._ask_principal()
         observations = self.game.player_observations()

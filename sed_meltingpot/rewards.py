@@ -1,10 +1,10 @@
-"""Player types and the type-weighted reward of paper Eq. 8 (SPEC section 4).
+"""Player types and the type-weighted reward of paper Eq. 8 (Section 4).
 
 r_i = sigma_i * r_tax,i + (1 - sigma_i) * sum_{j in N_i} r_tax,j
 
 where sigma_i in [0, 1] is player i's selfishness and N_i the *other* players
 observable to i. The game applies this per step, with that step's taxed reward
-and that step's visibility (SPEC section 4). The arithmetic is written once, in
+and that step's visibility (README, "The game"). The arithmetic is written once, in
 ``mix_rewards_core``, against an array namespace ``xp`` (numpy or jax.numpy), used
 by the validated numpy ``mix_rewards`` and by the JAX twin (``twin/sed.py``).
 """

@@ -22,6 +22,10 @@ GAE then bootstraps the last step with gamma * V(final observation), as
 it does at every fragment boundary, instead of a target of 0 that the value
 net could not tell apart from mid-episode states; the price is a small
 optimism about steps the game does not play (gamma^k V for the last k).
+Only `"__all__"` is set: RLlib 2.60's `MultiAgentEpisode.add_env_step` calls
+an episode in which every agent reported done *terminated* and passes that
+to each agent's episode (so GAE would not bootstrap), while `"__all__"`
+alone truncates every agent's episode and terminates none.
 
 Scripted principals (`none`, `fixed:...`, `random`) are not agents: the env
 asks them for rates itself, and only the players are trained.
@@ -82,6 +86,17 @@ def downsample(image: np.ndarray, pixels_per_tile: int) -> np.ndarray:
     return image.reshape(h // k, k, w // k, k, c).mean(axis=(1, 3)).astype(np.uint8)
 
 
+def world_seed(seed: int, worker_index: int = 0, vector_index: int = 0) -> int:
+    """The substrate seed of one env: a hash of the run's (or reset's) seed
+    and the env's place, so that distinct places never share a world
+    sequence (sums such as seed + worker collide: seed 1 on runner 0 is seed
+    0 on runner 1). A 31-bit value, as the substrate's Lua seed takes."""
+    if seed < 0:
+        raise ValueError(f"seed={seed} must be a non-negative integer")
+    state = np.random.SeedSequence([int(seed), int(worker_index), int(vector_index)])
+    return int(state.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
 class SEDMultiAgentEnv(MultiAgentEnv):
     """See the module docstring. `env_config` keys: `game` (GameConfig
     fields), `seed`, `principal` ("learned" | "none" | "fixed:..." |
@@ -89,11 +104,16 @@ class SEDMultiAgentEnv(MultiAgentEnv):
 
     def __init__(self, env_config: dict[str, Any] | None = None) -> None:
         super().__init__()
+        # RLlib's EnvContext carries the runner's indices as attributes, which
+        # a copy into a plain dict would drop (every runner would then play the
+        # same worlds): read them first.
+        self.worker_index = int(getattr(env_config, "worker_index", 0) or 0)
+        self.vector_index = int(getattr(env_config, "vector_index", 0) or 0)
         env_config = dict(env_config or {})
         self.game_config = game_config_from_dict(dict(env_config.get("game", {})))
-        worker = getattr(env_config, "worker_index", 0)
-        vector = getattr(env_config, "vector_index", 0)
-        self.seed = int(env_config.get("seed", 0)) + 10_007 * worker + 101 * vector
+        self.run_seed = int(env_config.get("seed", 0))
+        self.seed = world_seed(self.run_seed, self.worker_index, self.vector_index)
+        self._principal_spec = str(env_config.get("principal", "learned"))
         self.frame_stack = int(env_config.get("frame_stack", 4))
         self.pixels_per_tile = int(env_config.get("pixels_per_tile", SPRITE))
         if self.pixels_per_tile not in (1, 2, 4, 8):
@@ -102,10 +122,8 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             raise ValueError(f"frame_stack={self.frame_stack} must be >= 1")
         self.game = SEDGame(self.game_config, seed=self.seed)
         cfg = self.game.config
-        spec = str(env_config.get("principal", "learned"))
-        self.learned_principal = spec == "learned"
-        self.scripted_principal = None if self.learned_principal else parse_principal(
-            spec, num_brackets=cfg.num_brackets, rate_levels=cfg.rate_levels, seed=self.seed)
+        self.learned_principal = self._principal_spec == "learned"
+        self.scripted_principal = self._make_scripted_principal(self.seed)
 
         n, b = cfg.num_players, cfg.num_brackets
         self.players = [player_id(i) for i in range(n)]
@@ -143,8 +161,18 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         self.game.tax_cap = cap
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        del seed, options  # The game's own seed sequence keeps runs reproducible.
-        players_obs, _ = self.game.reset()
+        """Gymnasium's contract: a `seed` restarts the world's seed sequence
+        (and a scripted random principal's) deterministically. RLlib passes
+        `config.seed + worker_index + sub-env index` on a runner's first
+        reset; mixing in the worker index keeps every (runner, sub-env) on
+        its own worlds (see `world_seed`)."""
+        del options
+        if seed is not None:
+            self.seed = world_seed(seed, self.worker_index, self.vector_index)
+            self.scripted_principal = self._make_scripted_principal(self.seed)
+            players_obs, _ = self.game.reset(seed=self.seed)
+        else:
+            players_obs, _ = self.game.reset()
         # frame_stack copies of the first RGB view (tile, not repeat: repeat would
         # interleave the channels as R..RG..GB..B, unlike the stacked frames after a step).
         self._frames = [np.tile(self._view(o), self.frame_stack) for o in players_obs]
@@ -177,8 +205,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             if self.learned_principal:
                 obs[PRINCIPAL] = self._principal_obs()
             # Truncated, not terminated: see "Episode end" in the module docstring.
-            truncated = {a: True for a in obs} | {"__all__": True}
-            return obs, rewards, {"__all__": False}, truncated, {}
+            return obs, rewards, {"__all__": False}, {"__all__": True}, {}
         if self.game.principal_due:
             if self.learned_principal:
                 obs = {PRINCIPAL: self._principal_obs()}
@@ -188,6 +215,13 @@ class SEDMultiAgentEnv(MultiAgentEnv):
                 {"__all__": False}, {})
 
     # -------------------------------------------------------------- helpers
+    def _make_scripted_principal(self, seed: int):
+        if self.learned_principal:
+            return None
+        cfg = self.game_config
+        return parse_principal(self._principal_spec, num_brackets=cfg.num_brackets,
+                               rate_levels=cfg.rate_levels, seed=seed)
+
     def _scripted_decision(self) -> None:
         self.game.set_rates(self.scripted_principal(self.game.principal_observation()))
 

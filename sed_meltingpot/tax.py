@@ -1,7 +1,7 @@
 """The principal's action: a marginal bracket tax with even redistribution.
 
 Implements the tax T(a, phi) and the taxed reward r_tax of the Apple Picking
-Game (paper Section 4, the formulas under Eq. 8; SPEC section 3).
+Game (paper Section 4, the formulas under Eq. 8).
 
 The arithmetic is written once, in ``bracket_tax_core`` and ``transfers_core``,
 against an array namespace ``xp`` (numpy or jax.numpy): the validated numpy API

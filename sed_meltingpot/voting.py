@@ -1,4 +1,4 @@
-"""The voting mechanism f: reported types -> the principal's objective (SPEC section 5).
+"""The voting mechanism f: reported types -> the principal's objective (paper Sections 3-4).
 
 Objectives are the interpolated family W_eta of paper Section 4, so a voting rule
 maps the players' selfishness sigma to eta in [0, 1], where eta = 1 is

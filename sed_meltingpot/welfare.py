@@ -1,9 +1,10 @@
-"""Social-welfare objectives (paper Eqs. 4-6 and Section 4) and social metrics (SPEC section 7).
+"""Social-welfare objectives (paper Eqs. 4-6 and Section 4) and social metrics (README, "The game").
 
 Every function reduces over the **last axis = players** and keeps leading axes
 (e.g. parallel games) separate: the egalitarian min is taken *within* each game,
-never across games (SPEC section 8, pitfall 6). Objectives expect per-player
-totals over the period being judged (``sum_t a_{i,t}``), not single-step values.
+never across games (paper Section 4: W's min_i is over one game's players).
+Objectives expect per-player totals over the period being judged
+(``sum_t a_{i,t}``), not single-step values.
 The objectives and the Gini index are written once, in the ``*_core`` functions,
 against an array namespace ``xp`` (numpy or jax.numpy), used by the validated
 numpy API and by the JAX twin (``twin/sed.py``); ``WELFARE_CORES`` maps the
@@ -185,7 +186,7 @@ def get_welfare(name: str) -> WelfareFn:
 
 
 # ---------------------------------------------------------------------------
-# Social metrics beside the objective (SPEC section 7; Perolat et al. 2017).
+# Social metrics beside the objective (Perolat et al. 2017, the Harvest game of paper Section 4).
 
 
 def gini(x: ArrayLike) -> np.ndarray:

@@ -208,7 +208,7 @@ def create_avatar_objects(
 def get_config() -> config_dict.ConfigDict:
     """Default configuration; `finalize_config` derives specs and roles."""
     config = config_dict.ConfigDict()
-    # Game parameters (SPEC Section 2).
+    # Game parameters (paper Section 4 and Appendix A, Table 1).
     config.num_players = NUM_PLAYERS
     config.episode_length = EPISODE_LENGTH
     config.regrowth_radius = REGROWTH_RADIUS

@@ -2,7 +2,8 @@
 
     python tests/script_harness.py scripts/train.py < argvs.json > results.json
 
-stdin: a JSON list of argument lists (without the program name). Each is
+stdin: a JSON list of argument lists (without the program name), or of
+{"argv": [...], "cwd": folder} to run a command line in its own folder. Each is
 parsed by the script's own flags (validators included) and, if the script
 has a `--dry_run` flag, handed to its `main` with `--dry_run` added, which
 checks everything and stops before the work (training, evaluating,
@@ -23,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import runpy
 import sys
 import traceback
 
 
-def run_all(script: str, argvs: list[list[str]]) -> list[dict[str, str]]:
+def run_all(script: str, argvs: list) -> list[dict[str, str]]:
     from absl import app, flags
 
     namespace = runpy.run_path(script, run_name="sed_script_under_test")
@@ -37,6 +39,9 @@ def run_all(script: str, argvs: list[list[str]]) -> list[dict[str, str]]:
     has_dry_run = "dry_run" in FLAGS
     results = []
     for argv in argvs:
+        if isinstance(argv, dict):
+            os.chdir(argv["cwd"])
+            argv = argv["argv"]
         FLAGS.unparse_flags()
         args = [script, *argv] + (["--dry_run"] if has_dry_run else [])
         out = io.StringIO()

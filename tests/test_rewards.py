@@ -68,7 +68,7 @@ def test_altruists_get_the_neighbour_sum():
 
 
 def test_neighbour_term_is_not_zero():
-    # SPEC pitfall 4: a hard-coded zero neighbour term must fail this.
+    # Eq. 8's neighbour term: a hard-coded zero (a known past defect) must fail this.
     got = mix_rewards([0.0, 10.0], [0.0, 0.0], [[0, 1], [0, 0]])
     np.testing.assert_array_equal(got, [10.0, 0.0])
 

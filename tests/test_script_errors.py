@@ -18,6 +18,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(ROOT, "tests", "script_harness.py")
+# Several script processes each: minutes on a loaded 2-core machine.
+pytestmark = pytest.mark.slow
 MODULE_STATE = os.path.join("learner_group", "learner", "rl_module", "players",
                             "module_state.pkl")
 
@@ -51,11 +53,13 @@ def runs(tmp_path_factory):
     size = os.path.getsize(state)
     with open(state, "r+b") as f:
         f.truncate(size // 2)
+    (base / "folder.mp4").mkdir()
     a_file = str(base / "a_file")
     with open(a_file, "w") as f:
         f.write("not a folder")
     return {"good": good, "no_config": no_config, "truncated": truncated,
-            "truncated_file": state, "file": a_file, "base": str(base)}
+            "truncated_file": state, "file": a_file, "base": str(base),
+            "folder_mp4": str(base / "folder.mp4")}
 
 
 def _check(results, cases):
@@ -102,7 +106,7 @@ def test_evaluate_and_render_reject_bad_inputs(runs):
     render_cases = [
         (["--seed=-1"], "usage", ["--seed=-1"]),
         ([f"--output={runs['file']}/v.mp4"], "usage", ["--output=", "not writable"]),
-        ([f"--output={runs['base']}"], "usage", ["is a folder"]),
+        ([f"--output={runs['folder_mp4']}"], "usage", ["is a folder"]),
         ([f"--checkpoint={runs['truncated']}", f"--output={video}"], "usage",
          [runs["truncated_file"]]),
         ([f"--checkpoint={runs['good']}", f"--output={video}"], "ok", ["dry run"]),

@@ -1,4 +1,4 @@
-"""Tests for the apple_picking substrate (SPEC Section 2) built by sed_meltingpot.substrate.
+"""Tests for the apple_picking substrate (paper Section 4, Table 1) from sed_meltingpot.substrate.
 
 Every check compares the Lua game against something computed here without it:
 the map text, the view-window geometry, binomial bounds on regrowth, the
@@ -18,7 +18,7 @@ from sed_meltingpot import substrate
 
 NUM_ACTIONS = 8
 FIRE = 7
-# The default view window (SPEC Section 2): 9 tiles forward, 1 back, 5 to each side.
+# The default view window (paper Table 1): 9 tiles forward, 1 back, 5 to each side.
 FORWARD, BACKWARD, SIDE = 9, 1, 5
 # Two-sided 99.9% normal quantile for the regrowth-rate bounds.
 Z_999 = 3.2905

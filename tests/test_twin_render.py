@@ -241,6 +241,50 @@ def test_zap_beams_walls_and_removed_players() -> None:
     assert gone and all(f.alive.any() for f in frames)
 
 
+def test_beam_stopped_by_walls() -> None:
+    """Hand-worked beams next to walls, as Lua draws them and as the twin's step draws them.
+
+    One player at (2, 3) under a wall. Facing north the centre line is blocked at
+    once and each side line (side tile + 1 ahead) stops at the top wall; facing
+    east the centre line stops at the east wall and the north side is blocked.
+    """
+    from sed_meltingpot.twin import TwinEnv
+
+    ascii_map = _map("""
+|WWWWWWW|
+|W  W  W|
+|W  P  W|
+|W     W|
+|WWWWWWW|
+""")
+    expected = {0: {(2, 2), (1, 2), (2, 4), (1, 4)},
+                1: {(2, 4), (2, 5), (3, 3), (3, 4), (3, 5)}}
+    env = TwinEnv.create("apple_picking", num_players=1, map=ascii_map)
+    draw = jax.jit(lambda s: (render.pixels(env, s), render.world_rgb(env, s)))
+    with LuaReference("apple_picking", seed=4, num_players=1, ascii_map=ascii_map) as lua:
+        checker = Checker(ascii_map, 1)
+        frame = lua.reset()
+        checker.check(frame)
+        seen = {}
+        for heading in (0, 1):
+            while int(frame.orient[0]) != heading:
+                frame = lua.step([TURN_R])
+                checker.check(frame)
+            for _ in range(3):  # let the zapper cool down
+                frame = lua.step([NOOP])
+            prev = frame
+            frame = lua.step([ZAP])
+            checker.check(frame)
+            beam = beam_from_world(frame.world_rgb, checker.beam_rgb)
+            seen[heading] = {tuple(int(v) for v in rc) for rc in np.argwhere(beam)}
+            state, _ = env.step(env.state_from(**prev.twin_fields()), np.array([ZAP]),
+                                jax.random.PRNGKey(0))
+            pix, world = draw(state)
+            np.testing.assert_array_equal(np.asarray(world), frame.world_rgb)
+            np.testing.assert_array_equal(np.asarray(pix), frame.rgb)
+    assert seen == expected
+
+
 def test_apples_eaten_and_regrown() -> None:
     """Apples disappear under a player that eats them and regrow (probability 1)."""
     ascii_map = _map("""

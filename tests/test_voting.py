@@ -1,4 +1,4 @@
-"""Tests for sed_meltingpot.voting: social choice functions sigma -> eta (SPEC section 5)."""
+"""Tests for sed_meltingpot.voting: social choice functions sigma -> eta (paper Section 4)."""
 
 import math
 

@@ -49,7 +49,7 @@ def test_hand_examples():
 
 
 def test_min_is_within_each_game_not_across_games():
-    # SPEC pitfall 6: two parallel games; the egalitarian value is per game.
+    # Two parallel games; the egalitarian value is per game (paper Section 4: min over players).
     apples = np.array([[1.0, 5.0, 9.0], [4.0, 4.0, 4.0]])
     np.testing.assert_array_equal(egalitarian(apples), [1.0, 4.0])
     np.testing.assert_array_equal(utilitarian(apples), [15.0, 12.0])

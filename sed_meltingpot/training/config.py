@@ -19,7 +19,9 @@ ENV_RUNNER_RESTART_DELAY_S = 5.0
 class TrainConfig:
     """Everything a training run needs besides the game.
 
-    Defaults are the paper's (SPEC Section 6): PPO with GAE, lr 2.5e-4
+    Defaults follow the paper's Appendix A (PPO with GAE and parameter
+    sharing, rollout fragment 200) and, where it gives no number, common PPO
+    settings: lr 2.5e-4
     annealed linearly to 0, gamma 0.99, lambda 0.95, clip 0.2, entropy 0.01,
     value coefficient 0.5, gradient clip 0.5, minibatch 128, 4 epochs,
     rollout fragment 200, frame stack 4, 8 pixels per tile. RLlib's own PPO
@@ -52,7 +54,7 @@ class TrainConfig:
     pixels_per_tile: int = 8
     conv_channels: tuple[int, int] = (16, 32)
     hidden: int = 128
-    # Curriculum (SPEC Section 3).
+    # Curriculum: tax annealing (paper Appendix A, after Zheng et al. 2022).
     tax_cap_anneal: bool = True
     tax_cap_start: float = 0.1
     tax_cap_fraction: float = 0.02
@@ -110,7 +112,7 @@ def whole_fragment_batch(train: TrainConfig) -> tuple[TrainConfig, str | None]:
 
 def preset(name: str) -> dict[str, Any]:
     """Overrides for a named preset. `fast`: one pixel per tile, a small
-    network and 2 epochs, for quick experiments (SPEC's settings otherwise)."""
+    network and 2 epochs, for quick experiments (the defaults otherwise)."""
     if name == "paper":
         return {}
     if name == "fast":

@@ -145,4 +145,14 @@ class SEDPPOTorchLearner(PPOTorchLearner):
         sizes = dict((self.config.learner_config_dict or {}).get(MINIBATCH_SIZES_KEY, {}))
         return PerModuleMinibatchIterator(
             batch, num_epochs=num_epochs, default_minibatch_size=minibatch_size,
-            minibatch_sizes=sizes, shuffle=shuffle_batch_per_epoch)
+            minibatch_sizes=sizes, shuffle=shuffle_batch_per_epoch, seed=self._shuffle_seed())
+
+    def _shuffle_seed(self) -> int | None:
+        """Seed of this update's minibatch shuffle: drawn from a generator
+        seeded once with the run's seed (`config.seed`, i.e. --seed), so a run
+        is reproducible and each update still gets its own order."""
+        if not hasattr(self, "_shuffle_rng"):
+            self._shuffle_rng = np.random.default_rng(self.config.seed)
+        if self.config.seed is None:
+            return None
+        return int(self._shuffle_rng.integers(2**63))

@@ -103,7 +103,8 @@ class TwinTrainConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
         if self.rollout_length % self.game.tax_period:
-            raise ValueError(f"rollout_length={self.rollout_length} must be a multiple of "
+            raise ValueError(f"rollout_length (--rollout_fragment_length)={self.rollout_length} "
+                             "must be a multiple of "
                              f"tax_period={self.game.tax_period} (the principal acts at each "
                              "period start)")
         if self.train.pixels_per_tile not in (1, 8):

@@ -191,6 +191,10 @@ class SEDTwin:
         self._host_eta = None
         if not self._vote_on_device and cfg.selfishness is not None:
             self._host_eta = self.host_vote(cfg.selfishness)
+        fixed = voting.fixed_eta(cfg.voting_rule)  # `fixed:<eta>` ignores the types
+        if fixed is not None:
+            w = cfg.principal_weight
+            self._host_eta = (1.0 - w) * fixed + w * cfg.principal_type if w > 0 else fixed
 
     # ------------------------------------------------------------------ shapes
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -144,6 +144,47 @@ def run_dirs(output_dir: str, seeds: list[int]) -> list[str]:
                                                  for s in seeds]
 
 
+@dataclasses.dataclass(frozen=True)
+class TwinRunPlan:
+    """What `plan_runs` checked: the twin config, the seeds and their run folders, the
+    TrainConfig each run_config.json records, and each folder's `RunPlan`."""
+
+    config: ppo.TwinTrainConfig
+    seeds: list[int]
+    dirs: list[str]
+    recorded: list[TrainConfig]
+    plans: list[Any]
+
+
+def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
+              num_envs: int = 16, rollout_length: int | None = None, num_seeds: int = 1,
+              dtype: str = "float32", restore: str | None = None, overwrite: bool = False
+              ) -> TwinRunPlan:
+    """Checks every setting, the output folders and --restore (ValueError /
+    RunSetupError naming the flag) before anything is compiled or written."""
+    if not isinstance(num_seeds, int) or num_seeds < 1:
+        raise ValueError(f"--num_seeds={num_seeds!r} must be a positive integer")
+    config = ppo.TwinTrainConfig(
+        game=game, train=train_config, num_envs=num_envs,
+        rollout_length=rollout_length or train_config.rollout_fragment_length,
+        dtype=dtype).validate()
+    seeds = [train_config.seed + k for k in range(num_seeds)]
+    dirs = run_dirs(output_dir, seeds)
+    sources = [None] * num_seeds if not restore else (
+        [restore] if num_seeds == 1 else run_dirs(restore, seeds))
+    recorded = [dataclasses.replace(
+        train_config, seed=seed, train_batch_size=config.env_steps_per_iteration,
+        rollout_fragment_length=config.rollout_length, num_env_runners=0) for seed in seeds]
+    plans = [plan_run(game, rec, folder, restore=source, overwrite=overwrite)
+             for rec, folder, source in zip(recorded, dirs, sources, strict=True)]
+    for p in plans:
+        if p.checkpoint is not None and not ckpt.is_checkpoint(p.checkpoint):
+            raise RunSetupError(f"--restore={restore!r}: {p.checkpoint!r} is not a jax-engine "
+                                f"checkpoint (no {ckpt.MARKER}); RLlib checkpoints restore "
+                                "with --engine=rllib")
+    return TwinRunPlan(config, seeds, dirs, recorded, plans)
+
+
 def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
           num_envs: int = 16, rollout_length: int | None = None, num_seeds: int = 1,
           dtype: str = "float32", restore: str | None = None, checkpoint_every: int = 10,
@@ -153,23 +194,12 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
           ) -> dict[str, Any] | list[dict[str, Any]]:
     """Trains players and principal on the twin; returns the final summary (a list of
     them, one per seed, with num_seeds > 1). `game_impl` replaces the SEDTwin (tests)."""
-    if not isinstance(num_seeds, int) or num_seeds < 1:
-        raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer")
-    config = ppo.TwinTrainConfig(
-        game=game, train=train_config, num_envs=num_envs,
-        rollout_length=rollout_length or train_config.rollout_fragment_length,
-        dtype=dtype).validate()
-    seeds = [train_config.seed + k for k in range(num_seeds)]
-    dirs = run_dirs(output_dir, seeds)
-    sources = [None] * num_seeds if not restore else (
-        [restore] if num_seeds == 1 else run_dirs(restore, seeds))
-    # Output folders and --restore are checked before anything is written (RunSetupError).
-    recorded = [dataclasses.replace(
-        train_config, seed=seed, train_batch_size=config.env_steps_per_iteration,
-        rollout_fragment_length=config.rollout_length, num_env_runners=0) for seed in seeds]
-    plans = [plan_run(game, rec, folder, restore=source, overwrite=overwrite)
-             for rec, folder, source in zip(recorded, dirs, sources, strict=True)]
-    types = [plan.selfishness for plan in plans]
+    plan = plan_runs(game, train_config, output_dir, num_envs=num_envs,
+                     rollout_length=rollout_length, num_seeds=num_seeds, dtype=dtype,
+                     restore=restore, overwrite=overwrite)
+    config, seeds, dirs, recorded = plan.config, plan.seeds, plan.dirs, plan.recorded
+    plans = plan.plans
+    types = [p.selfishness for p in plans]
     n = game.num_players
 
     fns = ppo.make_functions(config, game_impl)
