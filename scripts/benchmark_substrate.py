@@ -3,21 +3,23 @@
 apple_picking adds per-player observations computed in Lua every step
 (NEARBY, APPLES_EATEN, ZAPPED) and a global apple count to Commons Harvest,
 so this measures what they cost. Both substrates run 7 players with the same
-pre-generated uniformly random actions and play whole episodes; each reset
-and each step is timed on its own, which gives two figures from one run:
+pre-generated uniformly random actions. Each reset and each step is timed on
+its own, which gives two figures from one run:
 
 * within an episode: steps / time spent in `step` (resets left out), the
   cost of the game itself;
-* whole episodes: steps / (time in `step` + time in `reset`), what training
-  sees. Melting Pot rebuilds the Lua world on every reset, and Commons
-  Harvest's episodes have a random length (at least 1000 steps, then a 15%
-  chance of ending every 100), against apple_picking's fixed 1000, so the
-  two figures differ.
+* whole episodes: over the episodes played to their end, steps / (time in
+  `step` + time in `reset`), what training sees. Melting Pot rebuilds the Lua
+  world on every reset, and Commons Harvest's episodes have a random length
+  (1099, 1199, ... steps: after step 999 a 15% chance of ending every 100)
+  against apple_picking's fixed 1000, so the two figures differ.
 
-Rounds alternate between the substrates in the order A B, B A, A B, ... so
-that drifts in machine load hit both alike; ratios are taken per round.
+The substrates take turns in chunks of `--chunk` steps (order A B, B A, A B,
+... so that drifts in machine load hit both alike); an episode that ends
+inside a chunk is reset and play goes on. The within-episode ratio is the
+median over chunks of the ratio of the two chunks' rates.
 
-Usage: python scripts/benchmark_substrate.py [--rounds 5] [--episodes 1] [--seed 0]
+Usage: python scripts/benchmark_substrate.py [--steps 6000] [--chunk 50] [--seed 0]
 """
 
 from __future__ import annotations
@@ -32,18 +34,42 @@ import numpy as np
 
 NUM_PLAYERS = 7
 NUM_ACTIONS = 8
-# Commons Harvest's episodes end by frame 5000 (`maxEpisodeLengthFrames`).
-MAX_EPISODE_STEPS = 5000
 SUBSTRATES = ("apple_picking", "commons_harvest__open")
 
 
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    """Steps played and seconds spent in `step` and in `reset` by one substrate in one round."""
+@dataclasses.dataclass
+class Clock:
+    """Step and reset time of one substrate, and of its episodes played to their end."""
 
-    steps: int
-    step_s: float
-    reset_s: float
+    steps: int = 0
+    step_s: float = 0.0
+    resets: int = 0
+    reset_s: float = 0.0
+    episodes: int = 0
+    episode_steps: int = 0
+    episode_s: float = 0.0  # Steps and reset of the finished episodes.
+    # The episode in progress: its steps and its time so far (reset included).
+    current_steps: int = 0
+    current_s: float = 0.0
+
+    def add_reset(self, seconds: float) -> None:
+        """Starts an episode with a reset of `seconds`."""
+        self.resets += 1
+        self.reset_s += seconds
+        self.current_steps, self.current_s = 0, seconds
+
+    def end_episode(self) -> None:
+        """Counts the episode in progress as finished."""
+        self.episodes += 1
+        self.episode_steps += self.current_steps
+        self.episode_s += self.current_s
+        self.current_steps, self.current_s = 0, 0.0
+
+    def add_step(self, seconds: float) -> None:
+        self.steps += 1
+        self.step_s += seconds
+        self.current_steps += 1
+        self.current_s += seconds
 
     @property
     def within_episode(self) -> float:
@@ -52,8 +78,31 @@ class Timing:
 
     @property
     def whole_episodes(self) -> float:
-        """Steps per second over whole episodes, resets included."""
-        return self.steps / (self.step_s + self.reset_s)
+        """Steps per second over the finished episodes, their resets included."""
+        if not self.episodes:
+            raise ValueError("no episode finished: raise --steps")
+        return self.episode_steps / self.episode_s
+
+
+def play_chunk(env, timestep, actions: Sequence[Sequence[int]], clock: Clock):
+    """Steps `env` through `actions`, resetting it (timed) when an episode ends.
+
+    Returns the last timestep and the seconds spent in `step` alone.
+    """
+    step_s = 0.0
+    for row in actions:
+        if timestep is None or timestep.last():
+            start = time.perf_counter()
+            timestep = env.reset()
+            clock.add_reset(time.perf_counter() - start)
+        start = time.perf_counter()
+        timestep = env.step(row)
+        elapsed = time.perf_counter() - start
+        clock.add_step(elapsed)
+        step_s += elapsed
+        if timestep.last():
+            clock.end_episode()
+    return timestep, step_s
 
 
 def _builders(seed: int) -> dict[str, Callable[[], object]]:
@@ -69,95 +118,72 @@ def _builders(seed: int) -> dict[str, Callable[[], object]]:
     }
 
 
-def play_episodes(env, actions: Sequence[Sequence[int]], episodes: int) -> Timing:
-    """Plays `episodes` whole episodes, episode k with the rows of `actions[k]`."""
-    steps, step_s, reset_s = 0, 0.0, 0.0
-    for k in range(episodes):
-        start = time.perf_counter()
-        timestep = env.reset()
-        reset_s += time.perf_counter() - start
-        for row in actions[k]:
-            start = time.perf_counter()
-            timestep = env.step(row)
-            step_s += time.perf_counter() - start
-            steps += 1
-            if timestep.last():
-                break
-        else:
-            raise RuntimeError(f"an episode outlasted {len(actions[k])} steps")
-    return Timing(steps=steps, step_s=step_s, reset_s=reset_s)
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
+        return value
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer (>= 1)")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; give an integer >= 0")
-    return value
+    return parse
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; bad values fail with a message naming the flag."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=positive_int, default=5, help="rounds per substrate")
-    parser.add_argument("--episodes", type=positive_int, default=1,
-                        help="whole episodes per substrate and round")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the actions and of apple_picking")
+    parser.add_argument("--steps", type=_int_at_least(1), default=6000,
+                        help="steps per substrate (>= 1; a few episodes' worth)")
+    parser.add_argument("--chunk", type=_int_at_least(1), default=50,
+                        help="steps per turn (>= 1)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="seed of the actions and of apple_picking (>= 0)")
     return parser.parse_args(argv)
-
-
-def _summary(label: str, values: dict[str, list[float]]) -> None:
-    for name in SUBSTRATES:
-        v = values[name]
-        print(f"  {name:<22} median {statistics.median(v):8.1f} steps/s "
-              f"(min {min(v):.1f}, max {max(v):.1f})")
-    ratios = [a / b for a, b in zip(values[SUBSTRATES[0]], values[SUBSTRATES[1]], strict=True)]
-    print(f"  ratio {label}: median {statistics.median(ratios):.3f} "
-          f"(per round: {', '.join(f'{x:.3f}' for x in ratios)})")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    # One action list per round and episode, shared by both substrates; plain
-    # ints so that both run the same Python-side conversion.
-    actions = [[rng.integers(0, NUM_ACTIONS, size=(MAX_EPISODE_STEPS, NUM_PLAYERS)).tolist()
-                for _ in range(args.episodes)] for _ in range(args.rounds)]
     envs = {name: build() for name, build in _builders(args.seed).items()}
-    timings: dict[str, list[Timing]] = {name: [] for name in SUBSTRATES}
+    clocks = {name: Clock() for name in SUBSTRATES}
+    timesteps: dict[str, object] = {name: None for name in SUBSTRATES}
+    chunk_ratios: list[float] = []
     try:
-        for env in envs.values():  # Warm-up: first reset and a few steps.
+        for env in envs.values():  # Warm-up: a reset and a few steps, not timed.
             env.reset()
-            for row in actions[0][0][:50]:
+            for row in rng.integers(0, NUM_ACTIONS, size=(20, NUM_PLAYERS)).tolist():
                 env.step(row)
-        print(f"{'round':>5}  {'substrate':<22}  {'steps':>6}  {'reset s':>7}  "
-              f"{'within-episode steps/s':>22}  {'whole-episode steps/s':>21}")
-        for r in range(args.rounds):
-            order = SUBSTRATES if r % 2 == 0 else SUBSTRATES[::-1]
+        done = 0
+        while done < args.steps:
+            size = min(args.chunk, args.steps - done)
+            # Plain ints so that both run the same Python-side conversion.
+            actions = rng.integers(0, NUM_ACTIONS, size=(size, NUM_PLAYERS)).tolist()
+            order = SUBSTRATES if (done // args.chunk) % 2 == 0 else SUBSTRATES[::-1]
+            rates = {}
             for name in order:
-                t = play_episodes(envs[name], actions[r], args.episodes)
-                timings[name].append(t)
-                print(f"{r:>5}  {name:<22}  {t.steps:>6}  {t.reset_s:>7.2f}  "
-                      f"{t.within_episode:>22.1f}  {t.whole_episodes:>21.1f}", flush=True)
+                timesteps[name], step_s = play_chunk(
+                    envs[name], timesteps[name], actions, clocks[name])
+                rates[name] = size / step_s
+            chunk_ratios.append(rates[SUBSTRATES[0]] / rates[SUBSTRATES[1]])
+            done += size
     finally:
         for env in envs.values():
             env.close()
 
-    print("\nwithin an episode (steps/s, resets left out):")
-    _summary("apple_picking / commons_harvest__open within an episode (target >= 0.9)",
-             {n: [t.within_episode for t in ts] for n, ts in timings.items()})
-    print("whole episodes (steps/s, resets included):")
-    _summary("apple_picking / commons_harvest__open over whole episodes",
-             {n: [t.whole_episodes for t in ts] for n, ts in timings.items()})
+    a, b = (clocks[name] for name in SUBSTRATES)
+    print(f"{'substrate':<22}  {'steps':>6}  {'episodes':>8}  {'mean reset s':>12}  "
+          f"{'within-episode steps/s':>22}  {'whole-episode steps/s':>21}")
+    for name in SUBSTRATES:
+        c = clocks[name]
+        print(f"{name:<22}  {c.steps:>6}  {c.episodes:>8}  {c.reset_s / c.resets:>12.2f}  "
+              f"{c.within_episode:>22.1f}  {c.whole_episodes:>21.1f}")
+    q1, median, q3 = statistics.quantiles(chunk_ratios, n=4) if len(chunk_ratios) > 1 else (
+        chunk_ratios * 3)
+    print(f"\nratio {SUBSTRATES[0]} / {SUBSTRATES[1]}:")
+    print(f"  within an episode: {a.within_episode / b.within_episode:.3f} of the totals; "
+          f"median over {len(chunk_ratios)} chunk pairs {median:.3f} "
+          f"(quartiles {q1:.3f}-{q3:.3f}; target >= 0.9)")
+    print(f"  whole episodes:    {a.whole_episodes / b.whole_episodes:.3f} "
+          f"({a.episodes} and {b.episodes} episodes)")
 
 
 if __name__ == "__main__":

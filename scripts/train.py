@@ -194,6 +194,7 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
     """--engine=jax: imports only JAX/flax/optax (no Ray, Melting Pot, TensorFlow)."""
     from sed_meltingpot.twin import trainer as twin_trainer
 
+    twin_trainer.enable_compilation_cache()
     kwargs = {"num_envs": FLAGS.num_envs or 16, "num_seeds": FLAGS.num_seeds or 1,
               "dtype": FLAGS.dtype or "float32"}
     try:

@@ -1,0 +1,42 @@
+"""Social Environment Design on Melting Pot (see README.md).
+
+The Lua level and the substrate configs live at the top of the repository
+(`lua/`, `substrates/`); setup.py installs them inside this package as
+`sed_meltingpot.lua` and `sed_meltingpot.substrates`. A process that
+imports this package straight from a source checkout does not see that
+mapping: Ray's env runners start in the driver's working directory, so a run
+launched from the repository root imports the checkout's `sed_meltingpot/`
+even when the project is installed (non-editable) elsewhere, and
+`from sed_meltingpot import lua` failed there. In a checkout the two folders
+are therefore registered under their installed names, from where they sit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+_CHECKOUT_SUBPACKAGES = ("lua", "substrates")
+
+
+def _register_checkout_subpackages() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    for name in _CHECKOUT_SUBPACKAGES:
+        full_name = f"{__name__}.{name}"
+        if full_name in sys.modules or os.path.isdir(os.path.join(here, name)):
+            continue  # already imported, or an installed copy that holds it
+        folder = os.path.join(root, name)
+        init = os.path.join(folder, "__init__.py")
+        if not (os.path.isfile(init) and os.path.isfile(os.path.join(root, "setup.py"))):
+            continue  # not a checkout: the import fails later with Python's own error
+        spec = importlib.util.spec_from_file_location(
+            full_name, init, submodule_search_locations=[folder])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full_name] = module
+        spec.loader.exec_module(module)
+        globals()[name] = module
+
+
+_register_checkout_subpackages()

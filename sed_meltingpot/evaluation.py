@@ -436,7 +436,9 @@ def _load_module(folder: str):
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     try:
-        return RLModule.from_checkpoint(folder)
+        # Absolute: RLlib reads checkpoints through pyarrow, which takes a
+        # relative path for a URI without a scheme and fails.
+        return RLModule.from_checkpoint(os.path.abspath(folder))
     except Exception as e:
         bad = _unreadable_file(folder)
         where = f"{bad} is damaged or truncated" if bad else f"{folder} does not load"

@@ -1,9 +1,9 @@
 """Tests for scripts/benchmark_substrate.py: the two rates it reports and its flags.
 
 The benchmark itself is not a test (its figures depend on the machine); these
-check, on a scripted stand-in environment, that "within an episode" leaves
-the resets out, that "whole episodes" counts them, and that episodes are
-played to their end.
+check, by hand-worked examples and a scripted stand-in environment, that
+"within an episode" leaves the resets out, that "whole episodes" counts them
+over finished episodes only, and that play goes on across episode ends.
 """
 
 from __future__ import annotations
@@ -31,9 +31,24 @@ bench = _load_script()
 
 
 def test_rates_by_hand():
-    t = bench.Timing(steps=1000, step_s=4.0, reset_s=1.0)
-    assert t.within_episode == 250.0  # 1000 / 4
-    assert t.whole_episodes == 200.0  # 1000 / (4 + 1)
+    clock = bench.Clock()
+    clock.add_reset(1.0)
+    for _ in range(4):
+        clock.add_step(0.5)  # Episode 1: 4 steps in 2 s after a 1 s reset.
+    clock.end_episode()
+    clock.add_reset(3.0)
+    clock.add_step(1.0)  # Episode 2, unfinished: 1 step in 1 s after a 3 s reset.
+    assert clock.within_episode == 5 / 3.0  # 5 steps in 3 s of stepping.
+    assert clock.whole_episodes == 4 / 3.0  # Finished episode only: 4 steps in 1 + 2 s.
+    assert (clock.episodes, clock.resets, clock.reset_s) == (1, 2, 4.0)
+
+
+def test_whole_episodes_needs_a_finished_episode():
+    clock = bench.Clock()
+    clock.add_reset(1.0)
+    clock.add_step(0.5)
+    with pytest.raises(ValueError, match="no episode finished"):
+        _ = clock.whole_episodes
 
 
 @dataclass
@@ -64,22 +79,24 @@ class _FakeEnv:
         return _Step(end=self._left == 0)
 
 
-def test_play_episodes_plays_each_episode_to_its_end():
-    env = _FakeEnv([3, 5])
-    actions = [[[k, i] for i in range(10)] for k in range(2)]
-    timing = bench.play_episodes(env, actions, episodes=2)
-    assert timing.steps == 8 and env.resets == 2
-    # Episode k uses the rows of actions[k] from its first row on.
-    assert env.steps_taken == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [1, 3], [1, 4]]
-    assert timing.step_s > 0 and timing.reset_s > 0
+def test_play_chunk_resets_at_episode_ends_and_goes_on():
+    env = _FakeEnv([3, 5, 5])
+    clock = bench.Clock()
+    actions = [[i] for i in range(6)]
+    timestep, step_s = bench.play_chunk(env, None, actions, clock)
+    # Reset, 3 steps (episode 1 ends), reset, 3 steps of episode 2.
+    assert env.steps_taken == actions and env.resets == 2
+    assert (clock.steps, clock.episodes, clock.episode_steps) == (6, 1, 3)
+    assert not timestep.last() and 0 < step_s == pytest.approx(clock.step_s)
+    # The next chunk goes on with episode 2 where it stopped; its last step ends it.
+    timestep, _ = bench.play_chunk(env, timestep, [[9], [9]], clock)
+    assert timestep.last() and env.resets == 2
+    assert (clock.episodes, clock.episode_steps) == (2, 8)
+    bench.play_chunk(env, timestep, [[7]], clock)
+    assert env.resets == 3 and clock.episodes == 2 and clock.steps == 9
 
 
-def test_play_episodes_refuses_an_episode_longer_than_its_actions():
-    with pytest.raises(RuntimeError, match="outlasted 4 steps"):
-        bench.play_episodes(_FakeEnv([9]), [[[0]] * 4], episodes=1)
-
-
-@pytest.mark.parametrize("flag", ["--rounds=0", "--episodes=0", "--seed=-1", "--rounds=x"])
+@pytest.mark.parametrize("flag", ["--steps=0", "--chunk=0", "--seed=-1", "--steps=x"])
 def test_bad_flags_fail_naming_the_flag(flag, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args([flag])
@@ -88,4 +105,4 @@ def test_bad_flags_fail_naming_the_flag(flag, capsys):
 
 def test_defaults():
     args = bench.parse_args([])
-    assert (args.rounds, args.episodes, args.seed) == (5, 1, 0)
+    assert (args.steps, args.chunk, args.seed) == (6000, 50, 0)

@@ -22,6 +22,7 @@ substrate run through `tests/lua_reference.py`, or with a hand-worked example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -122,8 +123,9 @@ def test_map_facts():
 class Replayer:
     """Runs the twin beside recorded Lua frames and checks every step."""
 
-    def __init__(self, env: TwinEnv):
+    def __init__(self, env: TwinEnv, check_beam: bool = False):
         self.env = env
+        self.check_beam = check_beam
         self.step_fn = jax.jit(env.step_in_order)
         self.stats = {"steps": 0, "conflicts": 0, "respawns": 0, "zaps": 0, "eaten": 0,
                       "nearby": 0}
@@ -149,11 +151,14 @@ class Replayer:
             group |= {i, j}
         return sorted(group)
 
-    def compare(self, state: TwinState, out, frame: LuaFrame, respawned: np.ndarray,
+    def compare(self, state: TwinState, out, frame: LuaFrame, due: np.ndarray,
                 t: int) -> list[str]:
-        """Names of the fields where the twin differs from Lua (respawned players excluded
-        from pos/orient, which are drawn at random)."""
-        keep = ~respawned
+        """Names of the fields where the twin differs from Lua.
+
+        `due` players (out of play long enough to respawn) are left out: where and
+        whether they respawn is the engine's random draw, checked by the caller.
+        """
+        keep = ~due
         bad = []
 
         def check(name, twin, lua):
@@ -163,16 +168,17 @@ class Replayer:
 
         check("pos", np.asarray(state.pos)[keep], frame.pos[keep])
         check("orient", np.asarray(state.orient)[keep], frame.orient[keep])
-        check("alive", state.alive, frame.alive)
+        check("alive", np.asarray(state.alive)[keep], frame.alive[keep])
         check("apples", np.argwhere(np.asarray(state.apples)), np.argwhere(frame.apples))
         check("apples_eaten", out.apples_eaten, frame.apples_eaten)
-        check("zapped", out.zapped, frame.zapped)
+        check("zapped", np.asarray(out.zapped)[keep], frame.zapped[keep])
         check("zap_timer", state.zap_timer, frame.zap_timer)
-        check("wait", np.where(frame.alive, 0, np.asarray(state.wait)),
-              np.where(frame.alive, 0, frame.wait_frames))
-        check("ready_to_shoot", out.ready_to_shoot, frame.ready_to_shoot)
+        check("wait", np.where(frame.alive, 0, np.asarray(state.wait))[keep],
+              np.where(frame.alive, 0, frame.wait_frames)[keep])
+        check("ready_to_shoot", np.asarray(out.ready_to_shoot)[keep],
+              frame.ready_to_shoot[keep])
         check("num_apples", out.num_apples, frame.num_apples)
-        if not respawned.any():
+        if not due.any():
             check("nearby", out.nearby, frame.nearby)
         return bad
 
@@ -180,6 +186,8 @@ class Replayer:
         env = self.env
         n = env.num_players
         state = env.state_from(**frames[0].twin_fields())
+        zapped_at: dict[int, int] = {}
+        missed: set[int] = set()  # due but no free respawn point
         keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), len(actions)))
         for t, row in enumerate(actions):
             prev, cur = frames[t], frames[t + 1]
@@ -189,13 +197,14 @@ class Replayer:
             orders = [list(p) + others for p in itertools.permutations(group)]
             if len(group) > 5:
                 orders = orders[:120]
-            respawned = ~prev.alive & cur.alive
+            due = ~prev.alive & (prev.wait_frames >= data.FRAMES_TILL_RESPAWN)
+            respawned = due & cur.alive
             result = None
             failures = []
             for order in orders:
                 s, o = self.step_fn(state, np.asarray(row, np.int32), sub,
                                     np.asarray(order, np.int32))
-                bad = self.compare(*jax.device_get((s, o)), cur, respawned, t)
+                bad = self.compare(*jax.device_get((s, o)), cur, due, t)
                 if not bad:
                     result = (s, o)
                     break
@@ -205,21 +214,57 @@ class Replayer:
                 f"Lua for every order: {failures[0]}")
             state, out = result
             self.stats["conflicts"] += bool(group)
-            if respawned.any():
-                # Lua's respawn point: one of the respawn points, held by nobody else.
+            if self.check_beam:
+                # Lua draws the beam as whole tiles of the beam colour in WORLD.RGB.
+                np.testing.assert_array_equal(np.asarray(state.beam), beam_tiles(cur.world_rgb),
+                                              err_msg=f"beam at step {t + 1}")
+                self.stats["beam_tiles"] = self.stats.get("beam_tiles", 0) + int(
+                    np.asarray(state.beam).sum())
+            for i in np.flatnonzero(prev.alive & ~cur.alive):
+                zapped_at[i] = t + 1
+            for i in np.flatnonzero(respawned):
+                # Out of play for FRAMES_TILL_RESPAWN + 1 observations, back on the next
+                # (later only when every respawn point was held).
+                if i in zapped_at:
+                    gap = t + 1 - zapped_at.pop(i)
+                    late = i in missed
+                    assert gap > data.FRAMES_TILL_RESPAWN + 1 if late else (
+                        gap == data.FRAMES_TILL_RESPAWN + 1), (i, gap)
+                missed.discard(i)
+            missed |= set(np.flatnonzero(due & ~cur.alive).tolist())
+            if due.any():
+                # Lua's respawn points: respawn points held by nobody else; as many
+                # due players came back as in the twin (as many as free points allow).
                 self.stats["respawns"] += int(respawned.sum())
+                assert int(np.asarray(state.alive)[due].sum()) == int(respawned.sum())
                 cells = cur.pos[:, 0] * env.width + cur.pos[:, 1]
                 for i in np.flatnonzero(respawned):
                     assert cells[i] in env.respawn_points
                     others_alive = cur.alive & (np.arange(n) != i)
                     assert cells[i] not in cells[others_alive]
-                state = state.replace(pos=jnp.asarray(cur.pos), orient=jnp.asarray(cur.orient))
+                state = state.replace(
+                    pos=jnp.asarray(np.where(due[:, None], cur.pos, np.asarray(state.pos))),
+                    orient=jnp.asarray(np.where(due, cur.orient, np.asarray(state.orient))),
+                    alive=jnp.asarray(np.where(due, cur.alive, np.asarray(state.alive))),
+                    wait=jnp.asarray(np.where(due, np.where(cur.alive, 0, cur.wait_frames),
+                                              np.asarray(state.wait))))
                 np.testing.assert_array_equal(np.asarray(env.nearby(state)), cur.nearby)
             self.stats["steps"] += 1
             self.stats["zaps"] += int((prev.alive & ~cur.alive).sum())
             self.stats["eaten"] += int(cur.apples_eaten.sum())
             self.stats["nearby"] += int(cur.nearby.sum())
         return self.stats
+
+
+BEAM_COLOUR = np.array([252, 252, 106], np.uint8)
+
+
+def beam_tiles(world_rgb: np.ndarray) -> np.ndarray:
+    """bool[H, W]: tiles of WORLD.RGB that are entirely the zap beam's colour."""
+    s = data.SPRITE_SIZE
+    h, w = world_rgb.shape[0] // s, world_rgb.shape[1] // s
+    blocks = world_rgb.reshape(h, s, w, s, 3)
+    return np.all(blocks == BEAM_COLOUR, axis=(1, 3, 4))
 
 
 def _random_actions(n: int, steps: int, seed: int, zap_share: float = 0.2) -> np.ndarray:
@@ -229,24 +274,34 @@ def _random_actions(n: int, steps: int, seed: int, zap_share: float = 0.2) -> np
     return np.where(rng.random((steps, n)) < zap_share, FIRE, actions)
 
 
-def replay_episode(seed: int, steps: int, name: str = "apple_picking", **overrides) -> dict:
-    with LuaReference(name, seed=seed, regrowth_probabilities=NO_REGROWTH,
+def replay_episode(seed: int, steps: int, name: str = "apple_picking", *,
+                   ascii_map: str | None = None, num_players: int | None = None,
+                   regrowth: tuple[float, ...] = NO_REGROWTH, zap_share: float = 0.2,
+                   check_beam: bool = False, actions: np.ndarray | None = None) -> dict:
+    """Random (or given) actions in Lua, replayed and checked step by step in the twin."""
+    overrides = {}
+    if ascii_map is not None:
+        overrides["ascii_map"] = ascii_map
+    if num_players is not None:
+        overrides["num_players"] = num_players
+    with LuaReference(name, seed=seed, regrowth_probabilities=regrowth,
                       episode_length=steps + 1, **overrides) as lua:
         n = lua.num_players
-        actions = _random_actions(n, steps, seed)
+        if actions is None:
+            actions = _random_actions(n, steps, seed, zap_share)
         frames = [lua.reset()] + [lua.step(row) for row in actions]
-    env = TwinEnv.create(name, regrowth_probabilities=NO_REGROWTH, episode_length=steps + 1,
-                         **{k: v for k, v in overrides.items() if k == "num_players"})
-    return Replayer(env).run(frames, actions, seed)
+    env = TwinEnv.create(name, num_players=n, regrowth_probabilities=regrowth,
+                         episode_length=steps + 1, map=ascii_map)
+    return Replayer(env, check_beam=check_beam).run(frames, actions, seed)
 
 
 def test_replay_random_actions():
     totals: dict[str, int] = {}
-    for seed in range(3):
-        for key, value in replay_episode(seed, 1000).items():
+    for seed in range(2):
+        for key, value in replay_episode(seed, 1000, check_beam=seed == 0).items():
             totals[key] = totals.get(key, 0) + value
     # The episodes exercise every rule.
-    assert totals["steps"] == 3000
+    assert totals["steps"] == 2000 and totals["beam_tiles"] > 100
     assert min(totals["zaps"], totals["respawns"], totals["eaten"], totals["conflicts"]) >= 5, \
         totals
 
@@ -258,5 +313,227 @@ def test_replay_large_map():
 
 @pytest.mark.slow
 def test_replay_random_actions_long():
+    totals: dict[str, int] = {}
     for seed in range(100, 120):
-        replay_episode(seed, 1000)
+        for key, value in replay_episode(seed, 1000, check_beam=True).items():
+            totals[key] = totals.get(key, 0) + value
+    assert totals["steps"] == 20000
+    assert min(totals["zaps"], totals["respawns"], totals["conflicts"]) >= 100, totals
+
+
+# --- scripted scenarios on small maps ---------------------------------------------------
+
+# Zaps across walls: beams must stop at the inner walls.
+WALL_MAP = """
+WWWWWWWW
+WQ W  AW
+W  W  PW
+WP   W W
+WWWWWWWW
+"""
+# No border walls: beams and moves meet the map edge.
+EDGE_MAP = """
+Q  A
+ P P
+A  Q
+"""
+
+
+@pytest.mark.parametrize(("ascii_map", "num_players", "seed"),
+                         [(WALL_MAP, 3, 1), (EDGE_MAP, 3, 2), (EDGE_MAP, 4, 3)])
+def test_replay_small_maps_with_many_zaps(ascii_map, num_players, seed):
+    result = replay_episode(seed, 300, ascii_map=ascii_map, num_players=num_players,
+                            zap_share=0.4, check_beam=True)
+    assert result["zaps"] >= 5 and result["respawns"] >= 3 and result["beam_tiles"] > 50, result
+
+
+def _face(orient: int, target: int) -> list[int]:
+    """Turn actions that take `orient` to `target`."""
+    return [TURN_R] * ((target - orient) % 4)
+
+
+def test_eating_on_arrival_and_under_a_standing_player():
+    """Regrowth with probability 1 next to a wall, checked step by step against Lua.
+
+    Hand-worked (engine order: regrowth, then moves, then end-of-step waits):
+    forward onto the regrown apple eats 1; standing still on it eats 1 each
+    step (it regrows under the avatar and is eaten at once); a blocked move
+    re-enters the cell and eats the same apple a second time (2); stepping
+    away eats 1 (before leaving).
+    """
+    ascii_map = "WWWW\nWQaW\nWWWW"
+    with LuaReference("apple_picking", seed=0, num_players=1, ascii_map=ascii_map,
+                      regrowth_probabilities=(1.0,), episode_length=50) as lua:
+        frames = [lua.reset()]
+        actions = [[a] for a in _face(int(frames[0].orient[0]), data.EAST)]
+        actions += [[FORWARD], [NOOP], [FORWARD], [FIRE], [BACKWARD], [NOOP], [FORWARD]]
+        frames += [lua.step(row) for row in actions]
+    eaten = [float(f.apples_eaten[0]) for f in frames[-7:]]
+    assert eaten == [1, 1, 2, 1, 1, 0, 1]
+    env = TwinEnv.create("apple_picking", num_players=1, map=ascii_map,
+                         regrowth_probabilities=(1.0,), episode_length=50)
+    Replayer(env).run(frames, np.asarray(actions))
+
+
+def test_zapping_during_the_cooldown():
+    """FIRE every step fires every third step: READY_TO_SHOOT 0, 0.5, 1, 0, ..."""
+    ascii_map = "WWWWW\nWQ QW\nWWWWW"
+    actions = np.full((9, 2), FIRE)
+    with LuaReference("apple_picking", seed=4, num_players=2, ascii_map=ascii_map,
+                      episode_length=20) as lua:
+        frames = [lua.reset()] + [lua.step(row) for row in actions]
+    env = TwinEnv.create("apple_picking", num_players=2, map=ascii_map, episode_length=20)
+    state = env.state_from(**frames[0].twin_fields())
+    rts = []
+    for row in actions:
+        state, out = env.step(state, jnp.asarray(row), jax.random.PRNGKey(0))
+        rts.append(np.asarray(out.ready_to_shoot))
+    lua_rts = [f.ready_to_shoot for f in frames[1:]]
+    # A zapped player reads 0; compare only steps where both are alive in Lua.
+    for t, (a, b) in enumerate(zip(rts, lua_rts, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"step {t + 1}")
+    alive_always = [i for i in range(2) if all(f.alive[i] for f in frames)]
+    for i in alive_always:
+        assert [float(r[i]) for r in rts] == [0, 0.5, 1] * 3
+    Replayer(env).run(frames, actions)
+
+
+def _conflict_outcomes(ascii_map: str, final_orients: tuple[int, int], episodes: int,
+                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two players turn to the given headings, then both step forward.
+
+    Returns the final positions in Lua (one episode each) and in the twin (the
+    twin stepped from each Lua pre-move state with a fresh key), int[episodes, 2, 2].
+    """
+    env = TwinEnv.create("apple_picking", num_players=2, map=ascii_map, episode_length=20)
+    step = jax.jit(env.step)
+    lua_out, twin_out = [], []
+    with LuaReference("apple_picking", seed=seed, num_players=2, ascii_map=ascii_map,
+                      episode_length=20) as lua:
+        for e in range(episodes):
+            frame = lua.reset()
+            turns = [_face(int(frame.orient[i]), final_orients[i]) for i in range(2)]
+            for k in range(max(len(t) for t in turns)):
+                frame = lua.step([t[k] if k < len(t) else NOOP for t in turns])
+            state = env.state_from(**frame.twin_fields())
+            frame = lua.step([FORWARD, FORWARD])
+            lua_out.append(frame.pos)
+            twin_state, _ = step(state, jnp.asarray([FORWARD, FORWARD]),
+                                 jax.random.PRNGKey(seed * 100000 + e))
+            twin_out.append(np.asarray(twin_state.pos))
+    return np.asarray(lua_out), np.asarray(twin_out)
+
+
+def _assert_fair_coin(lua_wins: np.ndarray, twin_wins: np.ndarray) -> None:
+    """Both are Bernoulli(1/2) samples (99.9% bounds) and agree with each other."""
+    for wins in (lua_wins, twin_wins):
+        assert stats.binomtest(int(wins.sum()), len(wins), 0.5).pvalue > 1e-3, wins.mean()
+    table = [[lua_wins.sum(), len(lua_wins) - lua_wins.sum()],
+             [twin_wins.sum(), len(twin_wins) - twin_wins.sum()]]
+    assert stats.chi2_contingency(table).pvalue > 1e-3, table
+
+
+def test_head_on_moves_into_one_cell_are_decided_by_a_fair_coin():
+    """Facing each other across one free cell, both step forward: one of them gets it.
+
+    DMLab2D applies the moves one avatar after another in a shuffled order, so
+    each wins with probability 1/2; the twin draws a uniform move order.
+    """
+    lua_pos, twin_pos = _conflict_outcomes("WWWWW\nWQ QW\nWWWWW", (data.EAST, data.WEST),
+                                           episodes=60, seed=1)
+    middle = np.array([1, 2])
+    for pos in (lua_pos, twin_pos):
+        # Exactly one player in the middle, the other where it was.
+        assert np.all(np.all(pos == middle, -1).sum(-1) == 1)
+    _assert_fair_coin(np.all(lua_pos[:, 0] == middle, -1), np.all(twin_pos[:, 0] == middle, -1))
+
+
+def test_following_moves_depend_on_the_order():
+    """Two avatars in a line step forward: the back one moves only if the front went first."""
+    lua_pos, twin_pos = _conflict_outcomes("WWWWWW\nWQQ  W\nWWWWWW", (data.EAST, data.EAST),
+                                           episodes=60, seed=2)
+    for pos in (lua_pos, twin_pos):
+        front = pos[np.arange(len(pos)), np.argmax(pos[:, :, 1], 1)]
+        assert np.all(front == [1, 3])  # The front one always moves.
+    back_moved = [np.min(pos[:, :, 1], 1) == 2 for pos in (lua_pos, twin_pos)]
+    _assert_fair_coin(*back_moved)
+
+
+RESPAWN_MAP = """
+WWWWWWW
+WQ   QW
+WPPPPPW
+WWWWWWW
+"""
+
+
+def _respawn_events(frames: list[LuaFrame], points: np.ndarray, width: int) -> list:
+    """(chosen point index, free mask, orientation) for every respawn in `frames`."""
+    events = []
+    for prev, cur in itertools.pairwise(frames):
+        cells = cur.pos[:, 0] * width + cur.pos[:, 1]
+        for i in np.flatnonzero(~prev.alive & cur.alive):
+            # Held during the teleport: every other player live at the step's start.
+            held = {cells[j] for j in range(len(cells)) if j != i and prev.alive[j]}
+            held |= {cells[j] for j in range(i) if ~prev.alive[j] and cur.alive[j]}
+            free = np.array([p not in held for p in points])
+            events.append((int(np.flatnonzero(points == cells[i])[0]), free,
+                           int(cur.orient[i])))
+    return events
+
+
+def _assert_uniform_respawns(events: list) -> None:
+    """Chosen points uniform over the free ones (pooled chi-square), headings uniform."""
+    assert len(events) >= 40, len(events)
+    observed = np.zeros(len(events[0][1]))
+    expected = np.zeros(len(events[0][1]))
+    for chosen, free, _ in events:
+        assert free[chosen]
+        observed[chosen] += 1
+        expected += free / free.sum()
+    assert stats.chisquare(observed, expected).pvalue > 1e-3, (observed, expected)
+    headings = np.bincount([o for _, _, o in events], minlength=4)
+    assert stats.chisquare(headings).pvalue > 1e-3, headings
+
+
+def test_respawn_points_and_headings_are_uniform():
+    """Lua and twin both respawn on a uniformly random free `P` point, random heading.
+
+    (Which players respawned together is order-free: the twin assigns distinct
+    points, the engine draws one after another; both give every ordered tuple
+    of distinct free points the same chance, so pooled counts must be uniform.)
+    """
+    n, steps = 3, 400
+    env = TwinEnv.create("apple_picking", num_players=n, map=RESPAWN_MAP, episode_length=10**6)
+    points = env.respawn_points
+    lua_events = []
+    for seed in range(2):
+        with LuaReference("apple_picking", seed=seed, num_players=n, ascii_map=RESPAWN_MAP,
+                          episode_length=steps + 1) as lua:
+            actions = _random_actions(n, steps, seed, zap_share=0.5)
+            frames = [lua.reset()] + [lua.step(row) for row in actions]
+        lua_events += _respawn_events(frames, points, env.width)
+    _assert_uniform_respawns(lua_events)
+
+    # The twin: the same policy in 16 games at once.
+    games = 16
+    step = jax.jit(jax.vmap(env.step))
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(5), games))
+    rng = np.random.default_rng(7)
+    frames_by_game: list[list[LuaFrame]] = [[] for _ in range(games)]
+    keys = np.asarray(jax.random.split(jax.random.PRNGKey(6), steps))
+    for t in range(steps):
+        actions = np.where(rng.random((games, n)) < 0.5, FIRE, rng.integers(0, 7, (games, n)))
+        state, _ = step(state, jnp.asarray(actions), jax.random.split(keys[t], games))
+        pos, orient, alive = jax.device_get((state.pos, state.orient, state.alive))
+        for g in range(games):
+            frames_by_game[g].append(_TwinFrame(pos[g], orient[g], alive[g]))
+    twin_events = [e for fr in frames_by_game for e in _respawn_events(fr, points, env.width)]
+    _assert_uniform_respawns(twin_events)
+
+
+@dataclasses.dataclass
+class _TwinFrame:
+    pos: np.ndarray
+    orient: np.ndarray
+    alive: np.ndarray

@@ -202,22 +202,44 @@ def close(got, want, what, scale=1.0):
 
 
 def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
-                   frame_stack: int = 1, zap: bool = True):
+                   frame_stack: int = 1, zap: bool = True, pixels_per_tile: int = 1,
+                   debug: bool = False):
     """One episode of SEDMultiAgentEnv (learned-principal turn order) with random
-    actions and random levels; records everything per step."""
+    actions and random levels; records everything per step. `debug` builds the
+    substrate with debug observations and records the Lua state (`LuaFrame`) of every
+    step in record["frames"] (0 = reset), so that the twin world can start from it."""
+    from lua_reference import frame_from_timestep
+
+    from sed_meltingpot import substrate
     from sed_meltingpot.rllib_env import PRINCIPAL, SEDMultiAgentEnv
 
-    env = SEDMultiAgentEnv({"game": dict(vars(game)), "seed": seed, "principal": "learned",
-                            "frame_stack": frame_stack, "pixels_per_tile": 1})
+    get_config = substrate.get_config
+    if debug:
+        substrate.get_config = lambda *a, **k: get_config(*a, debug_observations=True, **k)
+    try:
+        env = SEDMultiAgentEnv({"game": dict(vars(game)), "seed": seed,
+                                "principal": "learned", "frame_stack": frame_stack,
+                                "pixels_per_tile": pixels_per_tile})
+    finally:
+        substrate.get_config = get_config
     env.set_tax_cap(cap)
-    results = []
-    env.step_hooks.append(lambda g, result: results.append(result))
+    results, frames = [], []
+
+    def hook(g, result):
+        results.append(result)
+        if debug:
+            frames.append(frame_from_timestep(g._last_timestep, g._step))
+
+    env.step_hooks.append(hook)
     rng = np.random.default_rng(action_seed)
     b, k = game.num_brackets, game.num_rate_levels
     obs, _ = env.reset()
     record = {"start_ready": np.array([o["READY_TO_SHOOT"]
                                        for o in env.game.player_observations()]),
-              "sigma": env.game.selfishness.copy(), "decisions": [], "steps": []}
+              "sigma": env.game.selfishness.copy(), "decisions": [], "steps": [],
+              "frames": frames}
+    if debug:
+        frames.append(frame_from_timestep(env.game._last_timestep, 0))
     while True:
         if PRINCIPAL in obs:
             levels = rng.integers(0, k, b)
@@ -382,6 +404,20 @@ def test_sed_layer_replays_sedgame_full_episode():
 
 
 def test_sedtwin_with_twin_world_equals_sedgame_end_to_end():
+    game = GameConfig(episode_length=100, tax_period=25, thresholds=(0, 1, 2, 10000),
+                      regrowth_probabilities=(0.0, 0.0, 0.0, 0.0))
+    run_end_to_end(game, seed=4, cap=0.9, frame_stack=2, obs_mode="tiles")
+
+
+@pytest.mark.slow
+def test_sedtwin_end_to_end_pixels_continual_rounds():
+    game = GameConfig(episode_length=300, tax_period=50, rounds_per_episode=2,
+                      thresholds=(0, 1, 3, 10000), regrowth_probabilities=(0.0,) * 4)
+    run_end_to_end(game, seed=6, cap=1.0, frame_stack=4, obs_mode="pixels")
+
+
+def run_end_to_end(game: GameConfig, *, seed: int, cap: float, frame_stack: int,
+                   obs_mode: str) -> None:
     """SEDTwin with the real twin world, started from the Lua start state (regrowth off),
     replays a Lua episode: rewards, principal rewards, features and images all equal.
 
@@ -392,24 +428,13 @@ def test_sedtwin_with_twin_world_equals_sedgame_end_to_end():
     (`TwinEnv.step_in_order`) gives Lua's outcome and continues through
     `SEDTwin.step_from` with it (tests/test_twin_env.py checks that conflict rule).
     """
-    from lua_reference import LuaReference
 
-    game = GameConfig(episode_length=100, tax_period=25, thresholds=(0, 1, 2, 10000),
-                      regrowth_probabilities=(0.0, 0.0, 0.0, 0.0))
-    seed, cap, frame_stack = 4, 0.9, 2
+    ppt = {"tiles": 1, "pixels": 8}[obs_mode]
     record = play_reference(game, seed=seed, action_seed=9, cap=cap, frame_stack=frame_stack,
-                            zap=False)
-    with LuaReference(game.substrate, seed=seed, num_players=game.num_players,
-                      episode_length=game.episode_length,
-                      regrowth_probabilities=game.regrowth_probabilities) as lua:
-        start = lua.reset()
-        frames = [lua.step(step["actions"]) for step in record["steps"]]
-    for t, (frame, step) in enumerate(zip(frames, record["steps"], strict=True)):
-        # The debug-observation build is the same Lua game as SEDGame's.
-        np.testing.assert_array_equal(frame.apples_eaten, step["result"].info["apples"],
-                                      err_msg=f"step {t + 1}: Lua builds differ")
+                            zap=False, pixels_per_tile=ppt, debug=True)
+    start, *frames = record["frames"]
 
-    twin = SEDTwin(game, obs_mode="tiles", frame_stack=frame_stack)
+    twin = SEDTwin(game, obs_mode=obs_mode, frame_stack=frame_stack)
     g, obs = twin.reset_from(twin.env.state_from(**start.twin_fields()), record["sigma"])
     set_levels = jax.jit(twin.set_rate_levels)
     step_fn, step_from = jax.jit(twin.step), jax.jit(twin.step_from)
@@ -458,3 +483,39 @@ def test_sedtwin_with_twin_world_equals_sedgame_end_to_end():
                                           err_msg=f"step {t + 1}: principal image")
     assert bool(done)
     check_metrics(twin, g.sed, record)
+
+
+def test_sed_step_hand_worked_period():
+    """One tax period worked by hand (paper Section 4: bracket tax, even redistribution,
+    Eq. 8, W_eta with eta = mean sigma), plus the principal's turn order."""
+    game = GameConfig(num_players=2, episode_length=4, tax_period=2, thresholds=(0, 1, 100),
+                      num_rate_levels=3)
+    twin = SEDTwin(game)
+    s = twin.sed_reset(np.array([1.0, 0.5]), np.ones(2))
+    assert float(s.eta) == 0.75 and bool(s.principal_due)
+    s = twin.sed_set_rates(s, twin.levels_to_rates(np.array([1, 2])), 1.0)  # (0.5, 1.0)
+    np.testing.assert_allclose(s.rates, [0.5, 1.0])
+    everyone = np.ones((2, 2), bool)
+    s, rew, pr, done, info = twin.sed_step(s, np.array([2.0, 0.0]), everyone,
+                                           np.zeros(2, bool), np.ones(2))
+    # No tax mid-period: r_tax = apples; r_0 = 2, r_1 = 0.5 * 0 + 0.5 * 2; W = 0.75 * 2 + 0.
+    np.testing.assert_allclose(rew, [2.0, 1.0])
+    assert float(pr) == pytest.approx(1.5) and not bool(done)
+    # Not due mid-period: a principal action changes nothing.
+    assert not bool(s.principal_due)
+    np.testing.assert_allclose(twin.sed_set_rates(s, np.ones(2), 1.0).rates, [0.5, 1.0])
+    s, rew, pr, done, info = twin.sed_step(s, np.array([1.0, 1.0]), everyone,
+                                           np.zeros(2, bool), np.ones(2))
+    # Period incomes (3, 1): T = 0.5 * 1 + 1.0 * 2 = 2.5 and 0.5 * 1 = 0.5; mean 1.5;
+    # transfers (-1, +1); r_tax = (0, 2); r_0 = 0, r_1 = 0.5 * 2 + 0.5 * 0 = 1.
+    np.testing.assert_allclose(info["taxes"], [2.5, 0.5])
+    np.testing.assert_allclose(info["transfers"], [-1.0, 1.0])
+    np.testing.assert_allclose(info["r_tax"], [0.0, 2.0])
+    np.testing.assert_allclose(rew, [0.0, 1.0])
+    # W over the round's apples (3, 1): 0.75 * 4 + 0.25 * 1 = 3.25, so 3.25 - 1.5.
+    assert float(pr) == pytest.approx(1.75) and bool(info["period_end"])
+    assert bool(s.principal_due)
+    np.testing.assert_allclose(twin.principal_features(s), np.float32(
+        [np.log1p(3), np.log1p(1), np.log1p(3), np.log1p(1), 0.75, 0.5, 1.0, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(twin.player_features(s),
+                               [[1.0, 0.5, 1.0, 0.0, 1.0], [0.5, 0.5, 1.0, 0.0, 1.0]])

@@ -36,19 +36,45 @@ from twin_toy_game import ToyGame  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """The restore test compiles the toy run's update again: served from the cache."""
+    twin_trainer.enable_compilation_cache(str(tmp_path_factory.mktemp("jax_cache")))
+
+
 # ------------------------------------------------------------------ GAE
-def gae_loop(rewards, values, dones, last_value, gamma, lam):
-    """GAE written out step by step for one sequence (Schulman et al. 2016, Eq. 16)."""
+def gae_loop(rewards, values, dones, last_value, gamma, lam, finals=None):
+    """GAE written out step by step for one sequence (Schulman et al. 2016, Eq. 16);
+    with `finals`, an episode end bootstraps from the final observation's value."""
     T = len(rewards)
     adv = np.zeros(T)
     running = 0.0
     for t in reversed(range(T)):
-        next_value = last_value if t == T - 1 else values[t + 1]
-        nonterminal = 0.0 if dones[t] else 1.0
-        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
-        running = delta + gamma * lam * nonterminal * running
+        if dones[t]:
+            next_value = 0.0 if finals is None else finals[t]
+            running = 0.0
+        else:
+            next_value = last_value if t == T - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_value - values[t]
+        running = delta + gamma * lam * running
         adv[t] = running
     return adv, adv + np.asarray(values)
+
+
+def test_gae_with_time_limit_bootstrap_matches_a_hand_written_loop():
+    rng = np.random.default_rng(5)
+    T, B = 17, 4
+    rewards, values, finals = (rng.normal(size=(T, B)).astype(np.float32) for _ in range(3))
+    dones = rng.random((T, B)) < 0.2
+    last = rng.normal(size=B).astype(np.float32)
+    adv, targets = ppo.gae(jnp.asarray(rewards), jnp.asarray(values), jnp.asarray(dones),
+                           jnp.asarray(last), 0.99, 0.95, jnp.asarray(finals))
+    for b in range(B):
+        want_adv, want_targets = gae_loop(rewards[:, b], values[:, b], dones[:, b], last[b],
+                                          0.99, 0.95, finals[:, b])
+        np.testing.assert_allclose(np.asarray(adv)[:, b], want_adv, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(targets)[:, b], want_targets, rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_gae_matches_a_hand_written_loop():

@@ -33,7 +33,8 @@ One step of the engine, in its order:
    frames (it was zapped 5 steps earlier) reappears on a uniformly random
    respawn point that no avatar holds after this step's moves, facing a
    uniformly random direction; several respawning players take distinct
-   points (the engine draws them one after another).
+   points, drawn one after another in a random order (if points run short,
+   the last ones wait and try again next step).
 
 Observations derived from the state (StepOut) follow the Lua components:
 APPLES_EATEN, NEARBY (view window 9 ahead, 1 behind, 5 to each side),
@@ -45,7 +46,8 @@ different random numbers, so tests compare them distributionally):
 * initial spawn points: uniform without replacement within each group (first
   NUM_INSIDE_SPAWNS players on `Q`, the rest on `P`), uniform orientation;
 * respawn points: uniform over free respawn points, distinct within a step
-  (top-k of uniform scores), uniform orientation;
+  (top-k of uniform scores, handed out in a uniformly random order of the
+  due players), uniform orientation;
 * regrowth: one Bernoulli per waiting apple per step.
 
 This module imports only jax, numpy, flax and the meltingpot-free
@@ -321,7 +323,7 @@ class TwinEnv:
         twin's rule produces; `step` draws `order` uniformly.
         """
         n, h, w = self.num_players, self.height, self.width
-        k_regrow, k_spawn, k_orient = jax.random.split(key, 3)
+        k_regrow, k_spawn, k_orient, k_prio = jax.random.split(key, 4)
         actions = jnp.asarray(actions, jnp.int32)
         alive0 = state.alive
         players = jnp.arange(n)
@@ -394,7 +396,10 @@ class TwinEnv:
         scores = jnp.where(taken, -1.0, jax.random.uniform(k_spawn, points.shape))
         k = min(n, len(self.respawn_points))
         best_scores, best = jax.lax.top_k(scores, k)
-        rank = jnp.cumsum(due) - 1
+        # The due players draw in a uniformly random order (the engine shuffles
+        # the respawn updater's group), which matters when points run short.
+        prio = jax.random.uniform(k_prio, (n,))
+        rank = jnp.sum(due[None, :] & (prio[None, :] < prio[:, None]), 1)
         rank_c = jnp.clip(rank, 0, k - 1)
         respawned = due & (rank < k) & (best_scores[rank_c] >= 0)
         spawn_cell = points[best[rank_c]]

@@ -11,8 +11,9 @@ games; `update` is one training iteration:
      objective over the period; the players have one transition per game step.
      Episodes end at a period's end (episode_length is a multiple of tax_period), where
      the game is reset (once per period, not per step).
-  2. GAE (gamma 0.99, lambda 0.95; `gae`, a reverse `lax.scan`), episode ends are
-     terminal (no bootstrap), advantages standardised per module over the batch like
+  2. GAE (gamma 0.99, lambda 0.95; `gae`, a reverse `lax.scan`); an episode's end is a
+     time limit, bootstrapped with the value of its final observation, as the RLlib path
+     treats it (truncated); advantages standardised per module over the batch like
      RLlib's GAE connector.
   3. PPO epochs (`lax.scan` over epochs and shuffled minibatches), per module with its
      own minibatch size (players `minibatch_size`, principal `principal_minibatch_size`,
@@ -132,22 +133,32 @@ def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]
 
 # --------------------------------------------------------- pure PPO pieces
 def gae(rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax.Array,
-        gamma: float, lam: float) -> tuple[jax.Array, jax.Array]:
+        gamma: float, lam: float, final_values: jax.Array | None = None
+        ) -> tuple[jax.Array, jax.Array]:
     """Generalised advantage estimation over a time-major batch (T, ...).
 
-    `dones[t]` is True when the episode ended with transition t (terminal: nothing is
-    bootstrapped past it). Returns (advantages, value targets = advantages + values).
+    `dones[t]` is True when the episode ended with transition t: the advantage sum stops
+    there. With `final_values` (the value of each episode's final observation, read at
+    the done steps) the end is a time limit, as the RLlib path treats it (truncated,
+    README "Episode end"; Pardo et al. 2018): transition t bootstraps from it. Without,
+    the end is terminal (nothing bootstrapped). `last_value` bootstraps the rollout's
+    last step. Returns (advantages, value targets = advantages + values).
     """
+    if final_values is None:
+        final_values = jnp.zeros_like(values)
+
     def step(carry: tuple[jax.Array, jax.Array], x: tuple[jax.Array, ...]):
         next_adv, next_value = carry
-        reward, value, done = x
+        reward, value, done, final = x
         live = 1.0 - done.astype(jnp.float32)
-        delta = reward + gamma * next_value * live - value
+        bootstrap = jnp.where(done, final, next_value)
+        delta = reward + gamma * bootstrap - value
         adv = delta + gamma * lam * live * next_adv
         return (adv, value), adv
 
     init = (jnp.zeros_like(last_value), last_value)
-    _, advantages = jax.lax.scan(step, init, (rewards, values, dones), reverse=True)
+    _, advantages = jax.lax.scan(step, init, (rewards, values, dones, final_values),
+                                 reverse=True)
     return advantages, advantages + values
 
 
@@ -377,6 +388,12 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         state = state._replace(game_state=game_state, obs=obs)
         state, steps = jax.lax.scan(player_step, state, jax.random.split(k_steps, L))
         done = steps["done"][-1]  # episodes end only at a period's end
+        # Values of the final observations, for GAE's time-limit bootstrap at episode ends.
+        _, players_final = players_net.apply(state.players_params, state.obs.player_image,
+                                             state.obs.player_features)
+        principal_final = principal_net.apply(
+            state.principal_params, state.obs.principal_image,
+            state.obs.principal_features)[1] if learned else jnp.zeros(E, jnp.float32)
         # The finished episodes' figures (SEDTwin.episode_metrics), read by the host
         # where `done`; the players' returns are summed here.
         episodes = {"done": done, "returns": state.episode_returns,
@@ -394,7 +411,8 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                                   steps["principal_reward"].sum(axis=0).astype(jnp.float32),
                                   done)
         return (state, cap), {"players": steps["t"], "principal": principal_t,
-                              "episodes": episodes}
+                              "episodes": episodes, "players_final": players_final,
+                              "principal_final": principal_final}
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
@@ -438,7 +456,10 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         _, last_value = players_net.apply(state.players_params, state.obs.player_image,
                                           state.obs.player_features)
         dones = jnp.broadcast_to(pt.done[..., None], pt.reward.shape)
-        adv, targets = gae(pt.reward, pt.value, dones, last_value, t.gamma, t.lambda_)
+        # Final-observation values sit at each period's last step (P, L, E, n).
+        final = jnp.zeros((P, L, E, n), jnp.float32).at[:, -1].set(roll["players_final"])
+        adv, targets = gae(pt.reward, pt.value, dones, last_value, t.gamma, t.lambda_,
+                           final.reshape((P * L, E, n)))
         batch = {"image": flat(pt.image, 3), "features": flat(pt.features, 3),
                  "action": pt.action.reshape(-1), "logp": pt.logp.reshape(-1),
                  "advantages": standardize(adv.reshape(-1)), "targets": targets.reshape(-1)}
@@ -451,7 +472,8 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
             qt = roll["principal"]  # (P, E)
             _, q_last = principal_net.apply(state.principal_params, state.obs.principal_image,
                                             state.obs.principal_features)
-            q_adv, q_targets = gae(qt.reward, qt.value, qt.done, q_last, t.gamma, t.lambda_)
+            q_adv, q_targets = gae(qt.reward, qt.value, qt.done, q_last, t.gamma, t.lambda_,
+                                   roll["principal_final"])
             q_batch = {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
                        "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
                        "advantages": standardize(q_adv.reshape(-1)),

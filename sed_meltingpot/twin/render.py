@@ -199,8 +199,12 @@ def tables_for(ascii_map: str, num_players: int) -> RenderTables:
 
 
 def _get(table: jax.Array, index: jax.Array) -> jax.Array:
-    """table[index] for indices in range by construction (XLA's fast gather on CPU)."""
-    return table.at[index].get(mode="promise_in_bounds")
+    """table[index] for indices in range by construction (XLA's fast gather on CPU).
+
+    The barrier keeps XLA from fusing the index computation into the gather,
+    which on CPU recomputes it for every byte gathered (orders of magnitude slower).
+    """
+    return table.at[jax.lax.optimization_barrier(index)].get(mode="promise_in_bounds")
 
 
 # ---------------------------------------------------------------- tile codes
@@ -243,11 +247,7 @@ def tiles_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) ->
     """uint8[n, 11, 11, 3]: each player's view at 1 pixel per tile (see module doc)."""
     codes = view_codes(tables, apples, pos, orient, alive, beam)
     index = orient.astype(jnp.int32)[:, None] * tables.num_codes + codes
-    # One uint32 per colour (RGB + a zero byte): a single-word gather per tile.
-    packed = np.zeros((4 * tables.num_codes, 4), np.uint8)
-    packed[:, :3] = tables.means.reshape(-1, 3)
-    words = jax.lax.bitcast_convert_type(jnp.asarray(packed), jnp.uint32)
-    out = jax.lax.bitcast_convert_type(_get(words, index), jnp.uint8)[..., :3]
+    out = _get(jnp.asarray(tables.means.reshape(-1, 3)), index)
     return out.reshape(tables.num_players, VIEW_H, VIEW_W, 3)
 
 
@@ -256,11 +256,9 @@ def pixels_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -
     n = tables.num_players
     codes = view_codes(tables, apples, pos, orient, alive, beam)
     index = (orient.astype(jnp.int32)[:, None] * tables.num_codes + codes).reshape(
-        n, VIEW_H, 1, VIEW_W)
-    # Gather block rows (8 pixels each) straight into the image's layout.
-    rows = jnp.asarray(tables.blocks.reshape(-1, SPRITE * 3))
-    index = index * SPRITE + jnp.arange(SPRITE, dtype=jnp.int32)[:, None]
-    return _get(rows, index).reshape(n, VIEW_H * SPRITE, VIEW_W * SPRITE, 3)
+        n, VIEW_H, VIEW_W)
+    blocks = _get(jnp.asarray(tables.blocks.reshape(-1, SPRITE, SPRITE, 3)), index)
+    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, VIEW_H * SPRITE, VIEW_W * SPRITE, 3)
 
 
 def world_tiles_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam) -> jax.Array:
@@ -273,9 +271,8 @@ def world_rgb_from_arrays(tables: RenderTables, apples, pos, orient, alive, beam
     """uint8[8H, 8W, 3]: WORLD.RGB (the whole map, not rotated)."""
     codes = world_codes(tables, apples, pos, orient, alive, beam)
     h, w = tables.height, tables.width
-    rows = jnp.asarray(tables.blocks[0].reshape(-1, SPRITE * 3))
-    index = codes[:, None, :] * SPRITE + jnp.arange(SPRITE, dtype=jnp.int32)[:, None]
-    return _get(rows, index).reshape(h * SPRITE, w * SPRITE, 3)
+    blocks = _get(jnp.asarray(tables.blocks[0]), codes)  # [H, W, 8, 8, 3]
+    return blocks.transpose(0, 2, 1, 3, 4).reshape(h * SPRITE, w * SPRITE, 3)
 
 
 # ---------------------------------------------------------------- TwinEnv/TwinState wrappers
