@@ -163,7 +163,9 @@ def main(argv: list[str]) -> None:
     }
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,
-                             figures=figures)
+                             figures=figures, learned_rates={
+                                 o: ex.last_period_rates(curves[o][ex.LEARNED])
+                                 for o in objectives})
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md + "\n")
     with open(os.path.join(out, "experiment.json"), "w") as f:
@@ -171,7 +173,7 @@ def main(argv: list[str]) -> None:
                    "principals": principals, "seeds": seeds, "wall_time_s": wall,
                    "train_s": [r["train_s"] for r in results],
                    "eval_s": [r["eval_s"] for r in results]}, f, indent=2, default=str)
-    bad = ex.all_finite(rows, ex.metric_columns(b))
+    bad = ex.non_finite(rows, ex.metric_columns(b))
     if bad:
         print(f"warning: {len(bad)} non-finite values, e.g. {bad[:3]}", flush=True)
     print(md)

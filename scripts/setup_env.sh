@@ -15,6 +15,9 @@
 #   TORCH_SPEC    torch requirement installed first (default: torch==2.13.0);
 #                 e.g. pass --index-url for the CPU wheel index on real builds
 #   NO_VENV=1     install into the current interpreter instead (Docker)
+#   EDITABLE=0    install a copy of this project (pip install .) instead of an
+#                 editable install (default 1); the copy works from any folder,
+#                 the repository root included
 set -euo pipefail
 
 MELTINGPOT_VERSION="2.4.1"
@@ -66,6 +69,11 @@ else
   "${PIP[@]}" install "$SRC"
 fi
 
-echo "[setup] installing sed-meltingpot[$EXTRAS] (editable)"
-"${PIP[@]}" install -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+if [[ "${EDITABLE:-1}" == "0" ]]; then
+  echo "[setup] installing sed-meltingpot[$EXTRAS] (a copy, not editable)"
+  "${PIP[@]}" install "$ROOT${EXTRAS:+[$EXTRAS]}"
+else
+  echo "[setup] installing sed-meltingpot[$EXTRAS] (editable)"
+  "${PIP[@]}" install -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+fi
 echo "[setup] done: $PY"

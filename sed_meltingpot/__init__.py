@@ -9,6 +9,14 @@ launched from the repository root imports the checkout's `sed_meltingpot/`
 even when the project is installed (non-editable) elsewhere, and
 `from sed_meltingpot import lua` failed there. In a checkout the two folders
 are therefore registered under their installed names, from where they sit.
+
+Import order: `import meltingpot` loads TensorFlow, and Triton (which torch
+imports when an optimizer is made, on CUDA builds of torch) crashes the
+process with a segmentation fault when it is imported after TensorFlow
+(`python -c "import tensorflow; import triton"` exits 139 with triton 3.7
+and 3.8, i.e. torch 2.13 and 2.14 from PyPI). Imported before TensorFlow it
+works, so this package, which every script and Ray worker imports before
+Melting Pot, imports Triton first when it is installed.
 """
 
 from __future__ import annotations
@@ -39,4 +47,11 @@ def _register_checkout_subpackages() -> None:
         globals()[name] = module
 
 
+def _import_triton_before_tensorflow() -> None:
+    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
+        return  # too late to help, or nothing to order (CPU torch has no Triton)
+    import triton  # noqa: F401
+
+
+_import_triton_before_tensorflow()
 _register_checkout_subpackages()

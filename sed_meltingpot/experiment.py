@@ -133,9 +133,9 @@ GRIDS: dict[str, Grid] = {
         description="wiring only: 3 players, 50-step episodes, one tiny iteration per run"),
     "small": Grid(
         name="small", game=GameConfig(num_players=4, episode_length=200, tax_period=50),
-        num_seeds=5, num_iterations=60, train_batch_size=1000, rollout_fragment_length=200,
+        num_seeds=5, num_iterations=40, train_batch_size=1000, rollout_fragment_length=200,
         frame_stack=1, minibatch_size=256, principal_minibatch_size=16,
-        twin_iterations=75, num_envs=8, rollout_length=100,
+        twin_iterations=50, num_envs=8, rollout_length=100,
         eval_episodes=4, search_resolution=2, search_episodes=2,
         description="4 players on the default map, 200-step episodes of 4 tax periods, "
                     "fast preset (1 pixel per tile, small networks), 1 frame"),
@@ -143,10 +143,10 @@ GRIDS: dict[str, Grid] = {
         name="paper", game=GameConfig(), num_seeds=5, num_iterations=10_000,
         train_batch_size=1000, rollout_fragment_length=200, frame_stack=4,
         minibatch_size=128, principal_minibatch_size=32,
-        twin_iterations=1250, num_envs=64, rollout_length=1000,
+        twin_iterations=1563, num_envs=32, rollout_length=200,
         eval_episodes=10, search_resolution=3, search_episodes=4, preset="paper",
         description="the paper's game (7 players, 1000-step episodes, tax period 50, "
-                    "88x88 RGB, 4 frames), 10M game steps per run; for a GPU machine"),
+                    "88x88 RGB, 4 frames), about 10M env steps per run; for a GPU machine"),
 }
 
 
@@ -388,7 +388,9 @@ def cell_label(principal: str, substrate: str, engine_substrate: str) -> str:
 
 def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[str],
                      principals: Sequence[str], substrate: str, meta: Mapping[str, Any],
-                     num_brackets: int, figures: Sequence[str] = ()) -> str:
+                     num_brackets: int, figures: Sequence[str] = (),
+                     learned_rates: Mapping[str, Sequence[Sequence[float]]] | None = None
+                     ) -> str:
     """results.md: settings, one table per objective (mean ± 95% CI half-width
     over seeds), the Welch/Holm comparisons, the transfer gap if the learned
     principal was also played on the Lua substrate, and the figures."""
@@ -453,10 +455,34 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
                  f"{g['gap']:.3g}"] for g in gaps]
         lines += _md_table(["objective", "W_eta on the twin", "W_eta on Lua", "gap"],
                            body) + [""]
+    if learned_rates:
+        lines += ["## What the learned principal sets", "",
+                  "Rates per bracket in each tax period of the last training episode "
+                  "(the runs' progress.jsonl), mean over seeds.", ""]
+        for o, periods in learned_rates.items():
+            text = "; ".join(f"period {k}: " + "/".join(f"{r:.2f}" for r in rates)
+                             for k, rates in enumerate(periods))
+            lines.append(f"* {o}: {text or 'n/a'}")
+        lines.append("")
     if figures:
         lines += ["## Figures", ""] + [f"![{os.path.basename(f)}]({os.path.basename(f)})"
                                        for f in figures] + [""]
     return "\n".join(lines)
+
+
+def last_period_rates(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[list[float]]:
+    """Mean over runs of the rates per period of each run's last logged
+    episode (`last_episode_period_rates` of its last record that has them)."""
+    tables = []
+    for records in runs:
+        found = [r["last_episode_period_rates"] for r in records
+                 if r.get("last_episode_period_rates")]
+        if found:
+            tables.append(np.asarray(found[-1], dtype=float))
+    if not tables:
+        return []
+    periods = min(t.shape[0] for t in tables)
+    return np.mean([t[:periods] for t in tables], axis=0).tolist()
 
 
 def transfer_gaps(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
@@ -573,7 +599,7 @@ def plot_equality_productivity(rows: Sequence[Mapping[str, Any]], objectives: Se
     return _finish(fig, axes, path, drawn)
 
 
-def all_finite(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+def non_finite(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
     """Names of the (row, key) pairs whose value is not a finite number."""
     bad = []
     for r in rows:

@@ -13,6 +13,7 @@ with, per command line, `outcome`:
 * "ok": parsed (and, with --dry_run, main returned);
 * "usage": a flag or usage error, what `absl.app.run` prints as one line
   without a traceback (`message` holds it);
+* "exit": main called sys.exit with a non-zero code;
 * "crash": any other exception (`message` holds the traceback).
 
 One process per script because absl flags are global: the scripts define
@@ -53,6 +54,10 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
             results.append({"outcome": "ok", "message": out.getvalue()[-2000:]})
         except (flags.Error, app.UsageError) as e:
             results.append({"outcome": "usage", "message": str(e)})
+        except SystemExit as e:  # a main that ends with sys.exit(code)
+            outcome = "ok" if e.code in (0, None) else "exit"
+            results.append({"outcome": outcome, "message": f"exit {e.code}\n"
+                            + out.getvalue()[-2000:]})
         except BaseException:  # noqa: BLE001 - reported to the test, which fails
             results.append({"outcome": "crash", "message": traceback.format_exc()})
     return results

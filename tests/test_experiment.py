@@ -309,7 +309,7 @@ def test_smoke_grid_end_to_end(tmp_path):
     cells = {(r["objective"], r["principal"], r["seed"]) for r in rows}
     assert cells == {(o, p, s) for o in ex.OBJECTIVES for p in ex.PRINCIPALS for s in (0, 1)}
     assert len(rows) == len(cells)
-    assert not ex.all_finite(rows, ex.metric_columns(3))
+    assert not ex.non_finite(rows, ex.metric_columns(3))
     for r in rows:
         eta = voting.fixed_eta(ex.OBJECTIVES[r["objective"]])
         if eta is not None:
@@ -321,3 +321,13 @@ def test_smoke_grid_end_to_end(tmp_path):
     assert md.count("## Objective") == 4 and "Holm" in md
     for name in ("learning_curves.png", "equality_productivity.png"):
         assert (out / name).stat().st_size > 1000
+
+
+def test_last_period_rates_averages_the_last_logged_episode_over_runs():
+    run_a = [{"last_episode_period_rates": [[0.0, 0.0, 0.0]]},
+             {"last_episode_period_rates": [[0.2, 0.4, 0.6], [0.0, 0.2, 0.4]]},
+             {"last_episode_period_rates": None}]  # an iteration without a finished episode
+    run_b = [{"last_episode_period_rates": [[0.4, 0.4, 0.4], [0.2, 0.2, 0.2]]}]
+    np.testing.assert_allclose(ex.last_period_rates([run_a, run_b]),
+                               [[0.3, 0.4, 0.5], [0.1, 0.2, 0.3]])
+    assert ex.last_period_rates([[{}]]) == []

@@ -96,7 +96,7 @@ def bracket_runs(tmp_path_factory):
         summary = train(game, TINY, out, checkpoint_every=0, print_fn=printed.append)
         records = runlog.read_progress(out)
         with open(os.path.join(out, runlog.SUMMARY_FILE)) as f:
-            assert json.load(f)["num_brackets"] == count
+            assert json.load(f) == json.loads(json.dumps(runlog.clean(summary)))
         runs[count] = (records, summary, printed)
     return runs
 
@@ -104,6 +104,7 @@ def bracket_runs(tmp_path_factory):
 @pytest.mark.parametrize("count", sorted(BRACKETS))
 def test_every_bracket_reaches_log_summary_and_progress_line(bracket_runs, count):
     records, summary, printed = bracket_runs[count]
+    assert summary["num_brackets"] == count
     fresh = records[1]  # iteration 2 ended an episode
     assert fresh["episodes_this_iter"] == 1 and not fresh["metrics_stale"]
     rates = [fresh[f"rate_b{b}"] for b in range(count)]
@@ -138,14 +139,22 @@ def test_both_modules_losses_are_logged(bracket_runs):
 
 
 # ------------------------------------------------------ env adapters
-def test_episode_end_is_truncated_in_both_adapters_and_sub_envs_keep_their_order():
-    config = TrainConfig(**{**TINY.__dict__, "num_envs_per_env_runner": 2,
-                            "train_batch_size": 104})
+def test_sub_envs_keep_the_vector_envs_order():
+    config = TrainConfig(**{**TINY.__dict__, "num_envs_per_env_runner": 3,
+                            "train_batch_size": 156})
     algo = build_ppo_config(GAME, config, selfishness=(0.5,) * 7).build_algo()
     try:
         vector = algo.env_runner.env
+        assert len(vector.envs) == 3
         assert sed_envs(vector) == [e.unwrapped for e in vector.envs]
-        episodes = algo.env_runner.sample(num_episodes=2)
+    finally:
+        algo.stop()
+
+
+def test_episode_end_is_truncated_in_both_adapters():
+    algo = build_ppo_config(GAME, TINY, selfishness=(0.5,) * 7).build_algo()
+    try:
+        episodes = algo.env_runner.sample(num_episodes=1)
         done = [e for e in episodes if e.is_done]
         # GAE reads each agent's episode (RLlib's multi-agent episode calls
         # itself terminated once every agent is done, whichever way).

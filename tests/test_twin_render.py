@@ -170,6 +170,29 @@ def test_twin_state_renders_like_lua() -> None:
     assert beams >= 5
 
 
+@pytest.mark.slow
+def test_more_players_than_named_colours() -> None:
+    """20 players on the large map: players 17-20 take colours from Melting Pot's palette."""
+    rng = np.random.default_rng(20)
+    with LuaReference("apple_picking__large", seed=20, num_players=20,
+                      episode_length=200) as lua:
+        checker = Checker(lua.config.ascii_map, lua.num_players)
+        _play(checker, lua, _random_actions(rng, 200, lua.num_players, 0.1))
+
+
+def test_batched_games_render_each_game() -> None:
+    """vmap over games gives, for each game, what rendering that game alone gives."""
+    from sed_meltingpot.twin import TwinEnv
+
+    env = TwinEnv.create("apple_picking", num_players=3)
+    states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 4))
+    for fn in (render.tiles, render.pixels, render.world_tiles, render.world_rgb):
+        batched = np.asarray(jax.jit(jax.vmap(lambda s, fn=fn: fn(env, s)))(states))
+        for g in range(4):
+            one = jax.tree_util.tree_map(lambda x, g=g: x[g], states)
+            np.testing.assert_array_equal(batched[g], np.asarray(fn(env, one)))
+
+
 # ---------------------------------------------------------------- scripted states
 
 # Actions (Melting Pot's order).

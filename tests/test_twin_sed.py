@@ -519,3 +519,27 @@ def test_sed_step_hand_worked_period():
         [np.log1p(3), np.log1p(1), np.log1p(3), np.log1p(1), 0.75, 0.5, 1.0, 0.5]), rtol=1e-6)
     np.testing.assert_allclose(twin.player_features(s),
                                [[1.0, 0.5, 1.0, 0.0, 1.0], [0.5, 0.5, 1.0, 0.0, 1.0]])
+
+
+def test_lazy_principal_image_matches_the_rendered_world():
+    game = GameConfig(episode_length=4, tax_period=2)
+    eager = SEDTwin(game)
+    lazy = SEDTwin(game, principal_image_every_step=False)
+    key, sigma = jax.random.PRNGKey(3), jnp.linspace(0.0, 1.0, game.num_players)
+    g, _ = lazy.reset(key, sigma)
+    g, _ = lazy.set_rate_levels(g, jnp.array([1, 2, 3]), 1.0)
+    actions = jnp.arange(game.num_players, dtype=jnp.int32) % 8
+    g2, obs, *_ = jax.jit(lazy.step)(g, actions, key)
+    ref, ref_obs, *_ = jax.jit(eager.step)(g, actions, key)
+    assert not np.any(np.asarray(obs.principal_image))
+    np.testing.assert_array_equal(lazy.principal_image(g2), ref_obs.principal_image)
+    np.testing.assert_array_equal(obs.player_image, ref_obs.player_image)
+    np.testing.assert_array_equal(obs.principal_features, ref_obs.principal_features)
+
+
+def test_fixed_eta_rule_votes_on_device():
+    twin = SEDTwin(GameConfig(num_players=3, voting_rule="fixed:0.25", principal_weight=0.5,
+                              principal_type=0.75))
+    sigma = jnp.asarray([0.9, 0.8, 0.7])  # ignored by fixed:<eta>
+    assert float(jax.jit(twin.vote)(sigma)) == pytest.approx(0.5 * 0.25 + 0.5 * 0.75)
+    assert twin.host_vote(np.asarray(sigma)) == pytest.approx(0.5)

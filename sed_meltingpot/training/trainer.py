@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ RESTORE_TRAIN_FIELDS = ("frame_stack", "pixels_per_tile", "conv_channels", "hidd
 # Consecutive iterations without samples (all env runners down) before the
 # run stops with NoSamplesError; RLlib restarts crashed runners meanwhile.
 MAX_EMPTY_ITERATIONS = 3
+RUNNER_RECOVERY_TIMEOUT_S = 180.0  # wait for a restarted env runner at most this long
 # Learner statistics copied into each progress record, per module.
 LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
 
@@ -303,11 +305,11 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                 result = algo.train()
                 sampled = _iteration_record(result, num_players=game.num_players,
                                             learned=learned)
-                if not sampled["env_steps_this_iter"]:
+                if not _count(sampled["env_steps_this_iter"]):
                     # Every runner failed in this iteration (RLlib skips its
-                    # update and restarts them); fail once it keeps happening.
+                    # update); wait for RLlib to restore them, fail if it can't.
                     empty += 1
-                    if empty >= MAX_EMPTY_ITERATIONS:
+                    if empty >= MAX_EMPTY_ITERATIONS or not _await_env_runners(algo):
                         raise NoSamplesError(
                             f"{empty} iterations in a row (the last: {algo.iteration}) sampled "
                             "0 env steps; the env runners are failing (see their logs above)")
@@ -339,6 +341,27 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         return summary
     finally:
         algo.stop()
+
+
+def _await_env_runners(algo: Any, timeout_s: float = RUNNER_RECOVERY_TIMEOUT_S) -> bool:
+    """After an iteration in which every env runner failed: lets RLlib restore
+    them (Ray restarts the actors; RLlib pings them and syncs weights, which it
+    otherwise does only after the next iteration) and pushes the tax cap.
+    True once one is healthy; False without remote runners or after timeout_s."""
+    from sed_meltingpot.training.callbacks import apply_tax_cap
+
+    group = algo.env_runner_group
+    if group is None or group.num_remote_workers() == 0:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        algo.restore_env_runners(group)
+        if group.num_healthy_remote_workers() > 0:
+            apply_tax_cap(algo)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
 
 
 def _save(algo: Any, output_dir: str) -> str:

@@ -33,8 +33,10 @@ One step of the engine, in its order:
    frames (it was zapped 5 steps earlier) reappears on a uniformly random
    respawn point that no avatar holds after this step's moves, facing a
    uniformly random direction; several respawning players take distinct
-   points, drawn one after another in a random order (if points run short,
-   the last ones wait and try again next step).
+   points, drawn one after another in a random order. A player that finds no
+   free point gets one freed by this step's zaps if any (the engine retries the
+   teleport within the step after the zapped avatars left), else it waits and
+   tries again next step.
 
 Observations derived from the state (StepOut) follow the Lua components:
 APPLES_EATEN, NEARBY (view window 9 ahead, 1 behind, 5 to each side),
@@ -392,8 +394,14 @@ class TwinEnv:
         # 4. Respawn of players out for FRAMES_TILL_RESPAWN frames.
         due = ~alive0 & (state.wait >= data.FRAMES_TILL_RESPAWN)
         points = jnp.asarray(self.respawn_points)
-        taken = jnp.any((points[:, None] == cell1[None, :]) & alive0[None, :], 1)
-        scores = jnp.where(taken, -1.0, jax.random.uniform(k_spawn, points.shape))
+        at_point = points[:, None] == cell1[None, :]
+        held = jnp.any(at_point & alive0[None, :], 1)         # during the first flush
+        held_after = jnp.any(at_point & (alive0 & ~hit)[None, :], 1)  # zapped ones gone
+        # Points free at once come first (uniform order), then points freed by this
+        # step's zaps: a teleport that finds no free point is retried by the engine
+        # within the step, after the zapped avatars have left the grid.
+        scores = jax.random.uniform(k_spawn, points.shape) + jnp.where(
+            ~held, 2.0, jnp.where(~held_after, 1.0, -2.0))
         k = min(n, len(self.respawn_points))
         best_scores, best = jax.lax.top_k(scores, k)
         # The due players draw in a uniformly random order (the engine shuffles
@@ -401,7 +409,7 @@ class TwinEnv:
         prio = jax.random.uniform(k_prio, (n,))
         rank = jnp.sum(due[None, :] & (prio[None, :] < prio[:, None]), 1)
         rank_c = jnp.clip(rank, 0, k - 1)
-        respawned = due & (rank < k) & (best_scores[rank_c] >= 0)
+        respawned = due & (rank < k) & (best_scores[rank_c] >= 1.0)
         spawn_cell = points[best[rank_c]]
         spawn_pos = jnp.stack([spawn_cell // w, spawn_cell % w], -1)
         pos = jnp.where(respawned[:, None], spawn_pos, pos)

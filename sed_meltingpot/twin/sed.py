@@ -146,7 +146,12 @@ class SEDTwin:
     """See the module docstring. Static: holds only the config and the twin env."""
 
     def __init__(self, game_config: GameConfig | None = None, obs_mode: str = "tiles",
-                 frame_stack: int = 1, env: TwinEnv | None = None) -> None:
+                 frame_stack: int = 1, env: TwinEnv | None = None,
+                 principal_image_every_step: bool = True) -> None:
+        """`principal_image_every_step=False` leaves Obs.principal_image zero after a
+        step (the world image is only read at the principal's turn; rendering it every
+        step costs about half the players' views with `pixels`): call
+        `principal_image(g)` at the turn instead."""
         cfg = self.config = (game_config or GameConfig()).validate()
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode={obs_mode!r} must be one of {sorted(OBS_MODES)}")
@@ -158,6 +163,7 @@ class SEDTwin:
                 f"{cfg.divergence_delta} has no JAX form in the twin; use divergence_norm="
                 "'linf' or divergence_delta=inf (the Lua path supports 'l1')")
         self.obs_mode, self.frame_stack = obs_mode, frame_stack
+        self.principal_image_every_step = bool(principal_image_every_step)
         self.pixels_per_tile = OBS_MODES[obs_mode]
         self.env = env if env is not None else TwinEnv.create(
             cfg.substrate, num_players=cfg.num_players, episode_length=cfg.episode_length,
@@ -184,17 +190,17 @@ class SEDTwin:
             raise ValueError(f"welfare={cfg.welfare!r} has no JAX form; the twin serves "
                              f"{sorted(welfare.WELFARE_CORES)}")
         self._welfare_core = welfare.WELFARE_CORES[cfg.welfare]
-        # The vote: on device for the built-in rules; a custom rule runs on the host
-        # (the types are fixed per run, so eta is a constant of the run).
-        rule = voting.get_voting_rule(cfg.voting_rule)
-        self._vote_on_device = _BUILTIN_VOTES.get(cfg.voting_rule) is rule
+        # The vote: on device for the built-in rules and `fixed:<eta>` (voting.vote_core);
+        # a custom registered rule runs on the host (the types are fixed per run, so eta
+        # is a constant of the run).
+        name = cfg.voting_rule
+        rule = voting.get_voting_rule(name)
+        on_device = (voting.fixed_eta(name) is not None
+                     or _BUILTIN_VOTES.get(name) is rule)
+        self._vote_core = voting.vote_core(name) if on_device else None
         self._host_eta = None
-        if not self._vote_on_device and cfg.selfishness is not None:
+        if not on_device and cfg.selfishness is not None:
             self._host_eta = self.host_vote(cfg.selfishness)
-        fixed = voting.fixed_eta(cfg.voting_rule)  # `fixed:<eta>` ignores the types
-        if fixed is not None:
-            w = cfg.principal_weight
-            self._host_eta = (1.0 - w) * fixed + w * cfg.principal_type if w > 0 else fixed
 
     # ------------------------------------------------------------------ shapes
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -219,7 +225,7 @@ class SEDTwin:
         cfg = self.config
         if self._host_eta is not None:
             return _f32(self._host_eta)
-        if not self._vote_on_device:
+        if self._vote_core is None:
             try:
                 concrete = np.asarray(sigma)
             except jax.errors.TracerArrayConversionError as err:
@@ -228,7 +234,7 @@ class SEDTwin:
                     "GameConfig.selfishness (eta is then computed once on the host) or "
                     "call reset outside jit/vmap") from err
             return _f32(self.host_vote(concrete))
-        eta = voting.VOTE_CORES[cfg.voting_rule](_f32(sigma), jnp)
+        eta = self._vote_core(_f32(sigma), jnp)
         w = cfg.principal_weight
         return _f32((1.0 - w) * eta + w * cfg.principal_type if w > 0 else eta)
 
@@ -376,6 +382,10 @@ class SEDTwin:
             return render.world_tiles(self.env, env_state)
         return render.world_rgb(self.env, env_state)
 
+    def principal_image(self, g: GameState) -> jax.Array:
+        """uint8[H p, W p, 3]: the world at `pixels_per_tile` (WORLD.RGB or its tiles)."""
+        return self._world(g.env)
+
     def observe(self, g: GameState) -> Obs:
         """The current `Obs` (features read from the SED state, images from frames/world)."""
         return Obs(g.frames, self.player_features(g.sed), self._world(g.env),
@@ -425,7 +435,11 @@ class SEDTwin:
         channels = 3
         frames = jnp.concatenate([g.frames[..., channels:], self._views(env_state)], axis=-1)
         g = GameState(env=env_state, sed=sed, frames=frames)
-        return g, self.observe(g), step_rewards, principal_reward, done, info
+        obs = self.observe(g) if self.principal_image_every_step else Obs(
+            frames, self.player_features(sed),
+            jnp.zeros(self.obs_shapes()["principal_image"], jnp.uint8),
+            self.principal_features(sed))
+        return g, obs, step_rewards, principal_reward, done, info
 
     # ---------------------------------------------------------------- metrics
     def episode_metrics(self, g: GameState | SEDState) -> dict[str, jax.Array]:
