@@ -190,18 +190,27 @@ def twin_training_row(preset_name: str, num_envs: int, rollout_length: int, iter
 
 
 def training_rows(args) -> list[Row]:
-    """RLlib (fast, then paper preset, `--rllib-runners` env runners) against the twin's
-    training with the same preset, each twin row right after its RLlib row; the ratio
-    column of `print_pairs` divides each twin row by the RLlib row of its preset."""
+    """The twin's training (measured first) and RLlib (`--rllib-runners` env runners) with
+    the same preset, fast then paper; in the table each twin row follows its RLlib row and
+    the ratio column divides it by that row."""
     rows = []
     for name in args.train_presets:
-        if not args.no_lua:
-            rows.append(rllib_training_row(name, args.rllib_runners, args.rllib_iterations,
-                                           args.rllib_batch, args.seed))
         games, length = (args.fast_games, args.fast_rollout) if name == "fast" else (
             args.paper_games, args.paper_rollout)
-        rows.append(twin_training_row(name, games, length, args.train_iterations, args.seed,
-                                      args.dtype))
+        twin = twin_training_row(name, games, length, args.train_iterations, args.seed,
+                                 args.dtype)
+        print(f"{twin.name}: {twin.game_steps_per_s:.1f} game steps/s ({twin.note})",
+              flush=True)
+        if not args.no_lua:
+            try:
+                rllib = rllib_training_row(name, args.rllib_runners, args.rllib_iterations,
+                                           args.rllib_batch, args.seed)
+            except Exception as e:  # e.g. Ray failing to start on an overloaded machine
+                rllib = Row(f"RLlib training, {name} preset, {args.rllib_runners} env runners",
+                            float("nan"), f"failed: {type(e).__name__}: {str(e)[:80]}")
+            print(f"{rllib.name}: {rllib.game_steps_per_s:.1f} game steps/s", flush=True)
+            rows.append(rllib)
+        rows.append(twin)
     return rows
 
 
@@ -212,7 +221,7 @@ def print_pairs(rows: list[Row]) -> None:
     for row in rows:
         if row.name.startswith("RLlib"):
             base = row.game_steps_per_s
-        ratio = f"{row.game_steps_per_s / base:8.1f}" if base else f"{'':>8}"
+        ratio = f"{row.game_steps_per_s / base:8.1f}" if base and base == base else f"{'':>8}"
         print(f"{row.name:<52} {row.game_steps_per_s:>14,.1f} {ratio}  {row.note}")
 
 

@@ -142,6 +142,7 @@ def main(argv: list[str]) -> None:
                                       os.path.join(out, "equality_productivity.png")),
     ]
     wall = time.time() - start
+    trained = sum(r["trained"] for r in results)
     iterations = grid.num_iterations if engine.name == "rllib" else grid.twin_iterations
     command = " ".join(["python", "scripts/experiment.py"] + [shlex.quote(a)
                                                               for a in sys.argv[1:]])
@@ -159,7 +160,9 @@ def main(argv: list[str]) -> None:
                        f"schedules x {grid.search_episodes} episodes from seed "
                        f"{ex.EVAL_SEED + ex.SEARCH_SEED_OFFSET}"),
         "wall_time": f"{wall / 60:.1f} min ({os.cpu_count()} CPUs, {FLAGS.num_workers} "
-                     f"worker(s){', Ray at ' + FLAGS.ray_address if FLAGS.ray_address else ''})",
+                     f"worker(s){', Ray at ' + FLAGS.ray_address if FLAGS.ray_address else ''}; "
+                     f"{trained} of {n_runs} runs trained by this call, the others reused "
+                     "from an earlier call)",
     }
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,

@@ -376,6 +376,10 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]
     return lines
 
 
+def _fmt_num(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "n/a"
+
+
 def _fmt_p(p: float) -> str:
     if not math.isfinite(p):
         return "n/a"
@@ -439,9 +443,10 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
     lines += ["## Learned principal against each baseline (W_eta)", "",
               "Welch's two-sample t-test over seeds (scipy.stats.ttest_ind, "
               "equal_var=False), two-sided; Holm's correction over all the comparisons "
-              "below as one family. diff = learned - baseline.", ""]
-    body = [[t["objective"], t["baseline"], f"{t['diff']:.3g}", f"{t['t']:.3g}",
-             f"{t['df']:.3g}", _fmt_p(t["p"]), _fmt_p(t["p_holm"]),
+              "below as one family. diff = learned - baseline; n/a where a cell has fewer "
+              "than two seeds or no spread at all.", ""]
+    body = [[t["objective"], t["baseline"], _fmt_num(t["diff"]), _fmt_num(t["t"]),
+             _fmt_num(t["df"]), _fmt_p(t["p"]), _fmt_p(t["p_holm"]),
              "yes" if math.isfinite(t["p_holm"]) and t["p_holm"] < 0.05 else "no"]
             for t in tests]
     lines += _md_table(["objective", "baseline", "diff", "t", "df", "p", "p (Holm)",
@@ -556,7 +561,8 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Map
             if not len(x):
                 continue
             colour = f"C{PRINCIPALS.index(p) % 10 if p in PRINCIPALS else c % 10}"
-            ax.plot(x, mean, color=colour, label=f"{p} ({len(runs)} seeds)")
+            ax.plot(x, mean, color=colour, label=f"{p} ({len(runs)} seeds)",
+                    marker="o" if len(x) <= 30 else None, markersize=3)
             if np.isfinite(lo).any():
                 ax.fill_between(x, lo, hi, color=colour, alpha=0.2)
             drawn[i] = True

@@ -126,8 +126,9 @@ class RllibEngine:
             game = dataclasses.replace(grid.game, voting_rule=task.voting_rule).validate()
             os.makedirs(run_dir, exist_ok=True)
             with open(os.path.join(run_dir, "train.log"), "a") as f:
+                # overwrite: a run without summary.json was cut short; start it again.
                 train(game, self.train_config(grid, task), run_dir, checkpoint_every=0,
-                      print_fn=lambda s, f=f: print(s, file=f, flush=True))
+                      overwrite=True, print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
     def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
                  seed: int, num_episodes: int) -> list[dict[str, float]]:
@@ -433,6 +434,8 @@ def run_job(job: Job) -> dict[str, Any]:
     engine = get_engine(job.engine)
     t0 = time.time()
     todo = [(t, d) for t, d in zip(job.tasks, job.run_dirs, strict=True) if not is_trained(d)]
+    if todo and engine.batch_seeds:  # the seeds of a job train together: all again
+        todo = list(zip(job.tasks, job.run_dirs, strict=True))
     if todo:
         engine.train(job.grid, [t for t, _ in todo], [d for _, d in todo], print)
     train_s = time.time() - t0

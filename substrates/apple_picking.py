@@ -25,7 +25,6 @@ from typing import Any
 from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
 from meltingpot.utils.substrates import colors, shapes, specs
 from ml_collections import config_dict
-
 from sed_meltingpot.substrates import apple_picking_data as data
 
 # Meltingpot-free facts (maps, regrowth, counts) live in `apple_picking_data`,

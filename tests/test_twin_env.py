@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from lua_reference import LuaFrame, LuaReference
 from scipy import stats
-
 from sed_meltingpot.substrates import apple_picking_data as data
+
 from sed_meltingpot.twin import TwinEnv, TwinState
 
 NO_REGROWTH = (0.0, 0.0, 0.0, 0.0)
@@ -552,3 +552,163 @@ class _TwinFrame:
     pos: np.ndarray
     orient: np.ndarray
     alive: np.ndarray
+
+
+# --- stochastic parts: two-sample tests against Lua -------------------------------------
+
+
+def _twin_regrowth(ascii_map: str, probabilities, episodes: int, steps: int,
+                   seed: int) -> tuple[int, int]:
+    """(regrowth events, waiting-apple-steps) in the twin, as test_substrate.measure_regrowth.
+
+    The single player stands still in a walled pocket, so apples are never eaten.
+    """
+    env = TwinEnv.create("apple_picking", num_players=1, map=ascii_map,
+                         regrowth_probabilities=probabilities, episode_length=steps + 1)
+
+    def one(key):
+        state = env.reset(key)
+
+        def body(state, k):
+            waiting = (~state.apples & jnp.asarray(
+                env.cell_to_apple.reshape(env.height, env.width) < len(env.apple_cells))).sum()
+            new, _ = env.step(state, jnp.zeros((1,), jnp.int32), k)
+            return new, (new.apples.sum() - state.apples.sum(), waiting)
+
+        _, (events, exposure) = jax.lax.scan(body, state, jax.random.split(key, steps))
+        return events.sum(), exposure.sum()
+
+    events, exposure = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(seed),
+                                                               episodes))
+    return int(events.sum()), int(exposure.sum())
+
+
+def _lua_regrowth(ascii_map: str, probabilities, episodes: int, steps: int, seed: int):
+    from test_substrate import measure_regrowth
+
+    return measure_regrowth(ascii_map, probabilities, seed=seed, episodes=episodes, steps=steps)
+
+
+def _assert_same_rate(lua: tuple[int, int], twin: tuple[int, int], p: float) -> None:
+    """Both Binomial(exposure, p) (99.9% bounds) and equal to each other (chi-square)."""
+    for events, exposure in (lua, twin):
+        assert stats.binomtest(events, exposure, p).pvalue > 1e-3, (events, exposure, p)
+    table = [[lua[0], lua[1] - lua[0]], [twin[0], twin[1] - twin[0]]]
+    assert stats.chi2_contingency(table).pvalue > 1e-3, table
+
+
+def _regrowth_cases(probabilities, episodes_lua, episodes_twin, steps):
+    from test_substrate import CLUSTERS, cluster_map
+
+    for k in (0, 1, 2, 3, 5):
+        ascii_map = cluster_map(CLUSTERS[k], 6, 5)
+        p = probabilities[min(k, len(probabilities) - 1)]
+        lua = _lua_regrowth(ascii_map, probabilities, episodes_lua, steps, seed=10 + k)
+        twin = _twin_regrowth(ascii_map, probabilities, episodes_twin, steps, seed=20 + k)
+        if p == 0:
+            assert lua[0] == twin[0] == 0 and min(lua[1], twin[1]) > 0
+        else:
+            _assert_same_rate(lua, twin, p)
+
+
+def test_regrowth_rate_by_live_neighbours():
+    """Raised probabilities so that a short run gives tight bounds."""
+    _regrowth_cases((0.0, 0.02, 0.05, 0.1), episodes_lua=1, episodes_twin=40, steps=150)
+
+
+@pytest.mark.slow
+def test_regrowth_rate_by_live_neighbours_default_probabilities():
+    _regrowth_cases(data.REGROWTH_PROBABILITIES, episodes_lua=4, episodes_twin=400, steps=1000)
+
+
+def greedy_actions(pos, orient, alive, apples, key, epsilon: float = 0.1):
+    """A fixed greedy policy (one game): step towards the nearest live apple.
+
+    Moves along the larger axis of the offset to the nearest apple (Manhattan
+    distance, ties to the first in row-major order), in egocentric terms; a
+    random action with probability `epsilon` or when no apple is left.
+    Works on numpy (Lua) and traced (twin) arrays alike.
+    """
+    h, w = apples.shape
+    rows, cols = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
+    dist = (jnp.abs(rows[None] - pos[:, 0, None, None]) + jnp.abs(cols[None] - pos[:, 1, None,
+                                                                                       None]))
+    dist = jnp.where(apples[None], dist, 10**6).reshape(len(pos), -1)
+    target = jnp.argmin(dist, 1)
+    dr, dc = target // w - pos[:, 0], target % w - pos[:, 1]
+    heading = jnp.where(jnp.abs(dr) >= jnp.abs(dc), jnp.where(dr < 0, 0, 2),
+                        jnp.where(dc > 0, 1, 3))
+    action = jnp.asarray([FORWARD, RIGHT, BACKWARD, LEFT])[(heading - orient) % 4]
+    k1, k2 = jax.random.split(key)
+    random = jax.random.randint(k1, (len(pos),), 0, 8)
+    explore = (jax.random.uniform(k2, (len(pos),)) < epsilon) | (dist.min(1) >= 10**6)
+    return jnp.where(explore, random, action).astype(jnp.int32)
+
+
+def random_actions(pos, orient, alive, apples, key):
+    return jax.random.randint(key, (len(pos),), 0, 8).astype(jnp.int32)
+
+
+def _lua_apple_curves(policy, episodes: int, steps: int, seed: int) -> np.ndarray:
+    """Live apples after each step, int[episodes, steps], under `policy` in Lua."""
+    act = jax.jit(policy)
+    curves = []
+    with LuaReference("apple_picking", seed=seed, episode_length=steps + 1) as lua:
+        keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), episodes * steps))
+        for e in range(episodes):
+            frame = lua.reset()
+            curve = []
+            for t in range(steps):
+                actions = act(frame.pos, frame.orient, frame.alive, frame.apples,
+                              keys[e * steps + t])
+                frame = lua.step(np.asarray(actions).tolist())
+                curve.append(frame.num_apples)
+            curves.append(curve)
+    return np.asarray(curves)
+
+
+def _twin_apple_curves(policy, episodes: int, steps: int, seed: int) -> np.ndarray:
+    env = TwinEnv.create("apple_picking", episode_length=steps + 1)
+
+    def one(key):
+        k_reset, k_run = jax.random.split(key)
+
+        def body(state, k):
+            k_act, k_step = jax.random.split(k)
+            actions = policy(state.pos, state.orient, state.alive, state.apples, k_act)
+            state, out = env.step(state, actions, k_step)
+            return state, out.num_apples
+
+        _, curve = jax.lax.scan(body, env.reset(k_reset), jax.random.split(k_run, steps))
+        return curve
+
+    return np.asarray(jax.jit(jax.vmap(one))(
+        jax.random.split(jax.random.PRNGKey(seed), episodes)))
+
+
+def _assert_same_curves(lua: np.ndarray, twin: np.ndarray) -> None:
+    """Live apples at 4 times and apples eaten overall: Mann-Whitney, Bonferroni 0.1%."""
+    steps = lua.shape[1]
+    times = [steps // 4 - 1, steps // 2 - 1, 3 * steps // 4 - 1, steps - 1]
+    for t in times:
+        p = stats.mannwhitneyu(lua[:, t], twin[:, t]).pvalue
+        assert p > 1e-3 / 5, (t, lua[:, t].mean(), twin[:, t].mean(), p)
+    p = stats.ks_2samp(lua.mean(1), twin.mean(1)).pvalue
+    assert p > 1e-3 / 5, (lua.mean(), twin.mean(), p)
+
+
+@pytest.mark.parametrize("policy", [random_actions, greedy_actions], ids=["random", "greedy"])
+def test_live_apple_curve_matches_lua(policy):
+    lua = _lua_apple_curves(policy, episodes=6, steps=200, seed=1)
+    twin = _twin_apple_curves(policy, episodes=48, steps=200, seed=2)
+    # Not vacuous: the apples do change under this policy.
+    assert lua[:, -1].mean() < 64 - 3
+    _assert_same_curves(lua, twin)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", [random_actions, greedy_actions], ids=["random", "greedy"])
+def test_live_apple_curve_matches_lua_long(policy):
+    lua = _lua_apple_curves(policy, episodes=100, steps=1000, seed=3)
+    twin = _twin_apple_curves(policy, episodes=400, steps=1000, seed=4)
+    _assert_same_curves(lua, twin)

@@ -21,10 +21,9 @@ class TrainConfig:
 
     Defaults follow the paper's Appendix A (PPO with GAE and parameter
     sharing, rollout fragment 200) and, where it gives no number, common PPO
-    settings: lr 2.5e-4
-    annealed linearly to 0, gamma 0.99, lambda 0.95, clip 0.2, entropy 0.01,
-    value coefficient 0.5, gradient clip 0.5, minibatch 128, 4 epochs,
-    rollout fragment 200, frame stack 4, 8 pixels per tile. RLlib's own PPO
+    settings: lr 2.5e-4 annealed linearly to 0, gamma 0.99, lambda 0.95,
+    clip 0.2, entropy 0.01, value coefficient 0.5, gradient clip 0.5,
+    minibatch 128, 4 epochs, frame stack 4, 8 pixels per tile. RLlib's own PPO
     defaults that the paper does not use are switched off explicitly: no KL
     loss (use_kl_loss=False, kl_coeff=0) and no value clipping.
     """

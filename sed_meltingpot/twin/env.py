@@ -448,7 +448,7 @@ class TwinEnv:
         ahead, BEAM_LENGTH long. A line stops at the first cell off the grid,
         with a wall or with a live avatar (hit); the stopping cell is not drawn.
         """
-        n, h, w = self.num_players, self.height, self.width
+        h, w = self.height, self.width
         length, radius = data.BEAM_LENGTH, data.BEAM_RADIUS
         kmax = length + 1
         # Static line layout: (side offset, first step ahead, cells) per line.
