@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sed_meltingpot.substrates import apple_picking_data
 
-NUM_PLAYERS = 7
-NUM_ACTIONS = 8
+NUM_PLAYERS = apple_picking_data.NUM_PLAYERS
+NUM_ACTIONS = apple_picking_data.NUM_ACTIONS
 SUBSTRATES = ("apple_picking", "commons_harvest__open")
 
 

@@ -21,11 +21,12 @@ import re
 from typing import Any
 
 import numpy as np
+from sed_meltingpot.substrates import apple_picking_data
 
 # Avatar colours are stored for this many player indices (the large map holds
 # at most 122 players; `render` raises a clear error above this).
 MAX_PLAYERS = 128
-SPRITE = 8
+SPRITE = apple_picking_data.SPRITE_SIZE
 DEFAULT_OUT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "sed_meltingpot", "twin", "assets", "apple_picking_sprites.npz")

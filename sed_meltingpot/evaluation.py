@@ -36,8 +36,9 @@ import numpy as np
 from sed_meltingpot import tax
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.principals import FixedRates, Principal
+from sed_meltingpot.substrates import apple_picking_data
 
-NUM_ACTIONS = 8  # Melting Pot's action set (noop, 4 moves, 2 turns, zap)
+NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
 PRINCIPAL_ID = "principal"  # sed_meltingpot.rllib_env.PRINCIPAL, without importing ray
 # Seeds of the grid search are offset from the evaluation's, so the best
 # schedule is judged on episodes it was not picked on.
@@ -232,10 +233,13 @@ class GreedyApplePlayers:
     substrate (`apple_tile_colour`).
     """
 
-    FORWARD, BACKWARD, LEFT, RIGHT, TURN_LEFT, TURN_RIGHT = 1, 2, 3, 4, 5, 6
+    FORWARD, BACKWARD, LEFT, RIGHT, TURN_LEFT, TURN_RIGHT = (
+        apple_picking_data.ACTION_NAMES.index(name) for name in (
+            "FORWARD", "BACKWARD", "STEP_LEFT", "STEP_RIGHT", "TURN_LEFT", "TURN_RIGHT"))
 
     def __init__(self, apple_colour: Sequence[float], pixels_per_tile: int,
-                 view_tiles: tuple[int, int] = (11, 11), own_tile: tuple[int, int] = (9, 5),
+                 view_tiles: tuple[int, int] = apple_picking_data.VIEW_SHAPE,
+                 own_tile: tuple[int, int] = apple_picking_data.VIEW_SELF_TILE,
                  tolerance: float = 6.0, explore: float = 0.1) -> None:
         self.apple_colour = np.asarray(apple_colour, dtype=float)
         self.pixels_per_tile, self.view_tiles, self.own_tile = pixels_per_tile, view_tiles, own_tile
@@ -253,7 +257,7 @@ class GreedyApplePlayers:
 
     def _action(self, image: np.ndarray) -> int:
         if self._rng.random() < self.explore:
-            return int(self._rng.integers(1, 7))
+            return int(self._rng.integers(self.FORWARD, self.TURN_RIGHT + 1))  # moves, turns
         apples = self.apples_in_view(image)
         if not len(apples):
             return int(self._rng.choice([self.FORWARD] * 3 + [self.TURN_LEFT, self.TURN_RIGHT]))

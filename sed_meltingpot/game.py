@@ -31,10 +31,11 @@ import numpy as np
 from sed_meltingpot import constraints, rewards, tax, voting, welfare
 from sed_meltingpot import substrate as substrate_lib
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.substrates import apple_picking_data
 
 # Substrate observations each player receives (global WORLD.* ones go to the
 # principal); the game adds SELFISHNESS, TAX_RATES and PERIOD_POSITION.
-PLAYER_SUBSTRATE_KEYS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
+PLAYER_SUBSTRATE_KEYS = apple_picking_data.PLAYER_OBSERVATIONS
 
 
 def substrate_config(config: GameConfig):

@@ -18,6 +18,7 @@ from pettingzoo.utils.env import ParallelEnv
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
 from sed_meltingpot.principals import Principal, no_tax
+from sed_meltingpot.substrates import apple_picking_data as data
 
 
 def player_observation_space(config: GameConfig) -> gymnasium.spaces.Dict:
@@ -25,7 +26,8 @@ def player_observation_space(config: GameConfig) -> gymnasium.spaces.Dict:
     n, b = config.num_players, config.num_brackets
     box = gymnasium.spaces.Box
     return gymnasium.spaces.Dict({
-        "RGB": box(0, 255, (88, 88, 3), np.uint8),
+        "RGB": box(0, 255, (data.VIEW_SHAPE[0] * data.SPRITE_SIZE,
+                            data.VIEW_SHAPE[1] * data.SPRITE_SIZE, 3), np.uint8),
         "READY_TO_SHOOT": box(0.0, 1.0, (), np.float64),
         "NEARBY": box(0.0, 1.0, (n,), np.float64),
         "APPLES_EATEN": box(0.0, np.inf, (), np.float64),
@@ -50,7 +52,7 @@ class SEDParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._has_reset = False
         self._obs_space = player_observation_space(cfg)
-        self._act_space = gymnasium.spaces.Discrete(8)
+        self._act_space = gymnasium.spaces.Discrete(data.NUM_ACTIONS)
         self.render_mode = "rgb_array"
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Dict:

@@ -35,13 +35,10 @@ MACRO_BLOCK = 16  # H.264 encoders want frame sizes in multiples of 16: pad, nev
 
 def player_colour(index: int) -> tuple[int, int, int]:
     """The avatar colour Melting Pot's Commons Harvest gives player `index`
-    (see substrates/apple_picking.py: human_readable, then the palette)."""
-    from meltingpot.utils.substrates import colors
+    (`substrates/apple_picking.avatar_colour`, the one the substrate draws with)."""
+    from sed_meltingpot.substrates.apple_picking import avatar_colour
 
-    if index < len(colors.human_readable):
-        rgb = colors.human_readable[index]
-    else:
-        rgb = colors.palette[index % len(colors.palette)]
+    rgb = avatar_colour(index)
     return tuple(int(c) for c in rgb[:3])
 
 

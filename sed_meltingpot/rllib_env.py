@@ -52,11 +52,12 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
 from sed_meltingpot.principals import parse_principal
+from sed_meltingpot.substrates import apple_picking_data
 
 PRINCIPAL = "principal"
 PLAYERS_MODULE = "players"
-SPRITE = 8  # pixels per tile rendered by the substrate
-VIEW_TILES = (11, 11)
+SPRITE = apple_picking_data.SPRITE_SIZE  # pixels per tile rendered by the substrate
+VIEW_TILES = apple_picking_data.VIEW_SHAPE  # (rows, cols) of a player's view
 
 
 def player_id(i: int) -> str:
@@ -143,7 +144,8 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             "features": gymnasium.spaces.Box(-np.inf, np.inf, (2 * n + b + 2,), np.float32),
         })
         self.observation_spaces = {a: player_space for a in self.players}
-        self.action_spaces = {a: gymnasium.spaces.Discrete(8) for a in self.players}
+        self.action_spaces = {
+            a: gymnasium.spaces.Discrete(apple_picking_data.NUM_ACTIONS) for a in self.players}
         if self.learned_principal:
             self.observation_spaces[PRINCIPAL] = principal_space
             self.action_spaces[PRINCIPAL] = gymnasium.spaces.MultiDiscrete(

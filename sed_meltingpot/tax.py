@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sed_meltingpot import config
+
 __all__ = [
     "DEFAULT_RATE_LEVELS",
     "DEFAULT_THRESHOLDS",
@@ -40,12 +42,13 @@ __all__ = [
     "validate_thresholds",
 ]
 
-#: Bracket edges tau_0 < ... < tau_B in apples per tax period (paper Appendix A).
-DEFAULT_THRESHOLDS: tuple[int, ...] = (0, 10, 20, 10000)
+#: Bracket edges tau_0 < ... < tau_B in apples per tax period (paper Appendix A);
+#: declared once, in `sed_meltingpot.config`.
+DEFAULT_THRESHOLDS: tuple[int, ...] = config.DEFAULT_THRESHOLDS
 
 #: The default discrete action space of one bracket: 0.0, 0.1, ..., 1.0.
 DEFAULT_RATE_LEVELS: tuple[float, ...] = tuple(
-    float(x) for x in np.round(np.linspace(0.0, 1.0, 11), 1)
+    float(x) for x in np.round(np.linspace(0.0, 1.0, config.DEFAULT_NUM_RATE_LEVELS), 1)
 )
 
 #: phi_0 of the paper: no tax in any bracket.

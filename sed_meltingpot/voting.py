@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sed_meltingpot import registry
 from sed_meltingpot.rewards import validate_selfishness
 from sed_meltingpot.tax import _unit_interval_array
 
@@ -160,15 +161,7 @@ def register_voting_rule(name: str, rule: VotingRule, *, overwrite: bool = False
 
     Re-using a name raises unless ``overwrite=True``.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"voting rule name must be a non-empty string, got {name!r}")
-    if not callable(rule):
-        raise TypeError(f"voting rule {name!r} must be callable, got {rule!r}")
-    if name in VOTING_RULES and not overwrite:
-        raise ValueError(
-            f"voting rule {name!r} is already registered; pass overwrite=True to replace it"
-        )
-    VOTING_RULES[name] = rule
+    registry.register(VOTING_RULES, "voting rule", name, rule, overwrite=overwrite)
 
 
 def get_voting_rule(name: str) -> VotingRule:
@@ -177,12 +170,8 @@ def get_voting_rule(name: str) -> VotingRule:
     eta = fixed_eta(name)
     if eta is not None:
         return FixedVote(eta)
-    try:
-        return VOTING_RULES[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(VOTING_RULES))
-        raise ValueError(f"unknown voting rule {name!r}; known: {known}; or "
-                         f"{FIXED_PREFIX}<eta> with eta in [0, 1]") from None
+    return registry.lookup(VOTING_RULES, "voting rule", name,
+                           hint=f"; or {FIXED_PREFIX}<eta> with eta in [0, 1]")
 
 
 def is_voting_rule(name: object) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sed_meltingpot import registry
 from sed_meltingpot.tax import _unit_interval_array
 
 __all__ = [
@@ -165,24 +166,12 @@ def register_welfare(name: str, fn: WelfareFn, *, overwrite: bool = False) -> No
     Re-using a name raises unless ``overwrite=True``, so a typo cannot silently
     replace a built-in objective.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"welfare name must be a non-empty string, got {name!r}")
-    if not callable(fn):
-        raise TypeError(f"welfare function for {name!r} must be callable, got {fn!r}")
-    if name in WELFARE_FUNCTIONS and not overwrite:
-        raise ValueError(
-            f"welfare function {name!r} is already registered; pass overwrite=True to replace it"
-        )
-    WELFARE_FUNCTIONS[name] = fn
+    registry.register(WELFARE_FUNCTIONS, "welfare function", name, fn, overwrite=overwrite)
 
 
 def get_welfare(name: str) -> WelfareFn:
     """Look up a welfare function by name; unknown names list the registered ones."""
-    try:
-        return WELFARE_FUNCTIONS[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(WELFARE_FUNCTIONS))
-        raise ValueError(f"unknown welfare function {name!r}; known: {known}") from None
+    return registry.lookup(WELFARE_FUNCTIONS, "welfare function", name)
 
 
 # ---------------------------------------------------------------------------

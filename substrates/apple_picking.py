@@ -51,12 +51,12 @@ CHAR_PREFAB_MAP = {
 
 ACTION_SET = commons_harvest.ACTION_SET  # noop, forward, backward, left, right,
                                          # turn left, turn right, fire zapper
-INDIVIDUAL_OBSERVATIONS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
+INDIVIDUAL_OBSERVATIONS = data.PLAYER_OBSERVATIONS
 # With `debug_observations`: POSITION/ORIENTATION (Melting Pot's LocationObserver)
 # and the zapper's internal counters, plus the global apple field `WORLD.APPLES`;
 # tests use them to start the JAX twin from the Lua state.
 DEBUG_OBSERVATIONS = ("POSITION", "ORIENTATION", "ZAP_TIMER", "WAIT_FRAMES")
-GLOBAL_OBSERVATIONS = ("WORLD.RGB", "WORLD.NUM_APPLES")
+GLOBAL_OBSERVATIONS = data.GLOBAL_OBSERVATIONS
 DEBUG_GLOBAL_OBSERVATIONS = ("WORLD.APPLES",)
 
 
@@ -135,6 +135,16 @@ def create_scene(debug_map_shape: tuple[int, int] | None = None) -> dict[str, An
     return {"name": "scene", "components": components}
 
 
+def avatar_colour(player_idx: int) -> Sequence[int]:
+    """Player `player_idx`'s avatar colour: Commons Harvest's `colors.human_readable`
+    for the first 16 players, then the 62-colour `colors.palette` (see
+    `_create_avatar_object`). One place, so the video panel (`rendering`) shows
+    the colours the substrate draws."""
+    if player_idx < len(colors.human_readable):
+        return colors.human_readable[player_idx]
+    return colors.palette[player_idx % len(colors.palette)]
+
+
 def _create_avatar_object(player_idx: int, spawn_group: str) -> dict[str, Any]:
     """A Commons Harvest avatar, for any player index the map can hold.
 
@@ -166,7 +176,7 @@ def _create_avatar_object(player_idx: int, spawn_group: str) -> dict[str, Any]:
     avatar = rename(avatar)
     components = {c["component"]: c["kwargs"] for c in avatar["components"] if "kwargs" in c}
     components["Avatar"]["index"] = new
-    colour = colors.palette[player_idx % len(colors.palette)]
+    colour = avatar_colour(player_idx)
     components["Appearance"]["palettes"] = [shapes.get_palette(colour)]
     return avatar
 

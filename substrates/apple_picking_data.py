@@ -64,6 +64,9 @@ MAP_CHARS = (WALL, FLOOR, SPAWN, INSIDE_SPAWN, APPLE, EATEN_APPLE)
 # behind and to each side of the avatar; the RGB observation is
 # (FORWARD + BACKWARD + 1) x (LEFT + RIGHT + 1) tiles.
 VIEW_FORWARD, VIEW_BACKWARD, VIEW_LEFT, VIEW_RIGHT = 9, 1, 5, 5
+# The view in tiles, (rows, cols) = (11, 11), and the tile the avatar stands on.
+VIEW_SHAPE = (VIEW_FORWARD + VIEW_BACKWARD + 1, VIEW_LEFT + VIEW_RIGHT + 1)
+VIEW_SELF_TILE = (VIEW_FORWARD, VIEW_LEFT)
 
 # Commons Harvest `Zapper` kwargs.
 ZAP_COOLDOWN = 2
@@ -77,6 +80,11 @@ ACTION_NAMES = (
     "NOOP", "FORWARD", "BACKWARD", "STEP_LEFT", "STEP_RIGHT", "TURN_LEFT", "TURN_RIGHT",
     "FIRE_ZAP")
 NUM_ACTIONS = len(ACTION_NAMES)
+
+# Per-player and global observations the substrate exposes (names of its
+# timestep observation dict; `substrates/apple_picking.py` declares them to Lua).
+PLAYER_OBSERVATIONS = ("RGB", "READY_TO_SHOOT", "NEARBY", "APPLES_EATEN", "ZAPPED")
+GLOBAL_OBSERVATIONS = ("WORLD.RGB", "WORLD.NUM_APPLES")
 # Orientation codes of Melting Pot's ORIENTATION observation.
 NORTH, EAST, SOUTH, WEST = 0, 1, 2, 3
 

@@ -328,3 +328,56 @@ def test_last_period_rates_averages_the_last_logged_episode_over_runs():
     np.testing.assert_allclose(ex.last_period_rates([run_a, run_b]),
                                [[0.3, 0.4, 0.5], [0.1, 0.2, 0.3]])
     assert ex.last_period_rates([[{}]]) == []
+
+
+# ------------------------------------------------------------ twin evaluator
+def make_twin_run(folder, game):
+    """A jax-engine run folder with untrained player networks (no principal)."""
+    import dataclasses
+
+    import jax
+
+    from sed_meltingpot.twin import checkpoint as ckpt
+    from sed_meltingpot.twin import networks
+
+    spec = networks.NetworkSpec(image_shape=(11, 11, 3), num_features=game.num_brackets + 3,
+                                num_logits=8, pixels_per_tile=1, conv_channels=(8, 16),
+                                hidden=32)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "run_config.json"), "w") as f:
+        json.dump({"engine": "jax", "game": {k: (list(v) if isinstance(v, tuple) else v)
+                                             for k, v in dataclasses.asdict(game).items()},
+                   "train": {"pixels_per_tile": 1, "frame_stack": 1},
+                   "selfishness": [0.2, 0.9, 0.5]}, f)
+    ckpt.save(os.path.join(folder, "checkpoints", "iter_000001"), iteration=1,
+              players_params=networks.init_params(spec, jax.random.PRNGKey(0)),
+              principal_params=None, train_state={}, players_spec=spec, principal_spec=None)
+    return folder
+
+
+@pytest.mark.slow
+def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
+    """Properties that hold whatever the players do: the fixed schedule is the
+    effective rate of every period (tax cap 1 at evaluation); a 100% tax on
+    every bracket, redistributed evenly, leaves everyone the same post-tax
+    income (equality 1); no tax leaves post-tax equality = equality of apples;
+    W_eta = eta * sum + (1 - eta) * min; the same seeds replay the same worlds."""
+    from sed_meltingpot.config import GameConfig
+
+    game = GameConfig(num_players=3, episode_length=100, tax_period=25)
+    run = make_twin_run(str(tmp_path / "run"), game)
+    full = runs.twin_episodes(run, "fixed:0.3", (1.0, 1.0, 1.0), ex.EVAL_SEED, 3)
+    free = runs.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
+    again = runs.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
+    assert free == again
+    for e in full:
+        assert [e[f"rate_b{b}"] for b in range(3)] == pytest.approx([1.0, 1.0, 1.0])
+        assert e["eta"] == pytest.approx(0.3)
+        assert e["W_eta" if "W_eta" in e else "objective"] == pytest.approx(
+            0.3 * e["utilitarian"] + 0.7 * e["egalitarian"], abs=1e-4)
+        assert e["tax_revenue"] == pytest.approx(e["productivity"], abs=1e-3)
+        assert e["income_equality"] == pytest.approx(1.0, abs=1e-5)
+    for e in free:
+        assert e["tax_revenue"] == 0.0
+        assert e["income_equality"] == pytest.approx(e["equality"], abs=1e-6)
+    assert sum(e["productivity"] for e in free) > 0  # the episodes were played

@@ -19,18 +19,25 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
+from sed_meltingpot.training.config import TAX_CAP_END, TrainConfig
+
 CURRICULUM_KEY = "tax_cap_curriculum"  # env_config key: {enabled, start, end, fraction, total}
 SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
                   "productivity", "equality", "income_equality", "sustainability", "peace",
                   "tax_revenue", "principal_return", "steps", "tax_cap")
 
 
+_DEFAULT_TRAIN = TrainConfig()  # fallbacks for a curriculum missing a key
+
+
 def tax_cap(progress_steps: float, curriculum: dict[str, Any]) -> float:
     """Linear ramp from start to end over the first fraction of total steps."""
     if not curriculum.get("enabled", True):
-        return 1.0
-    start, end = float(curriculum.get("start", 0.1)), float(curriculum.get("end", 1.0))
-    ramp = float(curriculum.get("fraction", 0.02)) * float(curriculum.get("total", 1))
+        return TAX_CAP_END
+    start = float(curriculum.get("start", _DEFAULT_TRAIN.tax_cap_start))
+    end = float(curriculum.get("end", TAX_CAP_END))
+    ramp = (float(curriculum.get("fraction", _DEFAULT_TRAIN.tax_cap_fraction))
+            * float(curriculum.get("total", 1)))
     if ramp <= 0:
         return end
     return start + (end - start) * min(1.0, max(0.0, progress_steps / ramp))

@@ -13,6 +13,8 @@ PRESETS = ("paper", "fast")
 # replaced cloud nodes; a local crash restarts at once).
 ENV_RUNNER_MAX_RESTARTS = 1000
 ENV_RUNNER_RESTART_DELAY_S = 5.0
+# The tax cap's value at the end of its ramp: rates are no longer capped.
+TAX_CAP_END = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,14 @@ class TrainConfig:
     @property
     def total_env_steps(self) -> int:
         return self.num_iterations * self.train_batch_size
+
+    def tax_cap_curriculum(self, *, learned: bool, total_env_steps: int | None = None
+                           ) -> dict[str, Any]:
+        """The tax-cap ramp (paper Appendix A) as the one mapping both engines read
+        (`training.callbacks.tax_cap`, `twin.ppo.tax_cap_at`), so they cannot drift."""
+        return {"enabled": self.tax_cap_anneal and learned, "start": self.tax_cap_start,
+                "end": TAX_CAP_END, "fraction": self.tax_cap_fraction,
+                "total": self.total_env_steps if total_env_steps is None else total_env_steps}
 
     def validate(self) -> TrainConfig:
         for name in ("num_iterations", "rollout_fragment_length", "train_batch_size",
@@ -132,11 +142,7 @@ def env_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float
         "principal": train.principal,
         "frame_stack": train.frame_stack,
         "pixels_per_tile": train.pixels_per_tile,
-        CURRICULUM_KEY: {
-            "enabled": train.tax_cap_anneal and train.principal == "learned",
-            "start": train.tax_cap_start, "end": 1.0,
-            "fraction": train.tax_cap_fraction, "total": train.total_env_steps,
-        },
+        CURRICULUM_KEY: train.tax_cap_curriculum(learned=train.principal == "learned"),
     }
 
 

@@ -47,10 +47,11 @@ import numpy as np
 import optax
 
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.substrates import apple_picking_data
 from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.twin import networks
 
-NUM_ACTIONS = 8  # Melting Pot's action set
+NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
 
 
 # ------------------------------------------------------------------ config
@@ -323,8 +324,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     principal_tx = make_optimizer(config, t.num_epochs * q_num)
     ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff,
                   "entropy_coeff": t.entropy_coeff}
-    curriculum = {"enabled": t.tax_cap_anneal and learned, "start": t.tax_cap_start,
-                  "end": 1.0, "fraction": t.tax_cap_fraction, "total": config.total_env_steps}
+    curriculum = t.tax_cap_curriculum(learned=learned, total_env_steps=config.total_env_steps)
 
     def init(rng: jax.Array, selfishness: jax.Array) -> RunnerState:
         rng, k_players, k_principal, k_env = jax.random.split(rng, 4)

@@ -268,9 +268,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                 dt, prev_time = now - prev_time, now
                 cap_next = float(ppo.tax_cap_at(
                     iteration * config.env_steps_per_iteration,
-                    enabled=train_config.tax_cap_anneal and config.learned,
-                    start=train_config.tax_cap_start, end=1.0,
-                    fraction=train_config.tax_cap_fraction, total=config.total_env_steps))
+                    **train_config.tax_cap_curriculum(
+                        learned=config.learned, total_env_steps=config.total_env_steps)))
                 for k in range(num_seeds):
                     ended = books[k].add(_seed_slice(host["episodes"], k))
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
