@@ -167,12 +167,15 @@ def twin_training_row(preset_name: str, num_envs: int, rollout_length: int, iter
     from sed_meltingpot.config import GameConfig
     from sed_meltingpot.training.config import TrainConfig, preset
     from sed_meltingpot.twin import ppo
+    from sed_meltingpot.twin.trainer import enable_compilation_cache
 
+    enable_compilation_cache()  # a rerun skips the compile (not part of the timing)
     config = ppo.TwinTrainConfig(
         GameConfig(), TrainConfig(num_iterations=100, seed=seed, **preset(preset_name)),
         num_envs=num_envs, rollout_length=rollout_length, dtype=dtype)
     fns = ppo.make_functions(config)
-    state = jax.jit(fns.init)(jax.random.PRNGKey(seed), jnp.full(7, 0.5, jnp.float32))
+    state = jax.jit(fns.init)(jax.random.PRNGKey(seed),
+                              jnp.full(config.game.num_players, 0.5, jnp.float32))
     start = time.perf_counter()
     update = jax.jit(fns.update).lower(state).compile()
     compile_s = time.perf_counter() - start

@@ -11,6 +11,8 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from sed_meltingpot.substrates import apple_picking_data
+
 DEFAULT_THRESHOLDS = (0, 10, 20, 10000)  # apples; brackets (1,10), (11,20), (21,10000)
 DEFAULT_NUM_RATE_LEVELS = 11  # {0.0, 0.1, ..., 1.0} per bracket
 
@@ -45,8 +47,8 @@ class GameConfig:
     """
 
     substrate: str = "apple_picking"
-    num_players: int = 7
-    episode_length: int = 1000
+    num_players: int = apple_picking_data.NUM_PLAYERS
+    episode_length: int = apple_picking_data.EPISODE_LENGTH
     rounds_per_episode: int = 1
     tax_period: int = 50
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS

@@ -381,3 +381,19 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
         assert e["tax_revenue"] == 0.0
         assert e["income_equality"] == pytest.approx(e["equality"], abs=1e-6)
     assert sum(e["productivity"] for e in free) > 0  # the episodes were played
+
+
+@pytest.mark.slow
+def test_runs_spread_as_ray_tasks(tmp_path):
+    """--num_workers=2: the jobs run as Ray tasks (local Ray), rows as in-process."""
+    out = tmp_path / "ray"
+    proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", "--engine=rllib",
+                           "--objectives=eta=0", "--principals=learned,none", "--seeds=0,1",
+                           "--num_workers=2", f"--output_dir={out}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Started a local Ray instance" in proc.stderr + proc.stdout
+    rows = ex.read_csv(str(out / "results.csv"))
+    assert {(r["principal"], r["seed"]) for r in rows} == {
+        (p, s) for p in ("learned", "none") for s in (0, 1)}
+    assert not ex.non_finite(rows, ex.metric_columns(3))

@@ -715,3 +715,28 @@ def test_live_apple_curve_matches_lua_long(policy):
     lua = _lua_apple_curves(policy, episodes=100, steps=1000, seed=3)
     twin = _twin_apple_curves(policy, episodes=400, steps=1000, seed=4)
     _assert_same_curves(lua, twin)
+
+
+def test_initial_spawns_are_uniform_without_replacement():
+    """Players 0-1 on distinct `Q` points, the others on distinct `P` points, uniformly,
+    headings uniform; in Lua (30 resets) and in the twin (3000 resets)."""
+    env = TwinEnv.create("apple_picking")
+    width = env.width
+
+    def check(pos: np.ndarray, orient: np.ndarray) -> None:
+        cells = pos[..., 0] * width + pos[..., 1]                 # [resets, n]
+        assert np.isin(cells[:, :2], env.inside_spawns).all()
+        assert np.isin(cells[:, 2:], env.outer_spawns).all()
+        assert all(len(set(row)) == len(row) for row in cells.tolist())
+        outer = np.searchsorted(env.outer_spawns, cells[:, 2:].ravel())
+        counts = np.bincount(outer, minlength=len(env.outer_spawns))
+        assert stats.chisquare(counts).pvalue > 1e-3
+        inside = np.searchsorted(env.inside_spawns, cells[:, 0])
+        assert stats.binomtest(int(inside.sum()), len(inside), 0.5).pvalue > 1e-3
+        assert stats.chisquare(np.bincount(orient.ravel(), minlength=4)).pvalue > 1e-3
+
+    states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 3000))
+    check(np.asarray(states.pos), np.asarray(states.orient))
+    with LuaReference("apple_picking", seed=0, episode_length=5) as lua:
+        frames = [lua.reset() for _ in range(30)]
+    check(np.stack([f.pos for f in frames]), np.stack([f.orient for f in frames]))
