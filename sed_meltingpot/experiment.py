@@ -406,7 +406,9 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
         "",
         "Each cell: mean ± half-width of the 95% Student-t interval over training seeds "
         "(n in brackets); a seed's value is the mean over its evaluation episodes, played "
-        f"on held-out seeds (from {EVAL_SEED}) that are the same for every principal. "
+        f"on held-out seeds (from {EVAL_SEED}) that are the same for every principal and "
+        "training seed (common random numbers: worlds and the policies' sampling draws "
+        "match, so differences come from the trained networks and the principal). "
         "W_eta = eta * sum_i a_i + (1 - eta) * min_i a_i over the episode's apples "
         "(paper Section 4). Players are trained from scratch under each principal with "
         "the same budget; best_fixed is the best fixed schedule found by grid search "
