@@ -108,8 +108,8 @@ def test_map_facts():
     large = TwinEnv.create("apple_picking__large")
     assert (large.height, large.width, large.num_players) == (18, 46, 16)
     assert large.initial_apples.sum() == 128
-    # Live neighbours within radius 2 of the lone apple at (1, 8): (2, 7), (2, 8), (2, 9),
-    # (3, 8) and the cells two away in a line: (3, 8) counted once.
+    # Apples within radius 2 of the apple at (1, 8), worked out by hand from the map:
+    # (2, 7), (2, 8), (2, 9) and (3, 8).
     a = env.cell_to_apple[1 * 24 + 8]
     cells = {int(env.apple_cells[j]) for j in env.neighbours[a] if j < len(env.apple_cells)}
     expected = {r * 24 + c for r in range(18) for c in range(24)
