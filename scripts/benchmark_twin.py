@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot.twin import TwinEnv
+from sed_meltingpot.twin import TwinEnv, render
 
 
 @dataclasses.dataclass
@@ -64,8 +64,10 @@ def lua_env_row(substrate_name: str, steps: int, seed: int) -> Row:
     return Row(f"Lua substrate ({substrate_name}), 1 game", steps / elapsed)
 
 
-def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int):
-    """A jitted function running `steps_per_call` steps of `num_games` games."""
+def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int, tiles: bool = False):
+    """A jitted function running `steps_per_call` steps of `num_games` games; with
+    `tiles`, every step also renders every player's 11x11 `tiles` view (what the fast
+    preset's players observe), so the row costs what a training rollout's env part does."""
 
     def one_step(carry, _):
         state, key = carry
@@ -82,7 +84,11 @@ def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int):
 
         # Games run in lockstep, so resets are rare: pay for them only when due.
         state = jax.lax.cond(out.done.any(), reset_done, lambda s: s, state)
-        return (state, key), out.apples_eaten.sum()
+        eaten = out.apples_eaten.sum()
+        if tiles:  # the views feed the returned checksum, so XLA cannot drop the render
+            views = jax.vmap(lambda s: render.tiles(env, s))(state)
+            eaten = eaten + views.astype(jnp.float32).mean()
+        return (state, key), eaten
 
     @jax.jit
     def rollout(state, key):
@@ -92,10 +98,11 @@ def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int):
     return rollout
 
 
-def twin_env_row(substrate_name: str, num_games: int, steps: int, seed: int) -> Row:
+def twin_env_row(substrate_name: str, num_games: int, steps: int, seed: int,
+                 tiles: bool = False) -> Row:
     env = TwinEnv.create(substrate_name)
     steps_per_call = max(1, min(1000, steps // num_games)) if num_games > 1 else min(1000, steps)
-    rollout = make_twin_rollout(env, num_games, steps_per_call)
+    rollout = make_twin_rollout(env, num_games, steps_per_call, tiles=tiles)
     key = jax.random.PRNGKey(seed)
     state = jax.vmap(env.reset)(jax.random.split(key, num_games))
     state, key, eaten = rollout(state, key)  # compile
@@ -107,7 +114,8 @@ def twin_env_row(substrate_name: str, num_games: int, steps: int, seed: int) -> 
     jax.block_until_ready(eaten)
     elapsed = time.perf_counter() - start
     game_steps = calls * steps_per_call * num_games
-    return Row(f"twin step ({substrate_name}), {num_games} games", game_steps / elapsed,
+    label = "twin step + tiles" if tiles else "twin step"
+    return Row(f"{label} ({substrate_name}), {num_games} games", game_steps / elapsed,
                f"{steps_per_call} steps per jitted call")
 
 
@@ -116,9 +124,10 @@ def env_rows(args) -> list[Row]:
     rows = []
     if not args.no_lua:
         rows.append(lua_env_row(args.substrate, args.lua_steps, args.seed))
-    for games in args.games:
-        rows.append(twin_env_row(args.substrate, games, args.steps * max(1, games // 8),
-                                 args.seed))
+    for tiles in (False, True):
+        for games in args.games:
+            rows.append(twin_env_row(args.substrate, games, args.steps * max(1, games // 8),
+                                     args.seed, tiles=tiles))
     return rows
 
 
