@@ -247,7 +247,8 @@ def print_table(rows: list[Row]) -> None:
               f"{row.game_steps_per_s / base:>12.1f}  {row.note}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, checked (argparse exits with a one-line usage error on a bad one)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--substrate", default="apple_picking",
                         choices=("apple_picking", "apple_picking__large"))
@@ -273,9 +274,9 @@ def main() -> None:
     parser.add_argument("--paper-games", type=int, default=4)
     parser.add_argument("--paper-rollout", type=int, default=100)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    args = parser.parse_args()
-    groups = args.rows.split(",")
-    if set(groups) - {"env", "train"}:
+    args = parser.parse_args(argv)
+    args.groups = args.rows.split(",")
+    if set(args.groups) - {"env", "train"}:
         parser.error(f"--rows={args.rows!r}: groups are env and train")
     args.train_presets = args.train_presets.split(",")
     if set(args.train_presets) - {"fast", "paper"}:
@@ -286,6 +287,12 @@ def main() -> None:
         parser.error(f"--games={args.games!r} must be comma-separated positive integers")
     if any(g < 1 for g in args.games):
         parser.error(f"--games={args.games} must all be >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    groups = args.groups
     if "env" in groups:
         print_table(env_rows(args))
     if "train" in groups:

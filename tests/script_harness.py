@@ -35,6 +35,8 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
     from absl import app, flags
 
     namespace = runpy.run_path(script, run_name="sed_script_under_test")
+    if "parse_args" in namespace:  # an argparse script (the benchmarks): parse only
+        return [_parse_argparse(namespace["parse_args"], argv) for argv in argvs]
     main = namespace["main"]
     FLAGS = flags.FLAGS
     has_dry_run = "dry_run" in FLAGS
@@ -61,6 +63,20 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
         except BaseException:  # noqa: BLE001 - reported to the test, which fails
             results.append({"outcome": "crash", "message": traceback.format_exc()})
     return results
+
+
+def _parse_argparse(parse_args, argv) -> dict[str, str]:
+    """argparse prints its usage error to stderr and exits 2."""
+    if isinstance(argv, dict):
+        argv = argv["argv"]
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parse_args(list(argv))
+    except SystemExit as e:
+        if e.code not in (0, None):
+            return {"outcome": "usage", "message": err.getvalue()[-2000:]}
+    return {"outcome": "ok", "message": ""}
 
 
 if __name__ == "__main__":
