@@ -97,6 +97,22 @@ def lua_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: int
     return _LUA_CACHE[run_dir].episodes(voting_rule, principal, seed, num_episodes)
 
 
+def _train_config(grid: ex.Grid, task: ex.TrainTask, *, num_iterations: int,
+                  rollout_fragment_length: int, train_batch_size: int) -> Any:
+    """The grid's TrainConfig for one run; the engines differ only in how an
+    iteration is sized (RLlib: batch of fragments; jax: games x rollout)."""
+    from sed_meltingpot.training.config import TrainConfig, preset
+
+    overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
+    return TrainConfig(
+        num_iterations=num_iterations, seed=task.seed,
+        principal=ex.principal_spec(task.principal),
+        rollout_fragment_length=rollout_fragment_length,
+        train_batch_size=train_batch_size, num_env_runners=0,
+        frame_stack=grid.frame_stack,
+        principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+
+
 # ----------------------------------------------------------------- RLlib
 class RllibEngine:
     """RLlib multi-agent PPO (sampling in the driver: one core per run),
@@ -107,16 +123,9 @@ class RllibEngine:
     batch_seeds = False
 
     def train_config(self, grid: ex.Grid, task: ex.TrainTask) -> Any:
-        from sed_meltingpot.training.config import TrainConfig, preset
-
-        overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
-        return TrainConfig(
-            num_iterations=grid.num_iterations, seed=task.seed,
-            principal=ex.principal_spec(task.principal),
-            rollout_fragment_length=grid.rollout_fragment_length,
-            train_batch_size=grid.train_batch_size, num_env_runners=0,
-            frame_stack=grid.frame_stack,
-            principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+        return _train_config(grid, task, num_iterations=grid.num_iterations,
+                             rollout_fragment_length=grid.rollout_fragment_length,
+                             train_batch_size=grid.train_batch_size)
 
     def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
               log: Log) -> None:
@@ -269,16 +278,9 @@ class JaxEngine:
     batch_seeds = True
 
     def train_config(self, grid: ex.Grid, task: ex.TrainTask) -> Any:
-        from sed_meltingpot.training.config import TrainConfig, preset
-
-        overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
-        return TrainConfig(
-            num_iterations=grid.twin_iterations, seed=task.seed,
-            principal=ex.principal_spec(task.principal),
-            rollout_fragment_length=grid.rollout_length,
-            train_batch_size=grid.num_envs * grid.rollout_length, num_env_runners=0,
-            frame_stack=grid.frame_stack,
-            principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+        return _train_config(grid, task, num_iterations=grid.twin_iterations,
+                             rollout_fragment_length=grid.rollout_length,
+                             train_batch_size=grid.num_envs * grid.rollout_length)
 
     def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
               log: Log) -> None:
