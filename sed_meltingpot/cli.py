@@ -1,4 +1,6 @@
-"""Flags shared by scripts/evaluate.py and scripts/render_video.py.
+"""Flags shared by the scripts: the config dataclasses' hyperparameters
+(`define_config_flags` / `replace_from_flags`), and the game flags of
+scripts/evaluate.py and scripts/render_video.py.
 
 Game flags default to None, meaning "the checkpoint's setting, or
 GameConfig's default without a checkpoint", so a flag only overrides what
@@ -8,6 +10,7 @@ its flag name.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from absl import flags
@@ -15,10 +18,49 @@ from absl import flags
 from sed_meltingpot import voting, welfare
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.evaluation import PLAYER_CHOICES
+from sed_meltingpot.hyperparameters import flag_fields
 from sed_meltingpot.principals import parse_principal
 
-GAME_FLAGS = ("num_players", "episode_length", "tax_period", "rounds_per_episode",
-              "voting_rule", "welfare", "map")
+GAME_FLAGS = tuple(f.name for f, _ in flag_fields(GameConfig))
+
+
+def define_config_flags(config_cls: type, *, defaults: str = "config",
+                        flag_values: flags.FlagValues = flags.FLAGS) -> tuple[str, ...]:
+    """An absl flag for each `hyperparameter` field of `config_cls` (name, help
+    and bounds from the field; its type from the default's). Returns the names.
+
+    defaults: "config" - the field's default (None for preset fields: "the
+    preset's"); "none" - None for every flag, to override a checkpoint's settings
+    only where the user typed a value."""
+    names = []
+    for field, info in flag_fields(config_cls):
+        value = field.default
+        default = None if defaults == "none" or info.preset else value
+        help_text = info.help
+        if default is None and value is not None:
+            help_text += (f" (default: the checkpoint's, else {value})" if defaults == "none"
+                          else f" (default: the preset's; {value} in the paper preset)")
+        kwargs = {"flag_values": flag_values}
+        bounds = {"lower_bound": info.lower_bound, "upper_bound": info.upper_bound}
+        if isinstance(value, bool):
+            flags.DEFINE_bool(field.name, default, help_text, **kwargs)
+        elif isinstance(value, int):
+            flags.DEFINE_integer(field.name, default, help_text, **bounds, **kwargs)
+        elif isinstance(value, float):
+            flags.DEFINE_float(field.name, default, help_text, **bounds, **kwargs)
+        elif value is None or isinstance(value, str):
+            flags.DEFINE_string(field.name, default, help_text, **kwargs)
+        else:
+            raise TypeError(f"{config_cls.__name__}.{field.name}: no flag type for {value!r}")
+        names.append(field.name)
+    return tuple(names)
+
+
+def replace_from_flags(config: Any, values: Any, names: tuple[str, ...]) -> Any:
+    """`config` with the flags `names` that hold a value (None: left as is)."""
+    updates = {name: getattr(values, name) for name in names
+               if getattr(values, name) is not None}
+    return dataclasses.replace(config, **updates)
 
 
 def define_game_flags() -> None:
@@ -37,44 +79,37 @@ def define_game_flags() -> None:
                          lower_bound=0)
     flags.DEFINE_bool("dry_run", False, "Check every flag and load the checkpoint, then exit "
                       "without playing.")
-    flags.DEFINE_integer("num_players", None, "Players (default: checkpoint's or 7).",
-                         lower_bound=1)
-    flags.DEFINE_integer("episode_length", None, "Steps per episode (default: checkpoint's "
-                         "or 1000).", lower_bound=1)
-    flags.DEFINE_integer("tax_period", None, "Steps per tax period (default: checkpoint's or "
-                         "50).", lower_bound=1)
-    flags.DEFINE_integer("rounds_per_episode", None, "Voting rounds per episode.",
-                         lower_bound=1)
-    flags.DEFINE_string("voting_rule", None, f"One of {sorted(voting.VOTING_RULES)}, or "
-                        "fixed:<eta> (eta in [0, 1]).")
-    flags.DEFINE_string("welfare", None, f"One of {sorted(welfare.WELFARE_FUNCTIONS)}.")
-    flags.DEFINE_string("map", None, "Substrate map: default or large.")
+    define_config_flags(GameConfig, defaults="none")
+    register_game_validators()
+    flags.register_multi_flags_validator(
+        ["players", "checkpoint"], lambda v: v["players"] != "checkpoint" or v["checkpoint"],
+        message="--players=checkpoint needs --checkpoint")
+
+
+def register_game_validators() -> None:
+    """Checks of the GameConfig flags whose values are names (None passes: default)."""
     register_voting_rule_validator("voting_rule")
     flags.register_validator(
         "welfare", lambda v: v is None or v in welfare.WELFARE_FUNCTIONS,
         message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
     flags.register_validator("map", lambda v: v in (None, "default", "large"),
                              message="--map must be 'default' or 'large'")
-    flags.register_multi_flags_validator(
-        ["players", "checkpoint"], lambda v: v["players"] != "checkpoint" or v["checkpoint"],
-        message="--players=checkpoint needs --checkpoint")
 
 
 def check_writable(flag: str, path: str, *, is_file: bool = False) -> None:
     """Creates the folder `path` (or the folder of the file `path`) and a
-    scratch file in it, so that an output that cannot be written fails before
-    any work, naming the flag. Tried rather than `os.access`, which says yes
-    to root even on a read-only file system."""
+    scratch file in it (`runlog.probe_write`), so that an output that cannot be
+    written fails before any work, naming the flag."""
     import os
-    import tempfile
+
+    from sed_meltingpot.training.runlog import probe_write
 
     folder = os.path.dirname(os.path.abspath(path)) if is_file else path
     if is_file and os.path.isdir(path):
         raise ValueError(f"--{flag}={path!r} is a folder, not a file")
     try:
         os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
-            pass
+        probe_write(folder)
     except OSError as e:
         raise ValueError(f"--{flag}={path!r} is not writable: {e.strerror} "
                          f"({e.filename or folder})") from e

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from sed_meltingpot.hyperparameters import hyperparameter
 from sed_meltingpot.substrates import apple_picking_data
 
 DEFAULT_THRESHOLDS = (0, 10, 20, 10000)  # apples; brackets (1,10), (11,20), (21,10000)
@@ -47,24 +48,31 @@ class GameConfig:
     """
 
     substrate: str = "apple_picking"
-    num_players: int = apple_picking_data.NUM_PLAYERS
-    episode_length: int = apple_picking_data.EPISODE_LENGTH
-    rounds_per_episode: int = 1
-    tax_period: int = 50
+    num_players: int = hyperparameter(apple_picking_data.NUM_PLAYERS, "Number of players.",
+                                      lower_bound=1)
+    episode_length: int = hyperparameter(apple_picking_data.EPISODE_LENGTH, "Steps per episode.",
+                                         lower_bound=1)
+    rounds_per_episode: int = hyperparameter(
+        1, "Voting rounds per episode; >1 plays continual rounds without resetting the world "
+        "between them.", lower_bound=1)
+    tax_period: int = hyperparameter(50, "Steps per tax period.", lower_bound=1)
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     num_rate_levels: int = DEFAULT_NUM_RATE_LEVELS
     selfishness: tuple[float, ...] | None = None
-    voting_rule: str = "mean"
+    voting_rule: str = hyperparameter(
+        "mean", "Social choice rule: one of the registered rules (sed_meltingpot.voting), or "
+        "fixed:<eta> (eta in [0, 1], the players' types unchanged).")
     principal_type: float = 0.5
     principal_weight: float = 0.0
-    welfare: str = "interpolated"
+    welfare: str = hyperparameter("interpolated", "Principal's objective family: a registered "
+                                  "welfare function (sed_meltingpot.welfare).")
     welfare_on: str = "apples"
     neighbour_aggregate: str = "sum"
     reference_rates: tuple[float, ...] | None = None  # None: no tax, (0, ..., 0)
     divergence_delta: float = math.inf
     divergence_norm: str = "linf"
     regrowth_probabilities: tuple[float, ...] | None = None
-    map: str | None = None
+    map: str | None = hyperparameter(None, "Substrate map: default or large.")
 
     @property
     def num_brackets(self) -> int:

@@ -135,7 +135,7 @@ GRIDS: dict[str, Grid] = {
         name="small", game=GameConfig(num_players=4, episode_length=200, tax_period=50),
         num_seeds=5, num_iterations=40, train_batch_size=1000, rollout_fragment_length=200,
         frame_stack=1, minibatch_size=256, principal_minibatch_size=16,
-        twin_iterations=50, num_envs=8, rollout_length=100,
+        twin_iterations=150, num_envs=8, rollout_length=100,
         eval_episodes=4, search_resolution=2, search_episodes=2,
         description="4 players on the default map, 200-step episodes of 4 tax periods, "
                     "fast preset (1 pixel per tile, small networks), 1 frame"),

@@ -71,9 +71,28 @@ def _check(results, cases):
             assert "\n" not in result["message"].strip(), (argv, result["message"])
 
 
+def folder_that_access_calls_writable() -> str | None:
+    """A folder that `os.access` calls writable but where writing fails (as root,
+    /sys), or None on a machine without one."""
+    import tempfile
+
+    for folder in ("/sys", "/proc"):
+        if not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+            continue
+        try:
+            tempfile.NamedTemporaryFile(dir=folder).close()
+        except OSError:
+            return folder
+    return None
+
+
 def test_train_rejects_bad_inputs_up_front(runs):
     out = os.path.join(runs["base"], "train_out")
+    lying = folder_that_access_calls_writable()
     cases = [
+        *([([f"--output_dir={lying}/sed_run"], "usage", ["--output_dir=", "not writable"]),
+           ([f"--output_dir={lying}/sed_run", "--engine=jax"], "usage",
+            ["--output_dir=", "not writable"])] if lying else []),
         (["--seed=-1"], "usage", ["--seed=-1", "non-negative"]),
         ([f"--output_dir={out}", "--num_players=63"], "usage",
          ["num_players=63 is outside [1, 62]", "spawn points"]),

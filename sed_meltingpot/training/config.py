@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.hyperparameters import hyperparameter
 
 PRESETS = ("paper", "fast")
 # Env-runner fault tolerance (RLlib's default delay, 60 s, is meant for
@@ -30,16 +31,19 @@ class TrainConfig:
     loss (use_kl_loss=False, kl_coeff=0) and no value clipping.
     """
 
-    num_iterations: int = 100
-    seed: int = 0
-    principal: str = "learned"  # learned | none | fixed:r0,r1,r2 | random
+    num_iterations: int = hyperparameter(100, "Training iterations.", lower_bound=1)
+    seed: int = hyperparameter(0, "Run seed (types, envs, networks).", lower_bound=0)
+    principal: str = hyperparameter("learned", "learned | none (no tax) | fixed:r0,r1,r2 | random")
     # Sampling.
-    rollout_fragment_length: int = 200
-    train_batch_size: int = 1000  # env steps (game steps + principal turns) per iteration
-    num_env_runners: int = 1
-    num_envs_per_env_runner: int = 1
+    rollout_fragment_length: int = hyperparameter(200, "Env steps per sampled fragment.",
+                                                  lower_bound=1)
+    train_batch_size: int = hyperparameter(
+        1000, "Env steps (game steps + principal turns) per training iteration.", lower_bound=1)
+    num_env_runners: int = hyperparameter(1, "Ray actors that sample (0 = sample in the driver).",
+                                          lower_bound=0)
+    num_envs_per_env_runner: int = hyperparameter(1, "Games per env runner.", lower_bound=1)
     # PPO (paper Appendix A).
-    lr: float = 2.5e-4
+    lr: float = hyperparameter(2.5e-4, "Learning rate (annealed linearly to 0).", lower_bound=0.0)
     lr_anneal: bool = True  # linearly to 0 over the run's env-step budget
     gamma: float = 0.99
     lambda_: float = 0.95
@@ -47,20 +51,25 @@ class TrainConfig:
     entropy_coeff: float = 0.01
     vf_loss_coeff: float = 0.5
     grad_clip: float = 0.5
-    minibatch_size: int = 128
-    principal_minibatch_size: int = 32
-    num_epochs: int = 4
+    minibatch_size: int = hyperparameter(128, "Players' PPO minibatch.", lower_bound=1,
+                                         preset=True)
+    principal_minibatch_size: int = hyperparameter(
+        32, "Principal's PPO minibatch (its samples are used num_epochs times).", lower_bound=1)
+    num_epochs: int = hyperparameter(4, "PPO epochs per iteration.", lower_bound=1, preset=True)
     # Observations and networks.
-    frame_stack: int = 4
-    pixels_per_tile: int = 8
+    frame_stack: int = hyperparameter(4, "Frames stacked per player.", lower_bound=1)
+    pixels_per_tile: int = hyperparameter(8, "1, 2, 4 or 8.", preset=True)
     conv_channels: tuple[int, int] = (16, 32)
     hidden: int = 128
     # Curriculum: tax annealing (paper Appendix A, after Zheng et al. 2022).
-    tax_cap_anneal: bool = True
+    tax_cap_anneal: bool = hyperparameter(
+        True, "Anneal the tax cap from tax_cap_start to 1 over the first tax_cap_fraction of "
+        "training.")
     tax_cap_start: float = 0.1
     tax_cap_fraction: float = 0.02
     # Resources.
-    num_gpus: int = 0
+    num_gpus: int = hyperparameter(0, "GPUs for the learner (0 or 1).", lower_bound=0,
+                                   upper_bound=1)
     num_cpus_per_env_runner: float = 1.0
 
     @property

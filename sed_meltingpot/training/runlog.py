@@ -124,6 +124,14 @@ def _write_lines(path: str, records: Iterable[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def probe_write(folder: str) -> None:
+    """Creates and removes a scratch file in the existing `folder`; raises OSError
+    if that fails. Tried rather than `os.access`, which says yes to root even
+    where writing fails (a read-only file system, /sys)."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
+        pass
+
+
 def holds_run(folder: str) -> list[str]:
     """The run files (RUN_FILES) present in `folder`."""
     return [name for name in RUN_FILES if os.path.exists(os.path.join(folder, name))]

@@ -127,9 +127,14 @@ def _check_writable(output_dir: str) -> None:
         raise RunSetupError(f"--output_dir={output_dir!r} is a file, not a folder")
     while not os.path.exists(path):
         path = os.path.dirname(path)
-    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+    if not os.path.isdir(path):
         raise RunSetupError(f"--output_dir={output_dir!r} is not writable ({path!r} is not a "
-                            "writable folder)")
+                            "folder)")
+    try:
+        runlog.probe_write(path)
+    except OSError as e:
+        raise RunSetupError(f"--output_dir={output_dir!r} is not writable: {e.strerror} "
+                            f"({path!r})") from e
 
 
 def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,

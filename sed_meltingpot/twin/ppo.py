@@ -47,6 +47,7 @@ import numpy as np
 import optax
 
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.hyperparameters import hyperparameter
 from sed_meltingpot.substrates import apple_picking_data
 from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.twin import networks
@@ -68,9 +69,12 @@ class TwinTrainConfig:
 
     game: GameConfig = GameConfig()
     train: TrainConfig = TrainConfig()
-    num_envs: int = 16
-    rollout_length: int = 200
-    dtype: str = "float32"
+    num_envs: int = hyperparameter(
+        16, "jax engine: games played in parallel; an iteration is --num_envs x "
+        "--rollout_fragment_length game steps.", lower_bound=1)
+    rollout_length: int = 200  # from --rollout_fragment_length
+    dtype: str = hyperparameter(
+        "float32", "jax engine: the networks' compute dtype, float32 or bfloat16 (for GPUs).")
 
     @property
     def learned(self) -> bool:

@@ -173,9 +173,9 @@ class TwinRunPlan:
 
 
 def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
-              num_envs: int = 16, rollout_length: int | None = None, num_seeds: int = 1,
-              dtype: str = "float32", restore: str | None = None, overwrite: bool = False
-              ) -> TwinRunPlan:
+              num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
+              num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
+              restore: str | None = None, overwrite: bool = False) -> TwinRunPlan:
     """Checks every setting, the output folders and --restore (ValueError /
     RunSetupError naming the flag) before anything is compiled or written."""
     if not isinstance(num_seeds, int) or num_seeds < 1:
@@ -202,9 +202,9 @@ def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
 
 
 def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
-          num_envs: int = 16, rollout_length: int | None = None, num_seeds: int = 1,
-          dtype: str = "float32", restore: str | None = None, checkpoint_every: int = 10,
-          overwrite: bool = False,
+          num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
+          num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
+          restore: str | None = None, checkpoint_every: int = 10, overwrite: bool = False,
           on_iteration: Callable[[dict[str, Any]], None] | None = None,
           print_fn: Callable[[str], None] = print, game_impl: Any = None
           ) -> dict[str, Any] | list[dict[str, Any]]:
