@@ -22,6 +22,7 @@ setuptools.setup(
     python_requires=">=3.11",
     packages=[
         "sed_meltingpot",
+        "sed_meltingpot.evaluation",
         "sed_meltingpot.training",
         "sed_meltingpot.twin",
         "sed_meltingpot.lua",
@@ -57,6 +58,8 @@ setuptools.setup(
         "imageio>=2.30,<3",
         "imageio-ffmpeg>=0.5,<1",
         "matplotlib>=3.7,<4",
+        # Statistics: t-intervals, Welch's t-test.
+        "scipy>=1.10,<2",
         # The JAX twin and its trainer (--engine=jax). Ranges, not pins: the same code
         # runs on jax 0.10 (CPU here) and jax 0.11 with CUDA (GPU machines).
         "jax>=0.4.35",

@@ -51,7 +51,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
-from sed_meltingpot.principals import parse_principal
+from sed_meltingpot.principals import Principal, parse_principal
 from sed_meltingpot.substrates import apple_picking_data
 
 PRINCIPAL = "principal"
@@ -101,9 +101,14 @@ def world_seed(seed: int, worker_index: int = 0, vector_index: int = 0) -> int:
 class SEDMultiAgentEnv(MultiAgentEnv):
     """See the module docstring. `env_config` keys: `game` (GameConfig
     fields), `seed`, `principal` ("learned" | "none" | "fixed:..." |
-    "random"), `frame_stack`, `pixels_per_tile`."""
+    "random"), `frame_stack`, `pixels_per_tile`.
 
-    def __init__(self, env_config: dict[str, Any] | None = None) -> None:
+    `scripted_principal`: any `principals.Principal` callable to play instead of
+    the `principal` spec (evaluation plays searched schedules this way); it is kept
+    across resets and needs a scripted spec (not "learned")."""
+
+    def __init__(self, env_config: dict[str, Any] | None = None,
+                 scripted_principal: Principal | None = None) -> None:
         super().__init__()
         # RLlib's EnvContext carries the runner's indices as attributes, which
         # a copy into a plain dict would drop (every runner would then play the
@@ -124,6 +129,10 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         self.game = SEDGame(self.game_config, seed=self.seed)
         cfg = self.game.config
         self.learned_principal = self._principal_spec == "learned"
+        if scripted_principal is not None and self.learned_principal:
+            raise ValueError("scripted_principal given, but env_config's principal is "
+                             "'learned'")
+        self._given_principal = scripted_principal
         self.scripted_principal = self._make_scripted_principal(self.seed)
 
         n, b = cfg.num_players, cfg.num_brackets
@@ -220,6 +229,8 @@ class SEDMultiAgentEnv(MultiAgentEnv):
     def _make_scripted_principal(self, seed: int):
         if self.learned_principal:
             return None
+        if self._given_principal is not None:
+            return self._given_principal
         cfg = self.game_config
         return parse_principal(self._principal_spec, num_brackets=cfg.num_brackets,
                                rate_levels=cfg.rate_levels, seed=seed)

@@ -17,6 +17,7 @@ import sys
 import imageio.v2 as iio
 import numpy as np
 import pytest
+import t_distribution
 from PIL import Image
 
 from sed_meltingpot import evaluation as ev
@@ -53,6 +54,17 @@ def test_t_quantile_closed_forms_and_symmetry():
     assert ev.student_t_quantile(0.975, 1e7) == pytest.approx(1.959964, abs=1e-5)
     with pytest.raises(ValueError, match="p="):
         ev.student_t_quantile(1.0, 3)
+
+
+@pytest.mark.parametrize("df", [1, 2.5, 4, 17, 300])
+def test_t_quantile_and_cdf_invert_the_written_out_cdf(df):
+    for p in (0.01, 0.3, 0.5, 0.9, 0.975, 0.999):
+        q = ev.student_t_quantile(p, df)
+        assert t_distribution.student_t_cdf(q, df) == pytest.approx(p, abs=1e-9)
+        assert ev.student_t_cdf(q, df) == pytest.approx(p, abs=1e-12)
+    for t in (-3.0, -0.2, 0.0, 1.5, 8.0):
+        assert ev.student_t_cdf(t, df) == pytest.approx(
+            t_distribution.student_t_cdf(t, df), abs=1e-9)
 
 
 def test_mean_ci_by_hand():
@@ -98,7 +110,7 @@ def test_evaluate_wires_the_search_on_separate_seeds(monkeypatch):
             isinstance(rates, tuple)) else 0.0
         return [dict.fromkeys(("objective", "peace"), value + k) for k in range(num_episodes)]
 
-    monkeypatch.setattr(ev, "evaluate_principal", fake)
+    monkeypatch.setattr(ev.compare, "evaluate_principal", fake)
     results, search = ev.evaluate(SETUP, ev.RandomPlayers(), principals=["none", "best_fixed"],
                                   num_episodes=3, seed=10, grid_resolution=2, search_episodes=2,
                                   print_fn=None)

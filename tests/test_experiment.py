@@ -1,7 +1,7 @@
 """The results experiment (issue 10): plan, statistics, outputs, and a real smoke grid.
 
 Statistics are checked against independent computations: Welch's t by its
-textbook formula with the p-value from evaluation.student_t_cdf (not scipy),
+textbook formula with the p-value from tests/t_distribution.py (not scipy),
 Holm's correction on a hand-worked example. The orchestration is checked end
 to end twice: with a stand-in engine whose episodes are known (fast), and with
 `scripts/experiment.py --grid=smoke` training and evaluating for real (slow).
@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 import pytest
+import t_distribution
 
 from sed_meltingpot import evaluation, voting, welfare
 from sed_meltingpot import experiment as ex
@@ -74,7 +75,7 @@ def test_welch_matches_the_textbook_formula():
     va, vb = (5 / 3) / 4, 10 / 5
     t = (2.5 - 6.0) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 4)
-    p = 2 * (1 - evaluation.student_t_cdf(abs(t), df))
+    p = 2 * (1 - t_distribution.student_t_cdf(abs(t), df))
     res = ex.welch_test(a, b)
     assert res["diff"] == pytest.approx(-3.5)
     assert res["t"] == pytest.approx(t, rel=1e-10)

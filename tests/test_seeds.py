@@ -207,3 +207,22 @@ def test_runners_and_sub_envs_of_a_run_play_distinct_worlds(ray_session):
     envs = [e for runner in per_runner for e in runner]
     assert sorted({e[0] for e in envs}) == [1, 2]
     assert len(envs) == 4 and len({e[1] for e in envs}) == 4, envs
+
+
+def test_a_given_scripted_principal_is_played_and_kept_across_seeded_resets():
+    """Evaluation hands the env its principal (e.g. a searched schedule) in the
+    constructor; a seeded reset, which rebuilds the spec's principal, keeps it."""
+    from sed_meltingpot.principals import FixedRates
+
+    config = {"game": {"num_players": 4, "episode_length": 100, "tax_period": 50},
+              "principal": "none", "pixels_per_tile": 1, "frame_stack": 1}
+    env = SEDMultiAgentEnv(config, scripted_principal=FixedRates([0.2, 0.4, 0.6]))
+    try:
+        for seed in (None, 3, 4):
+            env.reset(seed=seed)
+            assert np.allclose(env.game.rates, [0.2, 0.4, 0.6])
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="learned"):
+        SEDMultiAgentEnv(dict(config, principal="learned"),
+                         scripted_principal=FixedRates([0.2, 0.4, 0.6]))

@@ -1,0 +1,222 @@
+"""Loading a training run for evaluation (either engine's checkpoints): its
+game settings, the players' types, and the policies built from its modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from sed_meltingpot.config import GameConfig
+from sed_meltingpot.evaluation.policies import (
+    PLAYER_CHOICES,
+    GreedyApplePlayers,
+    ModulePlayers,
+    ModulePrincipal,
+    PlayerPolicy,
+    RandomPlayers,
+    apple_tile_colour,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSetup:
+    """What fixes the environment: the game and the observation format the
+    players were trained with."""
+
+    game: GameConfig
+    frame_stack: int = 4
+    pixels_per_tile: int = 8
+
+    def env_config(self, principal: str, seed: int) -> dict[str, Any]:
+        return {"game": dataclasses.asdict(self.game), "seed": int(seed),
+                "principal": principal, "frame_stack": self.frame_stack,
+                "pixels_per_tile": self.pixels_per_tile}
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A training run restored for evaluation."""
+
+    setup: EvalSetup
+    checkpoint: str
+    players: Any  # RLModule
+    principal: Any | None  # RLModule, None if the run used a scripted principal
+
+
+def find_run_config(checkpoint: str) -> str:
+    """run_config.json of the run a checkpoint belongs to (it sits in the
+    run directory, two levels above checkpoints/iter_N)."""
+    path = os.path.abspath(checkpoint)
+    for _ in range(4):
+        candidate = os.path.join(path, "run_config.json")
+        if os.path.exists(candidate):
+            return candidate
+        path = os.path.dirname(path)
+    raise FileNotFoundError(f"no run_config.json in {checkpoint!r} or the folders above it")
+
+
+def load_setup(checkpoint: str) -> EvalSetup:
+    """The game (with the run's types) and observation format of a run."""
+    from sed_meltingpot.rllib_env import game_config_from_dict
+
+    with open(find_run_config(checkpoint)) as f:
+        run = json.load(f)
+    # run_config.json stores non-finite floats (divergence_delta = inf) as
+    # null: a null where GameConfig's default is not None means that default.
+    defaults = {f.name: f.default for f in dataclasses.fields(GameConfig)}
+    game_values = {k: v for k, v in run["game"].items()
+                   if v is not None or defaults.get(k, None) is None}
+    game_values["selfishness"] = run.get("selfishness") or game_values.get("selfishness")
+    train = run.get("train", {})
+    return EvalSetup(game_config_from_dict(game_values).validate(),
+                     frame_stack=int(train.get("frame_stack", 4)),
+                     pixels_per_tile=int(train.get("pixels_per_tile", 8)))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the path or the
+    file at fault (scripts show it as a one-line usage error)."""
+
+
+def _unreadable_file(folder: str) -> str | None:
+    """The first file under `folder` that does not load (pickle, JSON), so
+    that a truncated checkpoint is reported by name."""
+    import pickle
+
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                if name.endswith(".json"):
+                    with open(path) as f:
+                        json.load(f)
+                elif name.endswith(".pkl"):
+                    with open(path, "rb") as f:
+                        pickle.load(f)
+            except Exception:  # noqa: BLE001 - any failure to load marks the file
+                return path
+    return None
+
+
+def _load_module(folder: str):
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    try:
+        # Absolute: RLlib reads checkpoints through pyarrow, which takes a
+        # relative path for a URI without a scheme and fails.
+        return RLModule.from_checkpoint(os.path.abspath(folder))
+    except Exception as e:
+        bad = _unreadable_file(folder)
+        where = f"{bad} is damaged or truncated" if bad else f"{folder} does not load"
+        raise CheckpointError(f"checkpoint module {where} ({type(e).__name__}: {e})") from e
+
+
+def load_run(path: str) -> LoadedRun:
+    """Restores the game settings, types and modules of a run directory or
+    checkpoint (the newest checkpoint of a run directory); CheckpointError
+    names what is missing or damaged. Runs of both engines load: a jax-engine
+    run's flax networks act through `_forward` like the RLlib modules."""
+    from sed_meltingpot.training.trainer import latest_checkpoint, module_checkpoint
+
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path!r} does not exist")
+    try:
+        checkpoint = latest_checkpoint(path)
+        run_config = find_run_config(checkpoint)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{e}: give a run folder (with run_config.json and "
+                              "checkpoints/iter_N) or one of its checkpoints") from e
+    try:
+        setup = load_setup(checkpoint)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{run_config} is damaged or not a run's settings "
+                              f"({type(e).__name__}: {e})") from e
+    if os.path.exists(os.path.join(checkpoint, "twin_checkpoint.json")):
+        return _load_jax_run(setup, checkpoint)
+    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
+
+    players_dir = module_checkpoint(checkpoint, PLAYERS_MODULE)
+    if not os.path.isdir(players_dir):
+        raise CheckpointError(f"{checkpoint!r} holds no players' module ({players_dir} is "
+                              "missing)")
+    players = _load_module(players_dir)
+    principal_dir = module_checkpoint(checkpoint, PRINCIPAL)
+    principal = _load_module(principal_dir) if os.path.isdir(principal_dir) else None
+    return LoadedRun(setup, checkpoint, players, principal)
+
+
+def _load_jax_run(setup: EvalSetup, checkpoint: str) -> LoadedRun:
+    """A `scripts/train.py --engine=jax` run: its flax networks (twin/checkpoint.py's
+    FlaxPolicy, the same inputs as the torch module) act on the Lua substrate's
+    observations through ModulePlayers / ModulePrincipal."""
+    from sed_meltingpot.twin import checkpoint as twin_checkpoint
+
+    try:
+        players = twin_checkpoint.load_policy(checkpoint, "players")
+        principal = twin_checkpoint.load_policy(checkpoint, "principal")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{checkpoint!r}: the jax-engine checkpoint is damaged "
+                              f"({type(e).__name__}: {e})") from e
+    if players is None:
+        raise CheckpointError(f"{checkpoint!r} holds no players' network")
+    return LoadedRun(setup, checkpoint, players, principal)
+
+
+def with_fixed_types(setup: EvalSetup, seed: int) -> EvalSetup:
+    """Draws the players' types once from `seed` if the game leaves them to
+    each env's seed, so that every principal (and the grid search, which runs
+    on other seeds) faces the same players."""
+    if setup.game.selfishness is not None:
+        return setup
+    from sed_meltingpot.rewards import sample_selfishness
+
+    sigma = tuple(float(s) for s in sample_selfishness(setup.game.num_players, seed))
+    return dataclasses.replace(setup, game=dataclasses.replace(setup.game, selfishness=sigma))
+
+
+def build_setup(run: LoadedRun | None, overrides: dict[str, Any] | None = None, *,
+                seed: int = 0) -> EvalSetup:
+    """The run's game (or GameConfig's defaults without a run) with the
+    non-None `overrides` applied and the types fixed. Without a run nothing
+    reads the pixels, so observations are kept small (1 pixel per tile)."""
+    setup = run.setup if run is not None else EvalSetup(GameConfig(), 1, 1)
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if changes.get("num_players", setup.game.num_players) != setup.game.num_players:
+        changes.setdefault("selfishness", None)  # the run's types no longer fit
+    game = dataclasses.replace(setup.game, **changes).validate()
+    from sed_meltingpot.game import substrate_config
+
+    substrate_config(game)  # what only the substrate knows (players the map holds)
+    return with_fixed_types(dataclasses.replace(setup, game=game), seed)
+
+
+def make_players(kind: str, run: LoadedRun | None = None, greedy: bool = False,
+                 setup: EvalSetup | None = None) -> PlayerPolicy:
+    """`checkpoint` (the run's players; needs `run`), `random` or
+    `greedy_apples` (GreedyApplePlayers; needs `setup`)."""
+    if kind == "random":
+        return RandomPlayers()
+    if kind == "greedy_apples":
+        if setup is None:
+            raise ValueError("players 'greedy_apples' need the EvalSetup")
+        return GreedyApplePlayers(apple_tile_colour(setup.game), setup.pixels_per_tile)
+    if kind == "checkpoint":
+        if run is None:
+            raise ValueError("players 'checkpoint' need a checkpoint")
+        return ModulePlayers(run.players, greedy=greedy)
+    raise ValueError(f"players {kind!r} must be one of {PLAYER_CHOICES}")
+
+
+def trained_principal(run: LoadedRun | None, setup: EvalSetup, greedy: bool = False
+                      ) -> ModulePrincipal | None:
+    """The run's learned principal, or None if it has none."""
+    if run is None or run.principal is None:
+        return None
+    if setup.game.num_players != run.setup.game.num_players:
+        raise ValueError(f"the trained principal observes {run.setup.game.num_players} players; "
+                         f"the game now has {setup.game.num_players}")
+    return ModulePrincipal(run.principal, setup.game.num_brackets, setup.game.num_rate_levels,
+                           greedy=greedy)
+
