@@ -109,13 +109,76 @@ class RoundRecord:
     objective: float  # the objective's value over the round
 
 
+@dataclasses.dataclass(frozen=True)
+class StepInfo:
+    """What one game step did, for evaluation, rendering and tests."""
+
+    episode: int
+    step: int  # steps played in the episode, this one included
+    round: int  # voting round, counted over the game's lifetime
+    period: int  # index of this step's tax period within its round
+    apples: np.ndarray  # (n,) apples eaten this step
+    nearby: np.ndarray  # (n, n) bool: who sees whom (paper Eq. 8)
+    zapped: np.ndarray  # (n,) bool
+    r_tax: np.ndarray  # (n,) post-tax income this step (transfers at a period's end)
+    rates: np.ndarray  # the period's effective rates
+    eta: float
+    objective: float  # the round's objective value after this step
+    num_apples: float  # apples on the map
+    period_end: bool
+    round_end: bool
+    period_record: PeriodRecord | None = None  # the period settled at this step
+    round_record: RoundRecord | None = None  # the round closed at this step
+
+
 @dataclasses.dataclass
 class StepResult:
     observations: list[dict[str, Any]]  # one dict per player
     rewards: np.ndarray  # (n,) paper Eq. 8
     principal_reward: float  # change of the objective this step
     done: bool  # the episode (world) ended
-    info: dict[str, Any]
+    info: StepInfo
+
+
+@dataclasses.dataclass
+class PeriodState:
+    """The running tax period: made at each period start, settled at its end."""
+
+    start_step: int
+    incomes: np.ndarray  # apples per player so far (a_i)
+    requested_rates: np.ndarray
+    rates: np.ndarray  # effective rates (after projection and cap)
+    objective_gain: float = 0.0  # the principal's reward so far
+
+    @classmethod
+    def start(cls, step: int, num_players: int, num_brackets: int) -> PeriodState:
+        zeros = np.zeros(num_brackets)
+        return cls(step, np.zeros(num_players), zeros.copy(), zeros.copy())
+
+
+@dataclasses.dataclass
+class RoundState:
+    """The running voting round: made at each round start (after the vote)."""
+
+    index: int
+    start_step: int
+    eta: float
+    apples: np.ndarray  # per player over the round
+    taxed: np.ndarray  # post-tax incomes over the round
+    objective: float = 0.0  # the objective's value so far
+
+
+@dataclasses.dataclass
+class EpisodeState:
+    """What one episode keeps for `episode_metrics`."""
+
+    index: int
+    step: int = 0
+    apples: list[np.ndarray] = dataclasses.field(default_factory=list)  # per step
+    zapped: list[np.ndarray] = dataclasses.field(default_factory=list)
+    r_tax: list[np.ndarray] = dataclasses.field(default_factory=list)
+    periods: list[PeriodRecord] = dataclasses.field(default_factory=list)
+    rounds: list[RoundRecord] = dataclasses.field(default_factory=list)
 
 
 class SEDGame:
@@ -139,9 +202,14 @@ class SEDGame:
         self._tax_cap = 1.0
         self.period_records: list[PeriodRecord] = []
         self.round_records: list[RoundRecord] = []
-        self._episode = -1
-        self._round_index = -1
-        self._started = False
+        # Set by reset(); None before the first one (`_require_reset`).
+        self._ep: EpisodeState | None = None
+        self._round: RoundState | None = None
+        self._period: PeriodState | None = None
+        self._last_period_apples = np.zeros(config.num_players)
+        self._rounds_started = 0
+        self._started = False  # an episode is running
+        self._principal_due = False
 
     # ----------------------------------------------------------------- setup
     @property
@@ -167,20 +235,32 @@ class SEDGame:
     def _require_reset(self, what: str) -> None:
         """Episode state exists only after the first `reset()`: say so, instead
         of an AttributeError on a private field."""
-        if self._episode < 0:
+        if self._ep is None:
             raise RuntimeError(f"SEDGame.{what} is undefined before the first reset(); "
                                "call reset() first")
 
     @property
+    def episode_step(self) -> int:
+        """Steps played in the current episode."""
+        self._require_reset("episode_step")
+        return self._ep.step
+
+    @property
+    def episode_periods(self) -> list[PeriodRecord]:
+        """The periods settled in the current episode (`period_records`: all of them)."""
+        self._require_reset("episode_periods")
+        return list(self._ep.periods)
+
+    @property
     def eta(self) -> float:
         self._require_reset("eta")
-        return self._eta
+        return self._round.eta
 
     @property
     def rates(self) -> np.ndarray:
         """The effective rates of the current period."""
         self._require_reset("rates")
-        return self._rates.copy()
+        return self._period.rates.copy()
 
     @property
     def principal_due(self) -> bool:
@@ -202,7 +282,7 @@ class SEDGame:
 
     def objective(self, values: np.ndarray) -> float:
         """The current objective W_eta of per-player totals `values`."""
-        return float(self._welfare(np.asarray(values, dtype=float), self._eta))
+        return float(self._welfare(np.asarray(values, dtype=float), self._round.eta))
 
     # -------------------------------------------------------------- dynamics
     def reset(self, seed: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -219,14 +299,9 @@ class SEDGame:
             self._env.close()
             self._env = substrate_lib.build_from_config(self._substrate_config, seed=int(seed))
         timestep = self._env.reset()
-        self._episode += 1
-        self._step = 0
-        self._rates = np.zeros(self.config.num_brackets)
-        self._requested = np.zeros(self.config.num_brackets)
+        self._ep = EpisodeState(index=self._ep.index + 1 if self._ep else 0)
         self._last_period_apples = np.zeros(self.num_players)
-        self._history: dict[str, list[np.ndarray]] = {"apples": [], "zapped": [], "r_tax": []}
-        self._episode_periods: list[PeriodRecord] = []
-        self._episode_rounds: list[RoundRecord] = []
+        self._period = None  # a new episode starts untaxed
         self._start_round()
         self._started = True
         self._last_timestep = timestep
@@ -238,19 +313,20 @@ class SEDGame:
         if not self._started:
             raise RuntimeError("call reset() before set_rates()")
         if not self._principal_due:
+            step = self._ep.step
             raise RuntimeError(
-                f"the principal acts only at the start of a tax period (step {self._step} "
-                f"is {self._step % self.config.tax_period} steps into one)")
+                f"the principal acts only at the start of a tax period (step {step} "
+                f"is {step - self._period.start_step} steps into one)")
         requested = tax.validate_rates(rates, self.config.num_brackets)
         projected = requested
         if np.isfinite(self.config.divergence_delta):
             projected = constraints.project_rates(
                 requested, self.reference_rates, self.config.divergence_delta,
                 norm=self.config.divergence_norm)
-        self._requested = requested.copy()
-        self._rates = np.asarray(projected, dtype=float) * self._tax_cap
+        self._period.requested_rates = requested.copy()
+        self._period.rates = np.asarray(projected, dtype=float) * self._tax_cap
         self._principal_due = False
-        return self._rates.copy()
+        return self._period.rates.copy()
 
     def set_rate_levels(self, levels: Sequence[int]) -> np.ndarray:
         """`set_rates` with one discrete level index per bracket."""
@@ -264,84 +340,105 @@ class SEDGame:
         return self.set_rates(np.asarray(self.config.rate_levels)[levels])
 
     def step(self, actions: Sequence[int]) -> StepResult:
-        """One step of all players; settles tax at the period's last step."""
+        """One step of all players: the substrate steps, the period's taxes are
+        settled at its last step, rewards mixed (Eq. 8), the objective tracked,
+        and the period, round and episode closed where they end."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
         if self._principal_due:
             raise RuntimeError("the principal must set_rates() at the start of each tax period")
-        cfg, n = self.config, self.num_players
-        timestep = self._env.step(validate_actions(actions, n, self.num_actions))
+        cfg = self.config
+        timestep = self._env.step(validate_actions(actions, self.num_players, self.num_actions))
         self._last_timestep = timestep
         obs = timestep.observation
         apples = np.array([o["APPLES_EATEN"] for o in obs], dtype=float)
         nearby = np.stack([o["NEARBY"] for o in obs]).astype(bool)
         zapped = np.array([o["ZAPPED"] for o in obs], dtype=bool)
-        self._step += 1
-        step_in_round = self._step - self._round_start
+        ep, round_, period = self._ep, self._round, self._period
+        ep.step += 1
+        step_in_round = ep.step - round_.start_step
         period_end = step_in_round % cfg.tax_period == 0
         round_end = step_in_round == cfg.round_length
         done = bool(timestep.last())
 
-        self._period_apples += apples
-        self._round_apples += apples
-        self._history["apples"].append(apples)
-        self._history["zapped"].append(zapped)
-        r_tax = apples.copy()
-        taxes = transfers = None
-        if period_end:
-            taxes = tax.bracket_tax(self._period_apples, self._rates, self.thresholds)
-            transfers = tax.transfers_core(taxes)
-            r_tax += transfers
-        self._round_taxed += r_tax
-        self._history["r_tax"].append(r_tax)
+        period.incomes += apples
+        r_tax, taxes, transfers = self._settle_taxes(apples, period_end)
         step_rewards = rewards.mix_rewards(
             r_tax, self.selfishness, nearby, neighbour_aggregate=cfg.neighbour_aggregate)
+        value, principal_reward = self._track_objective(apples, r_tax)
+        ep.apples.append(apples)
+        ep.zapped.append(zapped)
+        ep.r_tax.append(r_tax)
 
-        value = self.objective(self._round_taxed if cfg.welfare_on == "taxed"
-                               else self._round_apples)
-        principal_reward = value - self._objective_value
-        self._objective_value = value
-        self._period_objective_gain += principal_reward
-
-        info: dict[str, Any] = {
-            "episode": self._episode, "step": self._step, "round": self._round_index,
-            "period": (step_in_round - 1) // cfg.tax_period,
-            "apples": apples, "nearby": nearby, "zapped": zapped, "r_tax": r_tax,
-            "rates": self._rates.copy(), "eta": self._eta, "objective": value,
-            "num_apples": float(obs[0]["WORLD.NUM_APPLES"]),
-            "period_end": period_end, "round_end": round_end,
-        }
-        if period_end:
-            record = PeriodRecord(
-                episode=self._episode, round_index=self._round_index,
-                period=info["period"], start_step=self._step - cfg.tax_period,
-                requested_rates=self._requested.copy(), effective_rates=self._rates.copy(),
-                tax_cap=self._tax_cap, incomes=self._period_apples.copy(), taxes=taxes,
-                transfers=transfers, tax_revenue=float(taxes.sum()), eta=self._eta,
-                objective=value, principal_reward=self._period_objective_gain)
-            self.period_records.append(record)
-            self._episode_periods.append(record)
-            info["period_record"] = record
-            self._last_period_apples = self._period_apples.copy()
-            self._period_apples = np.zeros(n)
-            self._period_objective_gain = 0.0
-            self._principal_due = not done
-        if round_end:
-            record = RoundRecord(
-                episode=self._episode, round_index=self._round_index,
-                start_step=self._round_start, end_step=self._step, eta=self._eta,
-                reported_types=self.selfishness.copy(), apples=self._round_apples.copy(),
-                objective=value)
-            self.round_records.append(record)
-            self._episode_rounds.append(record)
-            info["round_record"] = record
-            if not done:
-                self._start_round()  # continual rounds: same world, new vote
+        period_record = self._close_period(value, taxes, transfers, done) if period_end else None
+        round_record = self._close_round(value, done) if round_end else None
         if done:
             self._started = False
             self._principal_due = False
+        info = StepInfo(
+            episode=ep.index, step=ep.step, round=round_.index,
+            period=(step_in_round - 1) // cfg.tax_period, apples=apples, nearby=nearby,
+            zapped=zapped, r_tax=r_tax, rates=period.rates.copy(), eta=round_.eta,
+            objective=value, num_apples=float(obs[0]["WORLD.NUM_APPLES"]),
+            period_end=period_end, round_end=round_end, period_record=period_record,
+            round_record=round_record)
         return StepResult(self._player_observations(timestep), step_rewards,
                           float(principal_reward), done, info)
+
+    def _settle_taxes(self, apples: np.ndarray, period_end: bool
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(post-tax incomes r_tax of this step, taxes, transfers): at a period's last
+        step the bracket tax on the period's incomes is collected and redistributed
+        evenly (paper Section 4); otherwise r_tax is the apples eaten."""
+        if not period_end:
+            return apples.copy(), None, None
+        taxes = tax.bracket_tax(self._period.incomes, self._period.rates, self.thresholds)
+        transfers = tax.transfers_core(taxes)
+        return apples + transfers, taxes, transfers
+
+    def _track_objective(self, apples: np.ndarray, r_tax: np.ndarray) -> tuple[float, float]:
+        """(the round's objective after this step, its change: the principal's reward)."""
+        round_ = self._round
+        round_.apples += apples
+        round_.taxed += r_tax
+        value = self.objective(round_.taxed if self.config.welfare_on == "taxed"
+                               else round_.apples)
+        gain = value - round_.objective
+        round_.objective = value
+        self._period.objective_gain += gain
+        return value, gain
+
+    def _close_period(self, value: float, taxes: np.ndarray, transfers: np.ndarray,
+                      done: bool) -> PeriodRecord:
+        """Records the settled period and starts the next (the principal's turn)."""
+        period, round_, ep = self._period, self._round, self._ep
+        record = PeriodRecord(
+            episode=ep.index, round_index=round_.index,
+            period=(period.start_step - round_.start_step) // self.config.tax_period,
+            start_step=period.start_step, requested_rates=period.requested_rates.copy(),
+            effective_rates=period.rates.copy(), tax_cap=self._tax_cap,
+            incomes=period.incomes.copy(), taxes=taxes, transfers=transfers,
+            tax_revenue=float(taxes.sum()), eta=round_.eta, objective=value,
+            principal_reward=period.objective_gain)
+        self.period_records.append(record)
+        ep.periods.append(record)
+        self._last_period_apples = period.incomes.copy()
+        self._start_period()
+        self._principal_due = not done
+        return record
+
+    def _close_round(self, value: float, done: bool) -> RoundRecord:
+        """Records the round; continual rounds start the next in the same world."""
+        round_, ep = self._round, self._ep
+        record = RoundRecord(
+            episode=ep.index, round_index=round_.index, start_step=round_.start_step,
+            end_step=ep.step, eta=round_.eta, reported_types=self.selfishness.copy(),
+            apples=round_.apples.copy(), objective=value)
+        self.round_records.append(record)
+        ep.rounds.append(record)
+        if not done:
+            self._start_round()  # continual rounds: same world, new vote
+        return record
 
     def episode_metrics(self) -> dict[str, Any]:
         """The social metrics of the current (or just finished) episode.
@@ -350,11 +447,12 @@ class SEDGame:
         training and evaluation report the same definitions.
         """
         self._require_reset("episode_metrics()")
-        apples = np.array(self._history["apples"]).reshape(-1, self.num_players)
-        zapped = np.array(self._history["zapped"]).reshape(-1, self.num_players)
-        r_tax = np.array(self._history["r_tax"]).reshape(-1, self.num_players)
+        ep = self._ep
+        apples = np.array(ep.apples).reshape(-1, self.num_players)
+        zapped = np.array(ep.zapped).reshape(-1, self.num_players)
+        r_tax = np.array(ep.r_tax).reshape(-1, self.num_players)
         totals = apples.sum(axis=0)
-        periods, rounds = self._episode_periods, self._episode_rounds
+        periods, rounds = ep.periods, ep.rounds
         rates = (np.array([p.effective_rates for p in periods]) if periods
                  else np.zeros((0, self.config.num_brackets)))
         return {
@@ -362,7 +460,7 @@ class SEDGame:
             "apples_per_player": totals,
             "income_per_player": r_tax.sum(axis=0),
             "objective": float(np.mean([r.objective for r in rounds])) if rounds else float("nan"),
-            "eta": float(np.mean([r.eta for r in rounds])) if rounds else self._eta,
+            "eta": float(np.mean([r.eta for r in rounds])) if rounds else self._round.eta,
             "utilitarian": float(welfare.utilitarian(totals)),
             "egalitarian": float(welfare.egalitarian(totals)),
             "nash_welfare": float(welfare.nash_welfare(totals)),
@@ -381,26 +479,35 @@ class SEDGame:
 
     # ----------------------------------------------------------- observations
     def _start_round(self) -> None:
-        n = self.num_players
-        self._round_index += 1
-        self._round_start = self._step
-        self._eta = self.vote()
-        self._round_apples = np.zeros(n)
-        self._round_taxed = np.zeros(n)
-        self._period_apples = np.zeros(n)
-        self._objective_value = 0.0
-        self._period_objective_gain = 0.0
+        """A voting round starts: the vote sets eta, and its first period starts
+        with the principal's turn."""
+        self._round = RoundState(
+            index=self._rounds_started, start_step=self._ep.step, eta=self.vote(),
+            apples=np.zeros(self.num_players), taxed=np.zeros(self.num_players))
+        self._rounds_started += 1
+        self._start_period()
         self._principal_due = True
+
+    def _start_period(self) -> None:
+        """A tax period starts. Its rates are the last period's (shown to the players
+        until the principal sets new ones; continual rounds too), zero in an
+        episode's first period."""
+        previous = self._period
+        self._period = PeriodState.start(self._ep.step, self.num_players,
+                                         self.config.num_brackets)
+        if previous is not None:
+            self._period.requested_rates = previous.requested_rates.copy()
+            self._period.rates = previous.rates.copy()
 
     def period_position(self) -> float:
         """Fraction of the current tax period already played, in [0, 1)."""
         self._require_reset("period_position()")
-        return ((self._step - self._round_start) % self.config.tax_period) / self.config.tax_period
+        return (self._ep.step - self._period.start_step) / self.config.tax_period
 
     def period_in_round(self) -> int:
         """Index of the current tax period within its voting round."""
         self._require_reset("period_in_round()")
-        return (self._step - self._round_start) // self.config.tax_period
+        return (self._period.start_step - self._round.start_step) // self.config.tax_period
 
     def principal_observation_shape(self) -> tuple[int, int, int]:
         """Shape of WORLD.RGB (known before the first reset)."""
@@ -414,7 +521,7 @@ class SEDGame:
 
     def _player_observations(self, timestep) -> list[dict[str, Any]]:
         position = np.float32(self.period_position())
-        rates = self._rates.astype(np.float32)
+        rates = self._period.rates.astype(np.float32)
         out = []
         for i, obs in enumerate(timestep.observation):
             player = {key: obs[key] for key in PLAYER_SUBSTRATE_KEYS}
@@ -430,11 +537,11 @@ class SEDGame:
         obs = self._last_timestep.observation[0]
         return {
             "WORLD.RGB": obs["WORLD.RGB"],
-            "PERIOD_APPLES": self._period_apples.astype(np.float32),
+            "PERIOD_APPLES": self._period.incomes.astype(np.float32),
             "LAST_PERIOD_APPLES": self._last_period_apples.astype(np.float32),
-            "ROUND_APPLES": self._round_apples.astype(np.float32),
-            "ETA": np.float32(self._eta),
-            "TAX_RATES": self._rates.astype(np.float32),
+            "ROUND_APPLES": self._round.apples.astype(np.float32),
+            "ETA": np.float32(self._round.eta),
+            "TAX_RATES": self._period.rates.astype(np.float32),
         }
 
     def close(self) -> None:

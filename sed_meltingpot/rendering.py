@@ -79,16 +79,16 @@ def panel_info(game: Any, result: Any, principal: str = "") -> PanelInfo:
     settled record is shown instead)."""
     info = result.info
     obs = game.principal_observation()
-    period_apples = (info["period_record"].incomes if info["period_end"]
+    period_apples = (info.period_record.incomes if info.period_end
                      else obs["PERIOD_APPLES"])
-    round_apples = info["round_record"].apples if info["round_end"] else obs["ROUND_APPLES"]
+    round_apples = info.round_record.apples if info.round_end else obs["ROUND_APPLES"]
     cfg = game.config
-    period_step = (info["step"] - 1) % cfg.tax_period + 1
+    period_step = (info.step - 1) % cfg.tax_period + 1
     return PanelInfo(
-        step=int(info["step"]), episode_length=cfg.episode_length, period=int(info["period"]),
+        step=int(info.step), episode_length=cfg.episode_length, period=int(info.period),
         period_step=int(period_step), tax_period=cfg.tax_period,
-        thresholds=tuple(float(t) for t in game.thresholds), rates=np.asarray(info["rates"]),
-        eta=float(info["eta"]), objective=float(info["objective"]),
+        thresholds=tuple(float(t) for t in game.thresholds), rates=np.asarray(info.rates),
+        eta=float(info.eta), objective=float(info.objective),
         sigma=np.asarray(game.selfishness), period_apples=np.asarray(period_apples),
         round_apples=np.asarray(round_apples), principal=principal)
 
@@ -315,7 +315,7 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
         if writer is not None:
             writer.append(frame)
         state["frames"] += 1
-        state["objective"] = float(result.info["objective"])
+        state["objective"] = float(result.info.objective)
         if on_frame is not None:
             on_frame(frame, game, result)
         if progress is not None:

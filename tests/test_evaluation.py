@@ -142,10 +142,10 @@ def test_rollout_metrics_equal_independent_computation():
     steps, periods = [], []
 
     def record(game, result):
-        steps.append({k: np.array(result.info[k]) for k in ("apples", "zapped", "rates",
+        steps.append({k: np.array(getattr(result.info, k)) for k in ("apples", "zapped", "rates",
                                                             "r_tax")})
-        if result.info["period_end"]:
-            periods.append(result.info["period_record"])
+        if result.info.period_end:
+            periods.append(result.info.period_record)
 
     rates = (0.3, 0.6, 0.9)
     episodes = ev.evaluate_principal(SETUP, ev.ScriptedPlayers(busy_players), FixedRates(rates),
@@ -211,8 +211,8 @@ def test_learned_principal_turns_set_the_period_rates():
     periods = []
     episodes = ev.evaluate_principal(
         SETUP, ev.ModulePlayers(players_module, greedy=True), principal, num_episodes=1,
-        on_step=lambda g, r: periods.append(r.info["period_record"]) if r.info[
-            "period_end"] else None)
+        on_step=lambda g, r: periods.append(r.info.period_record) if r.info.period_end
+        else None)
     assert len(principal.module.calls) == 4  # one decision per tax period
     assert principal.module.calls[0][0] == 1
     assert len(players_module.calls) == 100 and players_module.calls[0][0] == 7
@@ -290,10 +290,10 @@ def test_video_decodes_with_world_region_equal_to_world_rgb(tmp_path):
         nonlocal running
         worlds.append(game.substrate.observation()[0]["WORLD.RGB"].copy())
         frames.append(frame)
-        running = running + result.info["apples"]
+        running = running + result.info.apples
         period_apples.append((rendering.panel_info(game, result).period_apples.copy(),
                               running.copy()))
-        if result.info["period_end"]:
+        if result.info.period_end:
             running = np.zeros(7)
 
     path = str(tmp_path / "episode.mp4")

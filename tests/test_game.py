@@ -61,7 +61,7 @@ def test_principal_acts_exactly_once_per_period(taxed_rollout):
         np.testing.assert_array_equal(record.effective_rates, schedule[k])
         # The period's steps ran at those rates.
         for s in steps[50 * k:50 * (k + 1)]:
-            np.testing.assert_array_equal(s.info["rates"], schedule[k])
+            np.testing.assert_array_equal(s.info.rates, schedule[k])
 
 
 def test_tax_matches_brute_force_and_is_budget_balanced(taxed_rollout):
@@ -77,13 +77,13 @@ def test_tax_matches_brute_force_and_is_budget_balanced(taxed_rollout):
         np.testing.assert_allclose(record.taxes, expected_tax, atol=1e-12)
         assert abs(record.transfers.sum()) < 1e-9
         # r_tax over the period: own apples minus own tax plus an equal share.
-        r_tax_sum = sum(s.info["r_tax"] for s in period)
+        r_tax_sum = sum(s.info.r_tax for s in period)
         share = sum(expected_tax) / n
         np.testing.assert_allclose(r_tax_sum, incomes - expected_tax + share, atol=1e-9)
         assert r_tax_sum.sum() == pytest.approx(incomes.sum())
         # Transfers arrive on the period's last step only.
         for s in period[:-1]:
-            np.testing.assert_array_equal(s.info["r_tax"], s.info["apples"])
+            np.testing.assert_array_equal(s.info.r_tax, s.info.apples)
 
 
 def test_full_tax_equalises_period_incomes(taxed_rollout):
@@ -100,17 +100,17 @@ def test_rewards_follow_eq8_with_nearby_of_the_step(taxed_rollout):
     for s in steps:
         nearby = np.stack([o["NEARBY"] for o in s.observations])
         for i in range(config.num_players):
-            others = sum(s.info["r_tax"][j] for j in range(config.num_players)
+            others = sum(s.info.r_tax[j] for j in range(config.num_players)
                          if j != i and nearby[i, j] == 1)
             saw_neighbour |= others != 0
-            expected = sigma[i] * s.info["r_tax"][i] + (1 - sigma[i]) * others
+            expected = sigma[i] * s.info.r_tax[i] + (1 - sigma[i]) * others
             assert s.rewards[i] == pytest.approx(expected, abs=1e-12)
     assert saw_neighbour, "the rollout never rewarded a neighbour; the test proves nothing"
 
 
 def test_principal_reward_telescopes_to_the_objective(taxed_rollout):
     config, _, game, steps, _ = taxed_rollout
-    apples = sum(s.info["apples"] for s in steps)
+    apples = sum(s.info.apples for s in steps)
     eta = float(np.mean(game.selfishness))  # paper: f(sigma) = mean sigma
     objective = eta * apples.sum() + (1 - eta) * apples.min()
     assert sum(s.principal_reward for s in steps) == pytest.approx(objective)
@@ -151,17 +151,17 @@ def test_continual_rounds_vote_at_boundaries_and_keep_the_world():
     game, steps, decisions = rollout(config, lambda k: (0.0, 0.0, 0.0), seed=1)
     assert len(steps) == 100 and [d[0] for d in decisions] == [0, 25, 50, 75]
     assert [r.eta for r in game.round_records] == [0.25, 0.75]
-    assert [s.info["eta"] for s in steps[:50]] == [0.25] * 50
-    assert [s.info["eta"] for s in steps[50:]] == [0.75] * 50
+    assert [s.info.eta for s in steps[:50]] == [0.25] * 50
+    assert [s.info.eta for s in steps[50:]] == [0.75] * 50
     # The world is not reset between rounds: with regrowth off, live apples
     # only fall, by exactly the apples eaten, across the boundary too.
     for prev, cur in zip(steps, steps[1:], strict=False):
-        assert cur.info["num_apples"] == prev.info["num_apples"] - cur.info["apples"].sum()
-    assert steps[50].info["num_apples"] < 64 or steps[49].info["num_apples"] == 64
+        assert cur.info.num_apples == prev.info.num_apples - cur.info.apples.sum()
+    assert steps[50].info.num_apples < 64 or steps[49].info.num_apples == 64
     # Each round's principal rewards telescope to that round's objective,
     # computed on that round's apples only.
     for r, chunk in enumerate((steps[:50], steps[50:])):
-        apples = sum(s.info["apples"] for s in chunk)
+        apples = sum(s.info.apples for s in chunk)
         eta = game.round_records[r].eta
         expected = eta * apples.sum() + (1 - eta) * apples.min()
         assert sum(s.principal_reward for s in chunk) == pytest.approx(expected)
@@ -179,10 +179,10 @@ def test_default_episodes_reset_the_world():
         first = None
         while True:
             result = game.step(rng.integers(0, 8, 7))
-            first = first if first is not None else result.info["num_apples"]
+            first = first if first is not None else result.info.num_apples
             if result.done:
                 break
-        assert first + result.info["apples"].sum() >= 64 - 7  # restarted near 64
+        assert first + result.info.apples.sum() >= 64 - 7  # restarted near 64
     assert [r.episode for r in game.round_records] == [0, 1]
 
 

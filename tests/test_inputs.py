@@ -49,7 +49,7 @@ def test_step_rejects_bad_actions_naming_the_player(game, actions, pattern):
     # A rejected step leaves the game where it was: a good step still works,
     # and it is the first step of the episode.
     result = game.step([0] * N)
-    assert result.info["step"] == 1
+    assert result.info.step == 1
 
 
 def test_step_accepts_every_legal_action_and_integral_floats(game):
@@ -61,7 +61,7 @@ def test_step_accepts_every_legal_action_and_integral_floats(game):
         game.step(np.full(N, action, dtype=np.int32))
     game.step([7.0, 0.0, 1.0])
     result = game.step([np.int64(2), 3, 4])
-    assert result.info["step"] == 10
+    assert result.info.step == 10
 
 
 READS = {

@@ -228,7 +228,7 @@ def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
     def hook(g, result):
         results.append(result)
         if debug:
-            frames.append(frame_from_timestep(g._last_timestep, g._step))
+            frames.append(frame_from_timestep(g._last_timestep, g.episode_step))
 
     env.step_hooks.append(hook)
     rng = np.random.default_rng(action_seed)
@@ -246,7 +246,7 @@ def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
             principal_obs = obs[PRINCIPAL]
             obs, *_ , info = env.step({PRINCIPAL: levels})
             record["decisions"].append({
-                "step": env.game._step, "levels": levels,
+                "step": env.game.episode_step, "levels": levels,
                 "principal_features": principal_obs["features"],
                 "principal_image": principal_obs["image"],
                 "rates": info[PRINCIPAL]["rates"],
@@ -270,7 +270,7 @@ def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
         record["steps"].append(step)
         if done["__all__"] or truncated["__all__"]:
             record["metrics"] = env.last_episode_metrics
-            record["periods"] = list(env.game._episode_periods)
+            record["periods"] = env.game.episode_periods
             env.close()
             return record
 
@@ -280,20 +280,20 @@ def check_step(ref_step, out) -> None:
     _, rew, principal_reward, done, info = out
     result = ref_step["result"]
     i = result.info
-    scale = abs(float(i["objective"]))
-    where = f"step {i['step']}"
+    scale = abs(float(i.objective))
+    where = f"step {i.step}"
     close(rew, ref_step["rewards"], f"{where}: Eq. 8 rewards", scale)
     close(principal_reward, ref_step["principal_reward"], f"{where}: principal reward", scale)
     assert bool(done) == bool(result.done), where
-    close(info["r_tax"], i["r_tax"], f"{where}: r_tax")
-    close(info["rates"], i["rates"], f"{where}: rates")
-    close(info["eta"], i["eta"], f"{where}: eta")
-    close(info["objective"], i["objective"], f"{where}: objective", scale)
-    assert bool(info["period_end"]) == i["period_end"], where
-    assert bool(info["round_end"]) == i["round_end"], where
-    assert int(info["period"]) == i["period"] and int(info["round"]) == i["round"], where
-    if i["period_end"]:
-        rec = i["period_record"]
+    close(info["r_tax"], i.r_tax, f"{where}: r_tax")
+    close(info["rates"], i.rates, f"{where}: rates")
+    close(info["eta"], i.eta, f"{where}: eta")
+    close(info["objective"], i.objective, f"{where}: objective", scale)
+    assert bool(info["period_end"]) == i.period_end, where
+    assert bool(info["round_end"]) == i.round_end, where
+    assert int(info["period"]) == i.period and int(info["round"]) == i.round, where
+    if i.period_end:
+        rec = i.period_record
         close(info["taxes"], rec.taxes, f"{where}: taxes")
         close(info["transfers"], rec.transfers, f"{where}: transfers")
         close(info["tax_revenue"], rec.tax_revenue, f"{where}: tax revenue")
@@ -338,7 +338,7 @@ def replay_signals(game: GameConfig, record) -> None:
             assert not bool(s.principal_due), f"step {t}: twin wants a principal turn"
         result = ref_step["result"]
         i = result.info
-        out = jax.device_get(sed_step(s, i["apples"], i["nearby"], i["zapped"],
+        out = jax.device_get(sed_step(s, i.apples, i.nearby, i.zapped,
                                       ref_step["ready"]))
         check_step(ref_step, out)
         s = out[0]
