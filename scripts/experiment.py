@@ -3,7 +3,8 @@
 Examples:
   python scripts/experiment.py --grid=smoke --output_dir=outputs/experiment_smoke
   python scripts/experiment.py --grid=small --output_dir=outputs/experiment_small
-  python scripts/experiment.py --grid=paper --engine=jax --ray_address=HEAD:6379
+  python scripts/experiment.py --grid=smoke --engine=rllib --output_dir=outputs/experiment_rllib
+  python scripts/experiment.py --grid=paper --output_dir=outputs/experiment_paper  # a GPU
 
 For every objective (eta fixed at 0, 0.5, 1 through the `fixed:<eta>` voting
 rule, and the voted eta of the players' types) and principal (learned, none,
@@ -38,9 +39,9 @@ from sed_meltingpot import plotting
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
                   "smoke: wiring test (<= 5 min on 2 cores); small: <= 90 min on 2 cores; "
                   "paper: the paper's game, for a GPU machine or a cluster.")
-flags.DEFINE_enum("engine", "rllib", list(runs.ENGINES),
-                  "rllib: RLlib on the Lua substrate; jax: the JAX twin (its learned runs are "
-                  "also evaluated on the Lua substrate).")
+flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
+                  "jax: the JAX twin (its learned runs are also evaluated on the Lua "
+                  "substrate); rllib: RLlib on the Lua substrate.")
 flags.DEFINE_string("output_dir", "outputs/experiment", "Where results and runs go.")
 flags.DEFINE_string("seeds", None,
                     "Training seeds: comma list (0,1,2) or range (0-4); default 0..N-1 with "
