@@ -408,3 +408,40 @@ def test_runs_spread_as_ray_tasks(tmp_path):
     assert {(r["principal"], r["seed"]) for r in rows} == {
         (p, s) for p in ("learned", "none") for s in (0, 1)}
     assert not ex.non_finite(rows, ex.metric_columns(3))
+
+
+def test_readme_small_grid_table_matches_the_committed_results():
+    """Every W_eta cell of the README's small-grid table is the mean and 95%
+    half-width (computed here with numpy and t_distribution) of the per-seed
+    values in docs/results/small/results.csv, the committed command's output."""
+    import re
+
+    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small", "results.csv"))
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("### Small grid on the 2-core machine"):]
+    section = section[:section.index("What the numbers say")]
+    table = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    names = {"learned (played on the twin)": ("learned", ex.SUBSTRATE_TWIN),
+             "learned (played on the Lua substrate)": ("learned", ex.SUBSTRATE_LUA)}
+    objectives = ("eta=0", "eta=0.5", "eta=1", "voted")
+    assert len(table) == 8
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        label = cells[0]
+        principal, substrate = names.get(label, (label.split(" ")[0], ex.SUBSTRATE_TWIN))
+        for objective, cell in zip(objectives, cells[1:], strict=True):
+            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
+            values = np.array([r["W_eta"] for r in rows if r["objective"] == objective
+                               and r["principal"] == principal
+                               and r["substrate"] == substrate], dtype=float)
+            assert len(values) == 5, (label, objective)
+            n = len(values)
+            lo, hi = 0.0, 20.0  # the t quantile by bisection on the written-out CDF
+            for _ in range(100):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if t_distribution.student_t_cdf(mid, n - 1) < 0.975 else (
+                    lo, mid)
+            want_half = lo * values.std(ddof=1) / math.sqrt(n)
+            assert mean == pytest.approx(values.mean(), abs=0.006, rel=0.005), (label, objective)
+            assert half == pytest.approx(want_half, rel=0.05, abs=0.06), (label, objective)
