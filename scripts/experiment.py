@@ -1,9 +1,8 @@
 """Does a learned principal beat the baselines? Train and evaluate a grid (issue 10).
 
 Examples:
-  python scripts/experiment.py --grid=smoke --output_dir=outputs/experiment_smoke
+  python scripts/experiment.py --grid=smoke --engine=rllib --output_dir=outputs/experiment_smoke
   python scripts/experiment.py --grid=small --output_dir=outputs/experiment_small
-  python scripts/experiment.py --grid=smoke --engine=rllib --output_dir=outputs/experiment_rllib
   python scripts/experiment.py --grid=paper --output_dir=outputs/experiment_paper  # a GPU
 
 For every objective (eta fixed at 0, 0.5, 1 through the `fixed:<eta>` voting
@@ -37,7 +36,8 @@ from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot import plotting
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
-                  "smoke: wiring test (<= 5 min on 2 cores); small: <= 90 min on 2 cores; "
+                  "smoke: wiring test (2.6 min on 2 cores with --engine=rllib); small: about "
+                  "1 h on 2 cores with --engine=jax; "
                   "paper: the paper's game, for a GPU machine or a cluster.")
 flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
                   "jax: the JAX twin (its learned runs are also evaluated on the Lua "

@@ -293,6 +293,7 @@ class JaxEngine:
         if list(run_dirs) != twin_trainer.run_dirs(group, seeds):
             raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
         game = dataclasses.replace(grid.game, voting_rule=tasks[0].voting_rule).validate()
+        twin_trainer.enable_compilation_cache()  # a rerun or resume skips the compiles
         os.makedirs(group, exist_ok=True)
         with open(os.path.join(group, "train.log"), "a") as f:
             twin_trainer.train(game, self.train_config(grid, tasks[0]), group,
