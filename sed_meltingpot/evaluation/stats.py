@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 #: Scalar metrics reported per principal, in table order; all come from
 #: `SEDGame.episode_metrics()` (rates per bracket are added as rate_b<k>).
@@ -31,6 +30,10 @@ def student_t_quantile(p: float, df: float) -> float:
         raise ValueError(f"p={p!r} must be in (0, 1)")
     if df <= 0:
         raise ValueError(f"df={df!r} must be > 0")
+    # Imported here: train.py --engine=jax imports this package (through cli.py) and
+    # must run where only JAX is usable; scipy.stats probes torch when imported.
+    from scipy import stats as scipy_stats
+
     return float(scipy_stats.t.ppf(p, df))
 
 
@@ -38,6 +41,8 @@ def student_t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with `df` degrees of freedom."""
     if df <= 0:
         raise ValueError(f"df={df!r} must be > 0")
+    from scipy import stats as scipy_stats
+
     return float(scipy_stats.t.cdf(t, df))
 
 
