@@ -74,13 +74,16 @@ flags.register_validator("dtype", lambda v: v in ("float32", "bfloat16"),
 cli.register_principal_validator("principal", agent_word="learned")
 
 
+def _rounds_per_episode(rounds: int, continual: bool) -> int:
+    """--continual alone plays 2 rounds; with --rounds_per_episode, that many."""
+    return 2 if continual and rounds == 1 else rounds
+
+
 @flags.multi_flags_validator(["episode_length", "tax_period", "rounds_per_episode", "continual"],
                              message="--episode_length / --rounds_per_episode must be a "
                              "multiple of --tax_period")
 def _check_periods(values: dict) -> bool:
-    rounds = values["rounds_per_episode"]
-    if values["continual"] and rounds == 1:
-        rounds = 2
+    rounds = _rounds_per_episode(values["rounds_per_episode"], values["continual"])
     if values["episode_length"] % rounds:
         return False
     return (values["episode_length"] // rounds) % values["tax_period"] == 0
@@ -100,8 +103,8 @@ def main(argv: list[str]) -> None:
                else "--num_envs/--num_seeds/--dtype are for --engine=jax"))
 
     game = cli.replace_from_flags(GAME, FLAGS, GAME_FLAGS)
-    if FLAGS.continual and game.rounds_per_episode == 1:
-        game = dataclasses.replace(game, rounds_per_episode=2)
+    game = dataclasses.replace(game, rounds_per_episode=_rounds_per_episode(
+        game.rounds_per_episode, FLAGS.continual))
     train_config = cli.replace_from_flags(
         dataclasses.replace(TRAIN, **preset(FLAGS.preset)), FLAGS, TRAIN_FLAGS)
     if FLAGS.engine == "jax":

@@ -414,7 +414,7 @@ class SEDGame:
         period, round_, ep = self._period, self._round, self._ep
         record = PeriodRecord(
             episode=ep.index, round_index=round_.index,
-            period=(period.start_step - round_.start_step) // self.config.tax_period,
+            period=self.period_in_round(),
             start_step=period.start_step, requested_rates=period.requested_rates.copy(),
             effective_rates=period.rates.copy(), tax_cap=self._tax_cap,
             incomes=period.incomes.copy(), taxes=taxes, transfers=transfers,

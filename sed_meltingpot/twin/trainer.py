@@ -255,6 +255,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     books = [EpisodeBook() for _ in seeds]
     records: list[dict[str, Any]] = [log.records[-1] if log.records else {} for log in logs]
     last_checkpoint: list[str | None] = [None] * num_seeds
+    curriculum = train_config.tax_cap_curriculum(learned=config.learned,
+                                                 total_env_steps=config.total_env_steps)
     prev_time = time.time()
     iteration = int(state.iteration[0])
     try:
@@ -267,9 +269,7 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                 now = time.time()
                 dt, prev_time = now - prev_time, now
                 cap_next = float(ppo.tax_cap_at(
-                    iteration * config.env_steps_per_iteration,
-                    **train_config.tax_cap_curriculum(
-                        learned=config.learned, total_env_steps=config.total_env_steps)))
+                    iteration * config.env_steps_per_iteration, **curriculum))
                 for k in range(num_seeds):
                     ended = books[k].add(_seed_slice(host["episodes"], k))
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
