@@ -58,8 +58,7 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     try:
-        trained = (evaluation.trained_principal(run, setup, greedy=FLAGS.greedy)
-                   if spec == "trained" else None)
+        principal = evaluation.make_principal(spec, setup, run, greedy=FLAGS.greedy)
     except ValueError as e:
         raise app.UsageError(f"{e} (choose another --principal)") from e
     players = evaluation.make_players(cli.players_kind(FLAGS), run, greedy=FLAGS.greedy,
@@ -68,7 +67,7 @@ def main(argv: list[str]) -> None:
         print(f"dry run: settings valid; game: {setup.game}")
         return
     result = rendering.render_episode(
-        setup, players, trained if spec == "trained" else spec, FLAGS.output, fps=FLAGS.fps,
+        setup, players, principal, FLAGS.output, fps=FLAGS.fps,
         scale=FLAGS.scale, max_steps=FLAGS.max_steps, mosaic=FLAGS.mosaic, seed=FLAGS.seed,
         lossless=FLAGS.lossless, principal_label=spec)
     height, width, _ = result.frame_shape

@@ -29,12 +29,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sed_meltingpot import evaluation
+from sed_meltingpot import evaluation, voting
 from sed_meltingpot import experiment as ex
 from sed_meltingpot.principals import FixedRates
 
 Log = Callable[[str], None]
-Principal = str | tuple[float, ...]  # "learned" | spec ("none", "fixed:..", "random") | rates
+# How the grid names a principal: "learned" | spec ("none", "fixed:..", "random") | rates
+PrincipalSpec = str | tuple[float, ...]
 EVAL_FILE = "experiment_eval.json"
 RUNS_DIR = "runs"
 
@@ -47,7 +48,7 @@ class Engine(Protocol):
     def train(self, grid: ex.Grid, tasks: Sequence[ex.TrainTask], run_dirs: Sequence[str],
               log: Log) -> None: ...
 
-    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
                  seed: int, num_episodes: int) -> list[dict[str, float]]: ...
 
 
@@ -70,18 +71,15 @@ class LuaEvaluator:
         torch.set_num_threads(1)
         self.run = evaluation.load_run(run_dir)
 
-    def episodes(self, voting_rule: str, principal: Principal, seed: int, num_episodes: int
+    def episodes(self, voting_rule: str, principal: PrincipalSpec, seed: int, num_episodes: int
                  ) -> list[dict[str, float]]:
         setup = evaluation.build_setup(self.run, {"voting_rule": voting_rule}, seed=seed)
         players = evaluation.make_players("checkpoint", self.run)
-        if principal == ex.LEARNED:
-            acting: Any = evaluation.trained_principal(self.run, setup)
-            if acting is None:
-                raise ValueError(f"{self.run.checkpoint} has no learned principal")
-        elif isinstance(principal, tuple):
-            acting = FixedRates(principal)
+        if isinstance(principal, tuple):
+            acting: Any = FixedRates(principal)
         else:
-            acting = principal
+            acting = evaluation.make_principal(
+                "trained" if principal == ex.LEARNED else principal, setup, self.run)
         return evaluation.evaluate_principal(setup, players, acting, num_episodes=num_episodes,
                                              seed=seed)
 
@@ -89,7 +87,7 @@ class LuaEvaluator:
 _LUA_CACHE: dict[str, LuaEvaluator] = {}
 
 
-def lua_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: int,
+def lua_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
                  num_episodes: int) -> list[dict[str, float]]:
     if run_dir not in _LUA_CACHE:
         _LUA_CACHE.clear()  # one run at a time: modules are small but envs are not
@@ -139,7 +137,7 @@ class RllibEngine:
                 train(game, self.train_config(grid, task), run_dir, checkpoint_every=0,
                       overwrite=True, print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
-    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
                  seed: int, num_episodes: int) -> list[dict[str, float]]:
         return lua_episodes(run_dir, voting_rule, principal, seed, num_episodes)
 
@@ -161,10 +159,14 @@ def game_from_run_config(run_config: dict[str, Any]) -> Any:
 
 def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
                   players_spec: Any, principal_spec: Any, num_episodes: int) -> Any:
-    """A jitted `play(key, sigma, players_params, principal_params, rates) ->
-    episode metrics (per episode)` for `num_episodes` games vmapped. Compiled
-    once per game settings and principal kind: networks' weights, types and
-    fixed rates are arguments, so every run and schedule of a grid reuses it."""
+    """A jitted `play(reset_keys, play_key, sigma, players_params, principal_params,
+    rates, fixed_eta) -> episode metrics (per episode)` for `num_episodes` games
+    vmapped. Compiled once per game settings and principal kind: networks'
+    weights, types, fixed rates and a fixed eta are arguments, so every run,
+    schedule and objective of a grid reuses it."""
+    from sed_meltingpot.twin.ppo import compile_game
+
+    game = compile_game(game)
     key = (game, obs_mode, frame_stack, kind, players_spec, principal_spec, num_episodes)
     if key in _TWIN_PLAY:
         return _TWIN_PLAY[key]
@@ -179,13 +181,13 @@ def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
     principal = networks.ImageFeaturesNet(principal_spec) if principal_spec else None
     E, B, K = num_episodes, game.num_brackets, game.num_rate_levels
     periods, period_len = game.episode_length // game.tax_period, game.tax_period
-    reset_v = jax.vmap(sed.reset, in_axes=(0, None))
+    reset_v = jax.vmap(sed.reset, in_axes=(0, None, None))
     step_v = jax.vmap(sed.step)
     set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
     metrics_v = jax.vmap(sed.episode_metrics)
 
-    def play(reset_keys, play_key, sigma, players_params, principal_params, rates):
-        g, obs = reset_v(reset_keys, sigma)
+    def play(reset_keys, play_key, sigma, players_params, principal_params, rates, fixed_eta):
+        g, obs = reset_v(reset_keys, sigma, fixed_eta)
 
         def period(carry, k):
             g, obs = carry
@@ -193,10 +195,9 @@ def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
             if kind == "learned":
                 logits = principal.apply(principal_params, obs.principal_image,
                                          obs.principal_features)[0].reshape(E, B, K)
-                levels = jax.random.categorical(kq, logits)
-                r = levels.astype(jnp.float32) / (K - 1)
+                r = sed.levels_to_rates(jax.random.categorical(kq, logits))
             elif kind == "random":
-                r = jax.random.randint(kq, (E, B), 0, K).astype(jnp.float32) / (K - 1)
+                r = sed.levels_to_rates(jax.random.randint(kq, (E, B), 0, K))
             else:
                 r = jnp.broadcast_to(rates, (E, B))
             g, obs = set_rates_v(g, r, 1.0)
@@ -223,7 +224,7 @@ def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
 _TWIN_PLAY: dict[tuple, Any] = {}
 
 
-def twin_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: int,
+def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
                   num_episodes: int) -> list[dict[str, float]]:
     """Plays a jax run's players (and learned principal) on the twin:
     episode k from PRNGKey(seed + k); policies sample as in training. Scalars
@@ -258,12 +259,13 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: Principal, seed: in
         acting = FixedRates(principal) if isinstance(principal, tuple) else parse_principal(
             principal, num_brackets=game.num_brackets, rate_levels=game.rate_levels)
         kind, rates = "rates", acting({})
+    eta = voting.fixed_eta(voting_rule)
     play = _twin_play_fn(game, obs_mode, frame_stack, kind, players_spec, principal_spec,
                          num_episodes)
     keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
     metrics = jax.device_get(play(
         jnp.stack([k[0] for k in keys]), keys[0][1], sigma, players_params, principal_params,
-        jnp.asarray(rates, jnp.float32)))
+        jnp.asarray(rates, jnp.float32), jnp.float32(np.nan if eta is None else eta)))
     return [evaluation.episode_scalars({k: np.asarray(v)[e] for k, v in metrics.items()})
             for e in range(num_episodes)]
 
@@ -301,7 +303,7 @@ class JaxEngine:
                                num_seeds=len(seeds), checkpoint_every=0, overwrite=True,
                                print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
-    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: Principal,
+    def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
                  seed: int, num_episodes: int) -> list[dict[str, float]]:
         return twin_episodes(run_dir, voting_rule, principal, seed, num_episodes)
 

@@ -542,6 +542,7 @@ class SEDGame:
             "ROUND_APPLES": self._round.apples.astype(np.float32),
             "ETA": np.float32(self._round.eta),
             "TAX_RATES": self._period.rates.astype(np.float32),
+            "PERIOD_IN_ROUND": np.int32(self.period_in_round()),
         }
 
     def close(self) -> None:

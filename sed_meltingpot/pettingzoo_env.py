@@ -1,9 +1,9 @@
 """PettingZoo `ParallelEnv` of the players, with the principal built in.
 
 For users of other trainers (SB3, CleanRL, TorchRL): the players are the
-agents; the principal is a callable (`sed_meltingpot.principals`, or a
-trained policy wrapped as one) that the environment asks for rates at the
-start of every tax period. Per-player infos carry the game's step info, and
+agents; the principal is a `principals.Principal` (a scripted baseline, or a
+trained one through `evaluation.ModulePrincipal`) that the environment asks
+for rates at the start of every tax period. Per-player infos carry the game's step info, and
 `game.period_records` / `game.round_records` the settled periods and rounds.
 """
 
@@ -48,6 +48,8 @@ class SEDParallelEnv(ParallelEnv):
         self.game = SEDGame(config, seed=seed)
         cfg = self.game.config
         self.principal = principal or no_tax(cfg.num_brackets)
+        if seed is not None:
+            self.principal.reset(seed)
         self.possible_agents = [f"player_{i}" for i in range(cfg.num_players)]
         self.agents: list[str] = []
         self._has_reset = False
@@ -67,10 +69,13 @@ class SEDParallelEnv(ParallelEnv):
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         """`seed` restarts the world's seed sequence (PettingZoo's contract):
-        the episode plays the world of `SEDParallelEnv(config, seed=seed)`.
-        The principal callable keeps its own state."""
+        the episode plays the world, and the principal's random stream, of
+        `SEDParallelEnv(config, principal, seed=seed)`; without a seed both
+        go on where they were."""
         del options
         self.game.reset(seed=seed)
+        if seed is not None:
+            self.principal.reset(seed)
         self._has_reset = True
         self._ask_principal()
         observations = self.game.player_observations()

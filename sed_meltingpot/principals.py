@@ -1,25 +1,39 @@
-"""Scripted principals: baselines and stand-ins for a trained one.
+"""Principals as the environments play them: baselines, and the protocol a
+trained one follows too.
 
-A principal is any callable `principal(observation) -> rates` taking the
-game's principal observation (`SEDGame.principal_observation()`) and
-returning one rate in [0, 1] per bracket. `parse_principal` turns the
-command-line spelling (`none`, `fixed:r0,r1,r2`, `random`) into one.
+Every principal, scripted or learned, is a `Principal`: called with the
+game's principal observation (`SEDGame.principal_observation()`) at the start
+of each tax period, it returns one rate in [0, 1] per bracket; `reset(seed)`
+restarts its random stream, so that an episode's rates depend on its seed
+alone. The envs (`rllib_env`'s scripted principals, `pettingzoo_env`) and
+evaluation play every kind through this one protocol; a trained principal
+follows it through `evaluation.ModulePrincipal`. `str(principal)` is its
+command-line spelling, which `parse_principal` reads back (`none`,
+`fixed:r0,r1,r2`, `random`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sed_meltingpot import tax
 
-Principal = Callable[[dict[str, Any]], np.ndarray]
+
+@runtime_checkable
+class Principal(Protocol):
+    """Rates for the period now starting, from the principal's observation."""
+
+    def __call__(self, observation: dict[str, Any]) -> np.ndarray: ...
+
+    def reset(self, seed: int) -> None:
+        """Restarts the principal's randomness (a no-op for deterministic ones)."""
 
 
 class FixedRates:
-    """The same rates every period (`NoTax` is FixedRates of zeros)."""
+    """The same rates every period (no tax is FixedRates of zeros)."""
 
     def __init__(self, rates: Sequence[float]) -> None:
         self.rates = tax.validate_rates(rates)
@@ -27,8 +41,16 @@ class FixedRates:
     def __call__(self, observation: dict[str, Any]) -> np.ndarray:
         return self.rates.copy()
 
+    def reset(self, seed: int) -> None:
+        del seed  # deterministic
+
     def __repr__(self) -> str:
         return f"FixedRates({self.rates.tolist()})"
+
+    def __str__(self) -> str:
+        if not self.rates.any():
+            return "none"
+        return "fixed:" + ",".join(str(float(r)) for r in self.rates)
 
 
 def no_tax(num_brackets: int = 3) -> FixedRates:
@@ -46,6 +68,12 @@ class RandomPrincipal:
 
     def __call__(self, observation: dict[str, Any]) -> np.ndarray:
         return self._rng.choice(self.rate_levels, size=self.num_brackets)
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __str__(self) -> str:
+        return "random"
 
 
 def parse_rates(text: str) -> list[float]:

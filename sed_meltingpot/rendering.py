@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sed_meltingpot.evaluation import EvalSetup, ModulePrincipal, PlayerPolicy, make_env
+from sed_meltingpot.evaluation import EvalSetup, PlayerPolicy, make_env
+from sed_meltingpot.principals import Principal, no_tax
 
 BACKGROUND = (24, 24, 28)
 TEXT = (235, 235, 235)
@@ -281,7 +282,7 @@ FrameHook = Callable[[np.ndarray, Any, Any], None]  # (frame, SEDGame, StepResul
 
 
 def render_episode(setup: EvalSetup, players: PlayerPolicy,
-                   principal: str | ModulePrincipal | Any = "none", output: str | None = None, *,
+                   principal: Principal | None = None, output: str | None = None, *,
                    fps: float = 10.0, scale: int = 3, max_steps: int | None = None,
                    mosaic: bool = False, seed: int = 0, lossless: bool = False,
                    principal_label: str | None = None, on_frame: FrameHook | None = None,
@@ -289,13 +290,15 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
                    ) -> RenderResult:
     """Plays one episode and encodes one frame per game step (the world after
     that step). `output` None renders without writing (frames via `on_frame`).
-    `principal` is as in `evaluation.evaluate_principal`."""
+    `principal`: any `principals.Principal` (None: no tax); the panel names it
+    `principal_label`, else its command-line spelling (`str(principal)`)."""
     from sed_meltingpot.evaluation import run_episode
 
     if scale < 1:
         raise ValueError(f"scale={scale} must be >= 1")
-    learned = isinstance(principal, ModulePrincipal)
-    label = principal_label or ("trained" if learned else str(principal))
+    if principal is None:
+        principal = no_tax(setup.game.num_brackets)
+    label = principal_label or str(principal)
     writer = VideoWriter(output, fps, lossless) if output else None
     state: dict[str, Any] = {"layout": None, "frames": 0, "objective": float("nan")}
     total = setup.game.episode_length if max_steps is None else min(
@@ -321,10 +324,9 @@ def render_episode(setup: EvalSetup, players: PlayerPolicy,
         if progress is not None:
             progress(state["frames"], total)
 
-    env = make_env(setup, "learned" if learned else principal, seed, on_step)
+    env = make_env(setup, principal, seed, on_step)
     try:
-        metrics = run_episode(env, players, principal if learned else None, seed=seed,
-                              max_steps=max_steps)
+        metrics = run_episode(env, players, seed=seed, max_steps=max_steps)
     finally:
         env.close()
         if writer is not None:

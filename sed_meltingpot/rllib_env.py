@@ -35,7 +35,7 @@ Observations are dicts of `image` (uint8, HWC) and `features` (float32):
   [sigma, rates (B), position in the tax period, ready to shoot];
 * principal: WORLD.RGB; features [log1p of each player's apples in the last
   period (n) and in the round so far (n), eta, current rates (B),
-  position of the period in the round].
+  position of the period in the round] (`observations.principal_input`).
 `pixels_per_tile` < 8 averages each tile's 8x8 block down (fast preset).
 """
 
@@ -51,12 +51,12 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
+from sed_meltingpot.observations import SPRITE, downsample, principal_input
 from sed_meltingpot.principals import Principal, parse_principal
 from sed_meltingpot.substrates import apple_picking_data
 
 PRINCIPAL = "principal"
 PLAYERS_MODULE = "players"
-SPRITE = apple_picking_data.SPRITE_SIZE  # pixels per tile rendered by the substrate
 VIEW_TILES = apple_picking_data.VIEW_SHAPE  # (rows, cols) of a player's view
 
 
@@ -78,15 +78,6 @@ def game_config_from_dict(values: dict[str, Any]) -> GameConfig:
     return GameConfig(**values)
 
 
-def downsample(image: np.ndarray, pixels_per_tile: int) -> np.ndarray:
-    """Averages each tile's SPRITE x SPRITE pixels down to pixels_per_tile^2."""
-    if pixels_per_tile == SPRITE:
-        return image
-    k = SPRITE // pixels_per_tile
-    h, w, c = image.shape
-    return image.reshape(h // k, k, w // k, k, c).mean(axis=(1, 3)).astype(np.uint8)
-
-
 def world_seed(seed: int, worker_index: int = 0, vector_index: int = 0) -> int:
     """The substrate seed of one env: a hash of the run's (or reset's) seed
     and the env's place, so that distinct places never share a world
@@ -103,9 +94,11 @@ class SEDMultiAgentEnv(MultiAgentEnv):
     fields), `seed`, `principal` ("learned" | "none" | "fixed:..." |
     "random"), `frame_stack`, `pixels_per_tile`.
 
-    `scripted_principal`: any `principals.Principal` callable to play instead of
-    the `principal` spec (evaluation plays searched schedules this way); it is kept
-    across resets and needs a scripted spec (not "learned")."""
+    `scripted_principal`: a `principals.Principal` to play instead of a
+    `principal` spec (evaluation plays every principal this way, a trained one
+    included); then env_config names no principal. Whenever the env seeds its
+    world (here and on `reset(seed=...)`) it resets the principal with that
+    world's seed."""
 
     def __init__(self, env_config: dict[str, Any] | None = None,
                  scripted_principal: Principal | None = None) -> None:
@@ -119,7 +112,9 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         self.game_config = game_config_from_dict(dict(env_config.get("game", {})))
         self.run_seed = int(env_config.get("seed", 0))
         self.seed = world_seed(self.run_seed, self.worker_index, self.vector_index)
-        self._principal_spec = str(env_config.get("principal", "learned"))
+        if scripted_principal is not None and "principal" in env_config:
+            raise ValueError(f"scripted_principal given and env_config names principal "
+                             f"{env_config['principal']!r}: give one")
         self.frame_stack = int(env_config.get("frame_stack", 4))
         self.pixels_per_tile = int(env_config.get("pixels_per_tile", SPRITE))
         if self.pixels_per_tile not in (1, 2, 4, 8):
@@ -128,12 +123,15 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             raise ValueError(f"frame_stack={self.frame_stack} must be >= 1")
         self.game = SEDGame(self.game_config, seed=self.seed)
         cfg = self.game.config
-        self.learned_principal = self._principal_spec == "learned"
-        if scripted_principal is not None and self.learned_principal:
-            raise ValueError("scripted_principal given, but env_config's principal is "
-                             "'learned'")
-        self._given_principal = scripted_principal
-        self.scripted_principal = self._make_scripted_principal(self.seed)
+        spec = str(env_config.get("principal", "learned"))
+        self.learned_principal = scripted_principal is None and spec == "learned"
+        self.scripted_principal: Principal | None = None
+        if scripted_principal is not None:
+            self.scripted_principal = scripted_principal
+        elif not self.learned_principal:
+            self.scripted_principal = parse_principal(
+                spec, num_brackets=cfg.num_brackets, rate_levels=cfg.rate_levels)
+        self._reset_principal()
 
         n, b = cfg.num_players, cfg.num_brackets
         self.players = [player_id(i) for i in range(n)]
@@ -173,14 +171,14 @@ class SEDMultiAgentEnv(MultiAgentEnv):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Gymnasium's contract: a `seed` restarts the world's seed sequence
-        (and a scripted random principal's) deterministically. RLlib passes
+        (and the scripted principal's random stream) deterministically. RLlib passes
         `config.seed + worker_index + sub-env index` on a runner's first
         reset; mixing in the worker index keeps every (runner, sub-env) on
         its own worlds (see `world_seed`)."""
         del options
         if seed is not None:
             self.seed = world_seed(seed, self.worker_index, self.vector_index)
-            self.scripted_principal = self._make_scripted_principal(self.seed)
+            self._reset_principal()
             players_obs, _ = self.game.reset(seed=self.seed)
         else:
             players_obs, _ = self.game.reset()
@@ -226,14 +224,9 @@ class SEDMultiAgentEnv(MultiAgentEnv):
                 {"__all__": False}, {})
 
     # -------------------------------------------------------------- helpers
-    def _make_scripted_principal(self, seed: int):
-        if self.learned_principal:
-            return None
-        if self._given_principal is not None:
-            return self._given_principal
-        cfg = self.game_config
-        return parse_principal(self._principal_spec, num_brackets=cfg.num_brackets,
-                               rate_levels=cfg.rate_levels, seed=seed)
+    def _reset_principal(self) -> None:
+        if self.scripted_principal is not None:
+            self.scripted_principal.reset(self.seed)
 
     def _scripted_decision(self) -> None:
         self.game.set_rates(self.scripted_principal(self.game.principal_observation()))
@@ -259,15 +252,9 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         return out
 
     def _principal_obs(self) -> dict[str, np.ndarray]:
-        obs = self.game.principal_observation()
         cfg = self.game.config
-        periods_per_round = cfg.round_length // cfg.tax_period
-        features = np.concatenate([
-            np.log1p(obs["LAST_PERIOD_APPLES"]), np.log1p(obs["ROUND_APPLES"]),
-            [obs["ETA"]], obs["TAX_RATES"],
-            [self.game.period_in_round() / periods_per_round]]).astype(np.float32)
-        return {"image": downsample(obs["WORLD.RGB"], self.pixels_per_tile),
-                "features": features}
+        return principal_input(self.game.principal_observation(),
+                               cfg.round_length // cfg.tax_period, self.pixels_per_tile)
 
     def close(self) -> None:
         self.game.close()

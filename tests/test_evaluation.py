@@ -23,7 +23,13 @@ from PIL import Image
 from sed_meltingpot import evaluation as ev
 from sed_meltingpot import plotting, rendering
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.principals import FixedRates
+from sed_meltingpot.principals import (
+    FixedRates,
+    Principal,
+    RandomPrincipal,
+    no_tax,
+    parse_principal,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -189,16 +195,18 @@ def test_rollout_metrics_equal_independent_computation():
 
 
 class FakeModule:
-    """Stands in for an RLModule: fixed logits, and it counts its calls."""
+    """Stands in for an RLModule: fixed logits; it records its calls' inputs."""
 
     def __init__(self, logits):
         self.logits, self.calls = np.asarray(logits, dtype=np.float32), []
+        self.inputs: list[tuple[np.ndarray, np.ndarray]] = []
 
     def forward_inference(self, batch):
         import torch
 
         image = batch["obs"]["image"]
         self.calls.append(tuple(image.shape))
+        self.inputs.append((image.numpy().copy(), batch["obs"]["features"].numpy().copy()))
         return {"action_dist_inputs": torch.from_numpy(np.tile(self.logits, (len(image), 1)))}
 
 
@@ -206,7 +214,8 @@ def test_learned_principal_turns_set_the_period_rates():
     levels = (2, 5, 10)
     logits = np.full((3, 11), -10.0)
     logits[np.arange(3), levels] = 10.0
-    principal = ev.ModulePrincipal(FakeModule(logits.ravel()), 3, 11, greedy=True)
+    principal = ev.ModulePrincipal(FakeModule(logits.ravel()), SETUP.game, SETUP.pixels_per_tile,
+                                   greedy=True)
     players_module = FakeModule(np.eye(8)[1] * 10)  # always forward
     periods = []
     episodes = ev.evaluate_principal(
@@ -219,6 +228,77 @@ def test_learned_principal_turns_set_the_period_rates():
     for record in periods:
         np.testing.assert_allclose(record.requested_rates, np.array(levels) / 10)
     assert [episodes[0][f"rate_b{b}"] for b in range(3)] == pytest.approx([0.2, 0.5, 1.0])
+
+
+def test_a_trained_principal_sees_in_evaluation_what_training_showed_it():
+    """Evaluation plays a trained principal as a `principals.Principal` in the
+    env's scripted slot; its network input must equal what the training env
+    (principal as an agent) hands the agent, in the same worlds with the same
+    players, and the position of the period in the round must be k / 4."""
+    from sed_meltingpot.rllib_env import PRINCIPAL, SEDMultiAgentEnv
+
+    levels = (1, 4, 7)
+    logits = np.full((3, 11), -10.0)
+    logits[np.arange(3), levels] = 10.0
+    players = ev.ScriptedPlayers(busy_players)
+    training_env = SEDMultiAgentEnv(SETUP.env_config(seed=3, principal="learned"))
+    seen_in_training = []
+    try:
+        players.reset(11)
+        obs, _ = training_env.reset()
+        while True:
+            if PRINCIPAL in obs:
+                seen_in_training.append(obs[PRINCIPAL])
+                obs, *_ = training_env.step({PRINCIPAL: np.array(levels)})
+                continue
+            obs, _, _, truncated, _ = training_env.step(players.act(obs))
+            if truncated["__all__"]:
+                break
+    finally:
+        training_env.close()
+
+    module = FakeModule(logits.ravel())
+    principal = ev.ModulePrincipal(module, SETUP.game, SETUP.pixels_per_tile, greedy=True)
+    assert isinstance(principal, Principal) and str(principal) == "trained"
+    env = ev.make_env(SETUP, principal, seed=3)
+    try:
+        ev.run_episode(env, players, seed=11)
+        rates = [r.requested_rates for r in env.game.period_records]
+    finally:
+        env.close()
+    assert SETUP.game.round_length == 100 and len(module.inputs) == len(seen_in_training) == 4
+    for k, ((image, features), trained_on) in enumerate(
+            zip(module.inputs, seen_in_training, strict=True)):
+        np.testing.assert_array_equal(image[0], trained_on["image"])
+        np.testing.assert_array_equal(features[0], trained_on["features"])
+        assert features[0][-1] == pytest.approx(k / 4)
+    for requested in rates:
+        np.testing.assert_allclose(requested, np.array(levels) / 10)
+
+
+def test_every_principal_follows_one_protocol_and_reads_back_from_its_spelling():
+    levels = tuple(np.linspace(0, 1, 11))
+    kinds = [no_tax(), FixedRates([0.1, 0.25, 0.5]), RandomPrincipal(levels)]
+    for principal in kinds:
+        assert isinstance(principal, Principal)
+        again = parse_principal(str(principal), num_brackets=3, rate_levels=levels)
+        assert type(again) is type(principal) and str(again) == str(principal)
+    assert str(kinds[0]) == "none" and str(kinds[1]) == "fixed:0.1,0.25,0.5"
+    np.testing.assert_array_equal(parse_principal(str(kinds[1]), num_brackets=3,
+                                                  rate_levels=levels)({}), [0.1, 0.25, 0.5])
+
+
+def test_a_random_principal_draws_each_episode_from_that_episodes_seed():
+    """Episode k of an evaluation seeded s plays the rates of episode 0 of one
+    seeded s + k (same principal seed), whatever episodes came before it."""
+    levels = SETUP.game.rate_levels
+    setup = ev.EvalSetup(dataclasses_replace(SETUP.game, episode_length=50), 1, 1)
+    players = ev.RandomPlayers()
+    rate_keys = [f"rate_b{b}" for b in range(3)]
+    two = ev.evaluate_principal(setup, players, RandomPrincipal(levels), num_episodes=2, seed=0)
+    one = ev.evaluate_principal(setup, players, RandomPrincipal(levels), num_episodes=1, seed=1)
+    assert [two[1][k] for k in rate_keys] == [one[0][k] for k in rate_keys]
+    assert [two[0][k] for k in rate_keys] != [two[1][k] for k in rate_keys]
 
 
 def test_greedy_players_find_apples_in_their_view():
@@ -248,7 +328,8 @@ def test_greedy_players_eat_more_than_random_ones():
     setup = ev.EvalSetup(dataclasses_replace(SETUP.game, episode_length=50), 1, 1)
     greedy = ev.make_players("greedy_apples", setup=setup)
     np.testing.assert_allclose(greedy.apple_colour, (169.4, 158.9, 95.3), atol=0.1)
-    eaten = {kind: ev.evaluate_principal(setup, players, "none", num_episodes=1)[0]["productivity"]
+    eaten = {kind: ev.evaluate_principal(setup, players, no_tax(),
+                                         num_episodes=1)[0]["productivity"]
              for kind, players in (("greedy", greedy), ("random", ev.RandomPlayers()))}
     assert eaten["greedy"] > 3 * max(eaten["random"], 5), eaten
 
@@ -298,9 +379,10 @@ def test_video_decodes_with_world_region_equal_to_world_rgb(tmp_path):
 
     path = str(tmp_path / "episode.mp4")
     scale = 2
-    out = rendering.render_episode(setup, ev.ScriptedPlayers(busy_players), "fixed:0.1,0.2,0.3",
-                                   path, scale=scale, max_steps=30, mosaic=True, lossless=True,
-                                   on_frame=on_frame, progress=None, seed=1)
+    out = rendering.render_episode(setup, ev.ScriptedPlayers(busy_players),
+                                   FixedRates([0.1, 0.2, 0.3]), path, scale=scale, max_steps=30,
+                                   mosaic=True, lossless=True, on_frame=on_frame, progress=None,
+                                   seed=1)
     assert out.num_frames == 30 and len(frames) == 30
     height, width, _ = out.frame_shape
     assert height % 16 == 0 and width % 16 == 0
@@ -321,16 +403,16 @@ def test_video_decodes_with_world_region_equal_to_world_rgb(tmp_path):
     # Default MP4 (yuv420p, lossy: chroma is subsampled) and GIF (palette):
     # same frame count and size; the MP4's world region is close, not equal.
     lossy = str(tmp_path / "episode_lossy.mp4")
-    rendering.render_episode(setup, ev.ScriptedPlayers(busy_players), "fixed:0.1,0.2,0.3",
-                             lossy, scale=scale, max_steps=30, mosaic=True, progress=None,
-                             seed=1)
+    rendering.render_episode(setup, ev.ScriptedPlayers(busy_players),
+                             FixedRates([0.1, 0.2, 0.3]), lossy, scale=scale, max_steps=30,
+                             mosaic=True, progress=None, seed=1)
     decoded = [f for f in iio.get_reader(lossy)]
     assert len(decoded) == 30 and decoded[0].shape == (height, width, 3)
     diff = np.abs(decoded[12][top:top + h, left:left + w].astype(int) - np.kron(
         worlds[12], np.ones((scale, scale, 1), dtype=np.uint8)))
     assert diff.mean() < 4.0
     gif = str(tmp_path / "episode.gif")
-    rendering.render_episode(setup, ev.RandomPlayers(), "none", gif, scale=1, max_steps=5,
+    rendering.render_episode(setup, ev.RandomPlayers(), None, gif, scale=1, max_steps=5,
                              progress=None)
     frames_gif = iio.mimread(gif)
     assert len(frames_gif) == 5 and frames_gif[0].shape[:2] == (144, 192 + 224)

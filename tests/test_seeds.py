@@ -211,11 +211,11 @@ def test_runners_and_sub_envs_of_a_run_play_distinct_worlds(ray_session):
 
 def test_a_given_scripted_principal_is_played_and_kept_across_seeded_resets():
     """Evaluation hands the env its principal (e.g. a searched schedule) in the
-    constructor; a seeded reset, which rebuilds the spec's principal, keeps it."""
-    from sed_meltingpot.principals import FixedRates
+    constructor; seeded resets keep it and restart its random stream."""
+    from sed_meltingpot.principals import FixedRates, RandomPrincipal
 
     config = {"game": {"num_players": 4, "episode_length": 100, "tax_period": 50},
-              "principal": "none", "pixels_per_tile": 1, "frame_stack": 1}
+              "pixels_per_tile": 1, "frame_stack": 1}
     env = SEDMultiAgentEnv(config, scripted_principal=FixedRates([0.2, 0.4, 0.6]))
     try:
         for seed in (None, 3, 4):
@@ -223,6 +223,18 @@ def test_a_given_scripted_principal_is_played_and_kept_across_seeded_resets():
             assert np.allclose(env.game.rates, [0.2, 0.4, 0.6])
     finally:
         env.close()
-    with pytest.raises(ValueError, match="learned"):
-        SEDMultiAgentEnv(dict(config, principal="learned"),
-                         scripted_principal=FixedRates([0.2, 0.4, 0.6]))
+    levels = tuple(np.linspace(0, 1, 11))
+    env = SEDMultiAgentEnv(config, scripted_principal=RandomPrincipal(levels))
+    try:
+        drawn = []
+        for seed in (5, 6, 5):
+            env.reset(seed=seed)
+            drawn.append(env.game.rates.copy())
+        np.testing.assert_array_equal(drawn[0], drawn[2])  # same seed, same rates
+        assert not np.array_equal(drawn[0], drawn[1])  # 11^3 outcomes: a tie is 1 in 1331
+    finally:
+        env.close()
+    for spec in ("learned", "none"):
+        with pytest.raises(ValueError, match="give one"):
+            SEDMultiAgentEnv(dict(config, principal=spec),
+                             scripted_principal=FixedRates([0.2, 0.4, 0.6]))

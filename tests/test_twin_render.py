@@ -3,7 +3,7 @@
 Every test runs the Lua substrate (`tests/lua_reference.py`, debug observations:
 positions, orientations, live apples per cell, zapped), renders the same state
 with `sed_meltingpot.twin.render` and compares, pixel for pixel, the players'
-RGB, their 1-pixel-per-tile version (`rllib_env.downsample(RGB, 1)`, computed
+RGB, their 1-pixel-per-tile version (`observations.downsample(RGB, 1)`, computed
 here from the Lua RGB), WORLD.RGB and its 1-pixel version. A mismatch reports
 the frame, player, tile and channel.
 
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from sed_meltingpot.rllib_env import downsample
+from sed_meltingpot.observations import downsample
 from sed_meltingpot.twin import render
 from tests.lua_reference import LuaFrame, LuaReference
 

@@ -18,6 +18,7 @@ Two kinds of checks:
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -191,6 +192,29 @@ def test_custom_voting_rule_runs_on_the_host():
     with pytest.raises(ValueError, match=f"voting_rule='{name}' has no JAX form"):
         jax.jit(free.vote)(jnp.asarray(sigma))
     assert float(free.sed_reset(np.asarray(sigma), np.ones(3)).eta) == pytest.approx(0.9)
+
+
+def test_a_fixed_eta_input_overrides_the_vote_every_round():
+    """`fixed_eta` (what ppo.compile_game turns a `fixed:<eta>` rule into) gives the eta
+    of that rule through SEDGame's formula (1 - w) eta + w theta, also in the second
+    round of a continual episode; NaN leaves the players' vote (the mean)."""
+    sigma = np.array([0.1, 0.5, 0.6], np.float32)
+    game = GameConfig(num_players=3, episode_length=4, tax_period=2, rounds_per_episode=2,
+                      principal_weight=0.25, principal_type=0.8)
+    twin = SEDTwin(game)
+    everyone, zapped = np.ones((3, 3), bool), np.zeros(3, bool)
+    for fixed in (0.0, 0.3, 1.0, float("nan")):
+        inner = sigma.mean() if np.isnan(fixed) else fixed
+        want = 0.75 * inner + 0.25 * 0.8
+        s = jax.jit(twin.sed_reset)(sigma, np.ones(3), np.float32(fixed))
+        assert float(s.eta) == pytest.approx(want, abs=1e-6)
+        for _ in range(2):  # the first round's two steps: round 2 votes again
+            s = twin.sed_set_rates(s, np.zeros(3), 1.0)
+            s, *_ = twin.sed_step(s, np.ones(3), everyone, zapped, np.ones(3))
+        assert int(s.round_index) == 1 and float(s.eta) == pytest.approx(want, abs=1e-6)
+        if not np.isnan(fixed):  # the same eta as the rule compiled as a constant
+            rule = SEDTwin(dataclasses.replace(game, voting_rule=f"fixed:{fixed}"))
+            assert float(rule.vote(sigma)) == pytest.approx(want, abs=1e-6)
 
 
 # ------------------------------------------------------------------ replay

@@ -11,6 +11,7 @@ Slow tests train on the real twin and play the checkpoint on the Lua substrate.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -354,6 +355,36 @@ def test_fresh_run_refuses_a_folder_that_holds_one(toy_run):
     out, _, _ = toy_run
     with pytest.raises(ValueError, match="already holds a run"):
         twin_trainer.plan_runs(TOY_GAME, TOY_TRAIN, out, num_envs=2, rollout_length=20)
+
+
+def test_runs_differing_in_fixed_eta_or_fixed_rates_share_one_program():
+    """The experiment's objectives (fixed:<eta>, the voted mean) and scripted schedules
+    (none, fixed:...) are run inputs, not constants: their update lowers to the same
+    program, which the persistent cache then compiles once. A learned principal is
+    another program (the comparison can fail)."""
+    game = GameConfig(num_players=3, episode_length=20, tax_period=10)
+    train = TrainConfig(num_iterations=1, frame_stack=1, **preset("fast"))
+
+    def program(voting_rule: str, principal: str) -> str:
+        cfg = ppo.TwinTrainConfig(
+            dataclasses.replace(game, voting_rule=voting_rule),
+            dataclasses.replace(train, principal=principal), num_envs=2, rollout_length=10)
+        fns = ppo.make_functions(cfg)
+        state = jax.eval_shape(fns.init, jax.random.PRNGKey(0), jnp.zeros(3, jnp.float32))
+        return jax.jit(fns.update).lower(state).as_text()
+
+    learned = [program(rule, "learned") for rule in ("fixed:0", "fixed:0.5", "mean")]
+    assert learned[0] == learned[1] == learned[2]
+    scripted = [program("fixed:1", p) for p in ("none", "fixed:0.1,0.2,0.3",
+                                                 "fixed:0.5,0.5,0.5")]
+    assert scripted[0] == scripted[1] == scripted[2]
+    assert learned[0] != scripted[0]
+    inputs = ppo.run_inputs(ppo.TwinTrainConfig(
+        dataclasses.replace(game, voting_rule="fixed:0.5"),
+        dataclasses.replace(train, principal="fixed:0.1,0.2,0.3"), num_envs=2,
+        rollout_length=10))
+    assert float(inputs.fixed_eta) == 0.5
+    np.testing.assert_allclose(inputs.rates, [0.1, 0.2, 0.3])
 
 
 def test_ppo_learns_the_toy_signal():

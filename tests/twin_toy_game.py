@@ -58,7 +58,9 @@ class ToyGame:
             jax.random.randint(k2, (h * self.ppt, w * self.ppt, 3), 0, 256).astype(jnp.uint8),
             pf.astype(jnp.float32))
 
-    def reset(self, key: jax.Array, selfishness: jax.Array) -> tuple[ToyState, Obs]:
+    def reset(self, key: jax.Array, selfishness: jax.Array, fixed_eta=None
+              ) -> tuple[ToyState, Obs]:
+        del fixed_eta  # the toy game has no vote
         n, b = self.config.num_players, self.config.num_brackets
         state = ToyState(jnp.int32(0), jnp.zeros(b, jnp.float32),
                          jnp.asarray(selfishness, jnp.float32), jnp.bool_(True),

@@ -7,7 +7,9 @@ policies do, on the same game with the same players. This module:
   players' types, the players' module and, if the run learned one, the
   principal's module;
 * plays episodes through `SEDMultiAgentEnv` (`run_episode`), so players see
-  exactly the observations they were trained on, and reads every metric from
+  exactly the observations they were trained on; every principal, a trained
+  one (`ModulePrincipal`) included, is a `principals.Principal` that the env
+  asks for rates at each period start; every metric is read from
   the game itself (`SEDGame.episode_metrics`, which uses
   `sed_meltingpot.welfare`); nothing the game records is recomputed here;
 * evaluates named principals (trained, no tax, fixed schedules, random and
@@ -28,7 +30,7 @@ best schedule's reported numbers are not inflated by picking the luckiest.
 
 from sed_meltingpot.evaluation.compare import PRINCIPAL_CHOICES, PrincipalResult, evaluate
 from sed_meltingpot.evaluation.episodes import (
-    PRINCIPAL_ID,
+    PRINCIPAL_SEED_OFFSET,
     StepHook,
     evaluate_principal,
     make_env,
@@ -55,6 +57,7 @@ from sed_meltingpot.evaluation.runs import (
     load_run,
     load_setup,
     make_players,
+    make_principal,
     trained_principal,
     with_fixed_types,
 )
@@ -78,11 +81,12 @@ from sed_meltingpot.evaluation.stats import (
 
 __all__ = [
     "METRICS", "METRIC_LABELS", "NUM_ACTIONS", "PLAYER_CHOICES", "PRINCIPAL_CHOICES",
-    "PRINCIPAL_ID", "SEARCH_SEED_OFFSET", "CheckpointError", "EvalSetup", "GreedyApplePlayers",
-    "LoadedRun", "ModulePlayers", "ModulePrincipal", "PlayerPolicy", "PrincipalResult",
-    "RandomPlayers", "ScriptedPlayers", "SearchResult", "Stat", "StepHook", "apple_tile_colour",
-    "build_setup", "episode_scalars", "evaluate", "evaluate_principal", "find_run_config",
-    "fmt_rates", "format_table", "grid_search", "load_run", "load_setup", "make_env",
-    "make_players", "mean_ci", "rate_grid", "result_keys", "run_episode", "student_t_cdf",
-    "student_t_quantile", "summarize", "trained_principal", "with_fixed_types", "write_results",
+    "PRINCIPAL_SEED_OFFSET", "SEARCH_SEED_OFFSET", "CheckpointError", "EvalSetup",
+    "GreedyApplePlayers", "LoadedRun", "ModulePlayers", "ModulePrincipal", "PlayerPolicy",
+    "PrincipalResult", "RandomPlayers", "ScriptedPlayers", "SearchResult", "Stat", "StepHook",
+    "apple_tile_colour", "build_setup", "episode_scalars", "evaluate", "evaluate_principal",
+    "find_run_config", "fmt_rates", "format_table", "grid_search", "load_run", "load_setup",
+    "make_env", "make_players", "make_principal", "mean_ci", "rate_grid", "result_keys",
+    "run_episode", "student_t_cdf", "student_t_quantile", "summarize", "trained_principal",
+    "with_fixed_types", "write_results",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from sed_meltingpot import tax
 from sed_meltingpot.evaluation.episodes import evaluate_principal
-from sed_meltingpot.evaluation.policies import ModulePrincipal, PlayerPolicy
+from sed_meltingpot.evaluation.policies import PlayerPolicy
 from sed_meltingpot.evaluation.runs import EvalSetup, with_fixed_types
 from sed_meltingpot.evaluation.search import (
     SEARCH_SEED_OFFSET,
@@ -18,7 +18,7 @@ from sed_meltingpot.evaluation.search import (
     rate_grid,
 )
 from sed_meltingpot.evaluation.stats import METRICS, Stat, summarize
-from sed_meltingpot.principals import FixedRates, Principal
+from sed_meltingpot.principals import FixedRates, Principal, parse_principal
 
 PRINCIPAL_CHOICES = ("trained", "none", "fixed", "random", "best_fixed")
 
@@ -35,13 +35,14 @@ class PrincipalResult:
 
 
 def evaluate(setup: EvalSetup, players: PlayerPolicy, *, principals: Sequence[str],
-             num_episodes: int, seed: int = 0, trained: ModulePrincipal | None = None,
+             num_episodes: int, seed: int = 0, trained: Principal | None = None,
              fixed: Sequence[Sequence[float]] = (), grid_resolution: int = 3,
              search_episodes: int | None = None, objective: str = "objective",
              max_steps: int | None = None, print_fn: Callable[[str], None] | None = print
              ) -> tuple[list[PrincipalResult], SearchResult | None]:
     """Evaluates each of `principals` (names in PRINCIPAL_CHOICES; "fixed"
-    expands to one entry per schedule in `fixed`)."""
+    expands to one entry per schedule in `fixed`; "trained" plays `trained`,
+    e.g. `runs.trained_principal`)."""
     unknown = [p for p in principals if p not in PRINCIPAL_CHOICES]
     if unknown:
         raise ValueError(f"unknown principals {unknown}; choose from {PRINCIPAL_CHOICES}")
@@ -59,8 +60,10 @@ def evaluate(setup: EvalSetup, players: PlayerPolicy, *, principals: Sequence[st
     results: list[PrincipalResult] = []
     search: SearchResult | None = None
 
-    def run(name: str, description: str, principal: str | Principal | ModulePrincipal
-            ) -> None:
+    def scripted(spec: str) -> Principal:
+        return parse_principal(spec, num_brackets=b, rate_levels=setup.game.rate_levels)
+
+    def run(name: str, description: str, principal: Principal) -> None:
         say(f"evaluating {name}: {description}")
         episodes = evaluate_principal(setup, players, principal, num_episodes=num_episodes,
                                       seed=seed, max_steps=max_steps)
@@ -70,9 +73,9 @@ def evaluate(setup: EvalSetup, players: PlayerPolicy, *, principals: Sequence[st
         if name == "trained":
             run("trained", "the run's learned principal", trained)
         elif name == "none":
-            run("none", "no tax", "none")
+            run("none", "no tax", scripted("none"))
         elif name == "random":
-            run("random", "uniform random rate levels each period", "random")
+            run("random", "uniform random rate levels each period", scripted("random"))
         elif name == "fixed":
             for rates in fixed:
                 rates = [float(r) for r in rates]

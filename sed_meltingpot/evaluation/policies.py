@@ -1,5 +1,6 @@
 """Who acts in an evaluated episode: the players' policies (random, scripted,
-greedy for apples, a trained module) and a trained principal's module."""
+greedy for apples, a trained module) and a trained principal's module as a
+`principals.Principal`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.observations import principal_input
 from sed_meltingpot.substrates import apple_picking_data
 
 NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
@@ -169,22 +171,36 @@ class ModulePlayers:
 
 
 class ModulePrincipal:
-    """The trained principal's RLModule: one rate level per bracket."""
+    """The trained principal's module as a `principals.Principal`: it builds
+    the network input training saw (`observations.principal_input`) from the
+    game's principal observation and samples one rate level per bracket, so
+    the envs and evaluation play it like any scripted principal."""
 
-    def __init__(self, module: Any, num_brackets: int, num_levels: int,
+    def __init__(self, module: Any, game: GameConfig, pixels_per_tile: int,
                  greedy: bool = False) -> None:
         self.module, self.greedy = module, greedy
-        self.num_brackets, self.num_levels = num_brackets, num_levels
+        self.num_brackets, self.num_levels = game.num_brackets, game.num_rate_levels
+        self.rate_levels = np.asarray(game.rate_levels, dtype=float)
+        self.periods_per_round = game.round_length // game.tax_period
+        self.pixels_per_tile = pixels_per_tile
         self._rng = np.random.default_rng(0)
 
     def reset(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
-    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        logits = _forward(self.module, [observation])[0]
+    def levels(self, observation: dict[str, Any]) -> np.ndarray:
+        """One rate-level index per bracket for the game's principal observation."""
+        network_input = principal_input(observation, self.periods_per_round,
+                                        self.pixels_per_tile)
+        logits = _forward(self.module, [network_input])[0]
         if logits.shape != (self.num_brackets * self.num_levels,):
             raise ValueError(f"principal module gives {logits.shape[0]} logits; expected "
                              f"{self.num_brackets} brackets x {self.num_levels} levels")
         logits = logits.reshape(self.num_brackets, self.num_levels)
         return _softmax_sample(logits, self._rng, self.greedy).astype(np.int64)
 
+    def __call__(self, observation: dict[str, Any]) -> np.ndarray:
+        return self.rate_levels[self.levels(observation)]
+
+    def __str__(self) -> str:
+        return "trained"

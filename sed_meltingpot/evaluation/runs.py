@@ -18,6 +18,7 @@ from sed_meltingpot.evaluation.policies import (
     RandomPlayers,
     apple_tile_colour,
 )
+from sed_meltingpot.principals import Principal, parse_principal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +30,14 @@ class EvalSetup:
     frame_stack: int = 4
     pixels_per_tile: int = 8
 
-    def env_config(self, principal: str, seed: int) -> dict[str, Any]:
-        return {"game": dataclasses.asdict(self.game), "seed": int(seed),
-                "principal": principal, "frame_stack": self.frame_stack,
-                "pixels_per_tile": self.pixels_per_tile}
+    def env_config(self, seed: int, principal: str | None = None) -> dict[str, Any]:
+        """`SEDMultiAgentEnv`'s config; `principal` a spec, or None when the
+        env is given a `principals.Principal` object."""
+        config = {"game": dataclasses.asdict(self.game), "seed": int(seed),
+                  "frame_stack": self.frame_stack, "pixels_per_tile": self.pixels_per_tile}
+        if principal is not None:
+            config["principal"] = principal
+        return config
 
 
 @dataclasses.dataclass
@@ -209,6 +214,20 @@ def make_players(kind: str, run: LoadedRun | None = None, greedy: bool = False,
     raise ValueError(f"players {kind!r} must be one of {PLAYER_CHOICES}")
 
 
+def make_principal(spec: str, setup: EvalSetup, run: LoadedRun | None = None,
+                   greedy: bool = False) -> Principal:
+    """The command-line spelling of a principal as one: `trained` (the run's
+    learned principal) or a scripted spec (`none`, `fixed:r0,..`, `random`)."""
+    if spec == "trained":
+        principal = trained_principal(run, setup, greedy)
+        if principal is None:
+            raise ValueError("principal 'trained' needs a checkpoint of a run that learned a "
+                             "principal")
+        return principal
+    return parse_principal(spec, num_brackets=setup.game.num_brackets,
+                           rate_levels=setup.game.rate_levels)
+
+
 def trained_principal(run: LoadedRun | None, setup: EvalSetup, greedy: bool = False
                       ) -> ModulePrincipal | None:
     """The run's learned principal, or None if it has none."""
@@ -217,6 +236,5 @@ def trained_principal(run: LoadedRun | None, setup: EvalSetup, greedy: bool = Fa
     if setup.game.num_players != run.setup.game.num_players:
         raise ValueError(f"the trained principal observes {run.setup.game.num_players} players; "
                          f"the game now has {setup.game.num_players}")
-    return ModulePrincipal(run.principal, setup.game.num_brackets, setup.game.num_rate_levels,
-                           greedy=greedy)
+    return ModulePrincipal(run.principal, setup.game, setup.pixels_per_tile, greedy=greedy)
 

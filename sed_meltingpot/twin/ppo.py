@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sed_meltingpot import voting
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.hyperparameters import hyperparameter
 from sed_meltingpot.substrates import apple_picking_data
@@ -53,6 +54,9 @@ from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.twin import networks
 
 NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
+# The rule a `fixed:<eta>` game is compiled with (`compile_game`): GameConfig's default,
+# also the voted objective's, so the experiment's objectives share one program.
+COMPILED_VOTING_RULE = GameConfig().voting_rule
 
 
 # ------------------------------------------------------------------ config
@@ -123,17 +127,44 @@ class TwinTrainConfig:
 
 
 def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:
-    """('learned' | 'none' | 'random' | 'fixed', fixed rates or None), checked like
-    `principals.parse_principal`."""
-    from sed_meltingpot.principals import parse_principal
+    """('learned' | 'random' | 'rates', the fixed rates of 'none' (zeros) and
+    'fixed:..', else None), checked like `principals.parse_principal`."""
+    from sed_meltingpot.principals import FixedRates, parse_principal
 
     if spec == "learned":
         return "learned", None
     principal = parse_principal(spec, num_brackets=game.num_brackets,
                                 rate_levels=game.rate_levels)
-    if spec.startswith("fixed:"):
-        return "fixed", np.asarray(principal.rates, dtype=np.float32)
+    if isinstance(principal, FixedRates):
+        return "rates", np.asarray(principal.rates, dtype=np.float32)
     return spec, None
+
+
+class RunInputs(NamedTuple):
+    """A run's settings that enter the compiled program as inputs, not constants: runs
+    that differ only in them (the experiment's objectives and fixed schedules) then
+    share one compiled program, in this process and in the persistent compile cache."""
+
+    fixed_eta: jax.Array  # f32: eta of a `fixed:<eta>` voting rule; NaN: the players vote
+    rates: jax.Array  # f32[B]: a scripted principal's fixed rates (zeros: no tax)
+
+
+def run_inputs(config: TwinTrainConfig) -> RunInputs:
+    g = config.game
+    eta = voting.fixed_eta(g.voting_rule)
+    _, rates = parse_scripted(config.train.principal, g)
+    return RunInputs(
+        jnp.float32(np.nan if eta is None else eta),
+        jnp.asarray(np.zeros(g.num_brackets) if rates is None else rates, jnp.float32))
+
+
+def compile_game(game: GameConfig) -> GameConfig:
+    """The game the twin is compiled for: a `fixed:<eta>` voting rule becomes an input
+    (`RunInputs.fixed_eta`), so the compiled game votes with the default on-device rule
+    and every fixed eta overrides that vote at run time."""
+    if voting.fixed_eta(game.voting_rule) is None:
+        return game
+    return dataclasses.replace(game, voting_rule=COMPILED_VOTING_RULE)
 
 
 # --------------------------------------------------------- pure PPO pieces
@@ -232,10 +263,11 @@ class RunnerState(NamedTuple):
     episode_returns: jax.Array  # (games, n) players' returns of the running episodes
     rng: jax.Array
     iteration: jax.Array  # int32, iterations done
+    inputs: RunInputs  # the fixed eta and rates, inputs of the compiled update
 
 
 class TrainFunctions(NamedTuple):
-    init: Callable[[jax.Array, jax.Array], RunnerState]
+    init: Callable[..., RunnerState]  # (rng, selfishness, inputs=run_inputs(config))
     update: Callable[[RunnerState], tuple[RunnerState, dict[str, Any]]]
     players_spec: networks.NetworkSpec
     principal_spec: networks.NetworkSpec | None
@@ -246,7 +278,8 @@ def make_game(config: TwinTrainConfig) -> Any:
     """The SED twin for a config (imported late: the twin is written by other modules)."""
     from sed_meltingpot.twin.sed import SEDTwin
 
-    return SEDTwin(config.game, obs_mode=config.obs_mode, frame_stack=config.train.frame_stack)
+    return SEDTwin(compile_game(config.game), obs_mode=config.obs_mode,
+                   frame_stack=config.train.frame_stack)
 
 
 def network_specs(config: TwinTrainConfig, obs: Any
@@ -301,18 +334,17 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     kind, fixed_rates = parse_scripted(t.principal, g)
     learned = kind == "learned"
 
-    reset_v = jax.vmap(game.reset, in_axes=(0, None))
+    reset_v = jax.vmap(game.reset, in_axes=(0, None, None))
     step_v = jax.vmap(game.step)
     metrics_v = jax.vmap(game.episode_metrics)
     set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
     set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None)) if hasattr(
         game, "set_rates") else None
-    if kind == "fixed":
+    if kind == "rates" and set_rates_v is None:
         levels = np.rint(fixed_rates * (num_k - 1))
-        if set_rates_v is None and not np.allclose(levels / (num_k - 1), fixed_rates):
-            raise ValueError(f"principal {t.principal!r}: the twin sets only rate levels "
+        if not np.allclose(levels / (num_k - 1), fixed_rates):
+            raise ValueError(f"principal {t.principal!r}: this game sets only rate levels "
                              f"{g.rate_levels}")
-        fixed_levels = jnp.asarray(levels, jnp.int32)
 
     # Shapes from one game, to size the networks.
     _, probe_obs = jax.eval_shape(game.reset, jax.random.PRNGKey(0), jnp.zeros(n, jnp.float32))
@@ -330,17 +362,19 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                   "entropy_coeff": t.entropy_coeff}
     curriculum = t.tax_cap_curriculum(learned=learned, total_env_steps=config.total_env_steps)
 
-    def init(rng: jax.Array, selfishness: jax.Array) -> RunnerState:
+    def init(rng: jax.Array, selfishness: jax.Array, inputs: RunInputs | None = None
+             ) -> RunnerState:
+        inputs = run_inputs(config) if inputs is None else inputs
         rng, k_players, k_principal, k_env = jax.random.split(rng, 4)
         players_params = networks.init_params(players_spec, k_players)
         principal_params = (networks.init_params(principal_spec, k_principal) if learned
                             else {})
         selfishness = jnp.asarray(selfishness, jnp.float32)
-        game_state, obs = reset_v(jax.random.split(k_env, E), selfishness)
+        game_state, obs = reset_v(jax.random.split(k_env, E), selfishness, inputs.fixed_eta)
         return RunnerState(
             players_params, players_tx.init(players_params), principal_params,
             principal_tx.init(principal_params) if learned else {}, game_state, obs,
-            selfishness, jnp.zeros((E, n), jnp.float32), rng, jnp.int32(0))
+            selfishness, jnp.zeros((E, n), jnp.float32), rng, jnp.int32(0), inputs)
 
     # ---------------------------------------------------------------- rollout
     def principal_turn(state: RunnerState, cap: jax.Array, key: jax.Array):
@@ -356,12 +390,10 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
             value = logp = jnp.zeros(E, jnp.float32)
             if kind == "random":
                 levels = jax.random.randint(key, (E, num_b), 0, num_k, jnp.int32)
-            elif kind == "fixed":
-                levels = jnp.broadcast_to(fixed_levels, (E, num_b))
-            else:  # none: no tax
-                levels = jnp.zeros((E, num_b), jnp.int32)
-        if kind == "fixed" and set_rates_v is not None:
-            rates = jnp.broadcast_to(jnp.asarray(fixed_rates), (E, num_b))
+            else:  # fixed rates (none: zeros), a run input; recorded as their levels
+                rates = jnp.broadcast_to(state.inputs.rates, (E, num_b))
+                levels = jnp.rint(rates * (num_k - 1)).astype(jnp.int32)
+        if kind == "rates" and set_rates_v is not None:
             game_state, new_obs = set_rates_v(state.game_state, rates, cap)
         else:
             game_state, new_obs = set_levels_v(state.game_state, levels, cap)
@@ -403,7 +435,8 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         episodes = {"done": done, "returns": state.episode_returns,
                     "metrics": metrics_v(state.game_state)}
         # Reset finished games once per period (a select under vmap costs one reset).
-        fresh_state, fresh_obs = reset_v(jax.random.split(k_reset, E), state.selfishness)
+        fresh_state, fresh_obs = reset_v(jax.random.split(k_reset, E), state.selfishness,
+                                         state.inputs.fixed_eta)
         pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
         state = state._replace(game_state=jax.tree_util.tree_map(pick, fresh_state,
                                                                   state.game_state),

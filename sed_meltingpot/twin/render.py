@@ -25,7 +25,7 @@ and checked pixel for pixel against the engine (`tests/test_twin_render.py`):
 * A player out of play after a zap sees all zeros.
 
 `tiles` (1 pixel per tile) is the floor of each 8x8 block's mean, as
-`rllib_env.downsample(RGB, 1)` computes; it gathers from a table of each tile
+`observations.downsample(RGB, 1)` computes; it gathers from a table of each tile
 content's mean (the same table `pixels` gathers 8x8 blocks from), so it never
 draws pixels. A tile content is coded as an integer (see `RenderTables`).
 
@@ -184,7 +184,7 @@ def build_tables(ascii_map: str, num_players: int) -> RenderTables:
         blocks[o, 4 * u + 1] = assets["beam"][:3]
         blocks[o, 4 * u + 2] = assets["out_of_bounds"][:3]
         blocks[o, 4 * u + 3] = 0  # a removed player's view
-    # Floor of the mean over the 8x8 block, as rllib_env.downsample (exact: /64).
+    # Floor of the mean over the 8x8 block, as observations.downsample (exact: /64).
     means = (blocks.astype(np.int32).sum(axis=(2, 3)) // (SPRITE * SPRITE)).astype(np.uint8)
     offsets = view_offsets().reshape(4, VIEW_H * VIEW_W, 2)
     view_index = (offsets[..., 0] * (width + 2 * PAD) + offsets[..., 1]).astype(np.int32)
@@ -304,7 +304,7 @@ def _fields(state: Any) -> tuple:
 
 
 def tiles(env: Any, state: Any) -> jax.Array:
-    """uint8[n, 11, 11, 3] == rllib_env.downsample(Lua RGB, 1), for one game."""
+    """uint8[n, 11, 11, 3] == observations.downsample(Lua RGB, 1), for one game."""
     return tiles_from_arrays(env_tables(env), *_fields(state))
 
 

@@ -107,7 +107,8 @@ class SEDState:
     last_period_apples, round_apples, round_taxed f32[n] (a_i of the running period,
     of the last settled one, the round's apples and post-tax incomes); objective f32
     W_eta of the round so far; principal_due bool; done bool (episode over); ready
-    f32[n] READY_TO_SHOOT of the current frame (player features); metrics.
+    f32[n] READY_TO_SHOOT of the current frame (player features); metrics; fixed_eta f32
+    the eta every round takes, a run input (NaN: the players vote; see `vote`).
     """
 
     sigma: jax.Array
@@ -127,6 +128,7 @@ class SEDState:
     done: jax.Array
     ready: jax.Array
     metrics: Metrics
+    fixed_eta: jax.Array
 
 
 @struct.dataclass
@@ -220,8 +222,12 @@ class SEDTwin:
         w = cfg.principal_weight
         return (1.0 - w) * eta + w * cfg.principal_type if w > 0 else eta
 
-    def vote(self, sigma: jax.Array) -> jax.Array:
-        """eta = (1 - w) f(sigma) + w theta_principal (SEDGame.vote), on device if possible."""
+    def vote(self, sigma: jax.Array, fixed_eta: Any = None) -> jax.Array:
+        """eta = (1 - w) f(sigma) + w theta_principal (SEDGame.vote), on device if possible.
+
+        `fixed_eta` (f32, NaN for none) replaces f(sigma) at run time: the `fixed:<eta>`
+        voting rules as an input rather than a constant, so that runs differing only in
+        the fixed eta share one compiled program (`ppo.compile_game`)."""
         cfg = self.config
         if self._host_eta is not None:
             return _f32(self._host_eta)
@@ -235,12 +241,15 @@ class SEDTwin:
                     "call reset outside jit/vmap") from err
             return _f32(self.host_vote(concrete))
         eta = self._vote_core(_f32(sigma), jnp)
+        if fixed_eta is not None:
+            eta = jnp.where(jnp.isnan(_f32(fixed_eta)), eta, _f32(fixed_eta))
         w = cfg.principal_weight
         return _f32((1.0 - w) * eta + w * cfg.principal_type if w > 0 else eta)
 
     # ------------------------------------------------------- the SED layer (pure)
-    def sed_reset(self, selfishness: Any, ready: Any) -> SEDState:
-        """A fresh episode's SED state (SEDGame.reset: rates 0, round 0, principal due)."""
+    def sed_reset(self, selfishness: Any, ready: Any, fixed_eta: Any = None) -> SEDState:
+        """A fresh episode's SED state (SEDGame.reset: rates 0, round 0, principal due);
+        `fixed_eta` as in `vote`."""
         n, b, p = self.num_players, self.num_brackets, self.num_periods
         sigma = _f32(selfishness)
         zeros, zb = jnp.zeros(n, jnp.float32), jnp.zeros(b, jnp.float32)
@@ -251,11 +260,12 @@ class SEDTwin:
             period_cap=jnp.zeros(p, jnp.float32), periods=izero, round_objective=zero,
             round_eta=zero, rounds=izero, principal_return=zero)
         return SEDState(
-            sigma=sigma, eta=self.vote(sigma), rates=zb, requested=zb, tax_cap=_f32(1.0),
+            sigma=sigma, eta=self.vote(sigma, fixed_eta), rates=zb, requested=zb, tax_cap=_f32(1.0),
             step=izero, round_start=izero, round_index=izero, period_apples=zeros,
             last_period_apples=zeros, round_apples=zeros, round_taxed=zeros,
             objective=zero, principal_due=jnp.ones((), bool), done=jnp.zeros((), bool),
-            ready=_f32(ready), metrics=metrics)
+            ready=_f32(ready), metrics=metrics,
+            fixed_eta=_f32(jnp.nan if fixed_eta is None else fixed_eta))
 
     def sed_set_rates(self, s: SEDState, rates: Any, tax_cap: Any) -> SEDState:
         """SEDGame.set_rates for rates in [0, 1]^B (clipped), applied only while due.
@@ -342,7 +352,7 @@ class SEDTwin:
             step=step,
             round_start=jnp.where(new_round, step, s.round_start),
             round_index=s.round_index + new_round.astype(jnp.int32),
-            eta=jnp.where(new_round, self.vote(s.sigma), s.eta),
+            eta=jnp.where(new_round, self.vote(s.sigma, s.fixed_eta), s.eta),
             period_apples=jnp.where(period_end, zeros, period_apples),
             last_period_apples=jnp.where(period_end, period_apples, s.last_period_apples),
             round_apples=jnp.where(new_round, zeros, round_apples),
@@ -391,17 +401,21 @@ class SEDTwin:
         return Obs(g.frames, self.player_features(g.sed), self._world(g.env),
                    self.principal_features(g.sed))
 
-    def reset_from(self, env_state: TwinState, selfishness: Any) -> tuple[GameState, Obs]:
+    def reset_from(self, env_state: TwinState, selfishness: Any, fixed_eta: Any = None
+                   ) -> tuple[GameState, Obs]:
         """A new episode from a given world state (e.g. the Lua substrate's)."""
         views = self._views(env_state)
         frames = jnp.tile(views, (1, 1, 1, self.frame_stack))  # frame_stack copies
-        sed = self.sed_reset(selfishness, ready_to_shoot(env_state.alive, env_state.zap_timer))
+        sed = self.sed_reset(selfishness, ready_to_shoot(env_state.alive, env_state.zap_timer),
+                             fixed_eta)
         g = GameState(env=env_state, sed=sed, frames=frames)
         return g, self.observe(g)
 
-    def reset(self, key: jax.Array, selfishness: Any) -> tuple[GameState, Obs]:
-        """A new episode: a fresh world from `key`, types `selfishness` f32[n]."""
-        return self.reset_from(self.env.reset(key), selfishness)
+    def reset(self, key: jax.Array, selfishness: Any, fixed_eta: Any = None
+              ) -> tuple[GameState, Obs]:
+        """A new episode: a fresh world from `key`, types `selfishness` f32[n]; `fixed_eta`
+        as in `vote`."""
+        return self.reset_from(self.env.reset(key), selfishness, fixed_eta)
 
     def principal_due(self, g: GameState) -> jax.Array:
         """True at a tax period's start until the rates are set (SEDGame.principal_due)."""
