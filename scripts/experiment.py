@@ -14,7 +14,7 @@ trained with the learned principal. A scripted principal's runs are trained
 once per seed and judged under every objective (players' rewards, paper Eq. 8,
 do not depend on eta). Writes to --output_dir: results.csv (one row per
 objective, principal, seed and substrate), results.md (mean ± 95% CI per cell,
-Welch t-tests with Holm's correction), learning_curves.png,
+Welch t-tests with Holm's correction), learning_curves.png (data in learning_curves.csv),
 equality_productivity.png, experiment.json and runs/<run>/ (each training run).
 An interrupted experiment resumes: finished runs and evaluations are reused.
 The logic is in sed_meltingpot.experiment and sed_meltingpot.experiment_runs.
@@ -133,10 +133,14 @@ def main(argv: list[str]) -> None:
     b = grid.game.num_brackets
     csv_path = ex.write_csv(rows, os.path.join(out, "results.csv"), b)
 
-    curves = {o: {p: [plotting.load_progress(d) for j in jobs
-                      for t, d in zip(j.tasks, j.run_dirs, strict=True)
-                      if t.principal == p and (t.objective in (None, o))]
-                  for p in principals if p != ex.BEST_FIXED} for o in objectives}
+    runs_of = {o: {p: [(t.seed, d) for j in jobs for t, d in zip(j.tasks, j.run_dirs, strict=True)
+                       if t.principal == p and (t.objective in (None, o))]
+                   for p in principals if p != ex.BEST_FIXED} for o in objectives}
+    curves = {o: {p: [plotting.load_progress(d) for _, d in runs]
+                  for p, runs in per_p.items()} for o, per_p in runs_of.items()}
+    curves_csv = ex.write_learning_curves(
+        curves, {o: {p: [seed for seed, _ in runs] for p, runs in per_p.items()}
+                 for o, per_p in runs_of.items()}, os.path.join(out, "learning_curves.csv"))
     figures = [
         ex.plot_learning_curves(curves, os.path.join(out, "learning_curves.png")),
         ex.plot_equality_productivity(rows, objectives, principals, engine.substrate,
@@ -167,7 +171,7 @@ def main(argv: list[str]) -> None:
     }
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,
-                             figures=figures, learned_rates={
+                             figures=figures, curves=curves, learned_rates={
                                  o: ex.last_period_rates(curves[o][ex.LEARNED])
                                  for o in objectives})
     with open(os.path.join(out, "results.md"), "w") as f:
@@ -181,7 +185,8 @@ def main(argv: list[str]) -> None:
     if bad:
         print(f"warning: {len(bad)} non-finite values, e.g. {bad[:3]}", flush=True)
     print(md)
-    print(f"wrote {csv_path}, {os.path.join(out, 'results.md')}, " + ", ".join(figures))
+    print(f"wrote {csv_path}, {os.path.join(out, 'results.md')}, {curves_csv}, "
+          + ", ".join(figures))
     print(f"wall time {wall / 60:.1f} min")
 
 

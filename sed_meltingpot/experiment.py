@@ -393,11 +393,13 @@ def cell_label(principal: str, substrate: str, engine_substrate: str) -> str:
 def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[str],
                      principals: Sequence[str], substrate: str, meta: Mapping[str, Any],
                      num_brackets: int, figures: Sequence[str] = (),
-                     learned_rates: Mapping[str, Sequence[Sequence[float]]] | None = None
-                     ) -> str:
+                     learned_rates: Mapping[str, Sequence[Sequence[float]]] | None = None,
+                     curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping]]]]
+                     | None = None) -> str:
     """results.md: settings, one table per objective (mean ± 95% CI half-width
     over seeds), the Welch/Holm comparisons, the transfer gap if the learned
-    principal was also played on the Lua substrate, and the figures."""
+    principal was also played on the Lua substrate, whether the learning curves
+    flattened (`budget_quarters` of `curves`), and the figures."""
     lines = [f"# Results: grid `{meta.get('grid')}`, engine `{meta.get('engine')}`", ""]
     for key in ("command", "seeds", "budget", "game", "evaluation", "wall_time"):
         if key in meta:
@@ -471,6 +473,17 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
                              for k, rates in enumerate(periods))
             lines.append(f"* {o}: {text or 'n/a'}")
         lines.append("")
+    quarters = budget_quarters(curves) if curves else []
+    if quarters:
+        lines += ["## Is the budget enough? The learning curves by quarter", "",
+                  "W_eta of the training episodes (learning_curves.csv), each seed's curve "
+                  "averaged over each quarter of its iterations, then mean ± 95% half-width "
+                  "over seeds; the last column is the last quarter minus the third per seed: "
+                  "near 0 where the curves flattened, positive where they still rise.", ""]
+        body = [[q["objective"], q["principal"]] + [format_stat(s) for s in q["quarters"]]
+                + [format_stat(q["change"]), str(q["seeds"])] for q in quarters]
+        lines += _md_table(["objective", "principal", "Q1", "Q2", "Q3", "Q4", "Q4 - Q3",
+                            "n"], body) + [""]
     if figures:
         lines += ["## Figures", ""] + [f"![{os.path.basename(f)}]({os.path.basename(f)})"
                                        for f in figures] + [""]
@@ -490,6 +503,47 @@ def last_period_rates(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[list[
         return []
     periods = min(t.shape[0] for t in tables)
     return np.mean([t[:periods] for t in tables], axis=0).tolist()
+
+
+def budget_quarters(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping]]]]
+                    ) -> list[dict[str, Any]]:
+    """Is the budget enough? Per objective and principal: each seed's learning
+    curve (W_eta per logged iteration, `objective_curve`) cut into quarters of
+    its iterations; per quarter the mean over the seeds of the curve's mean in
+    it, and the last quarter minus the third with its 95% t-interval over seeds.
+    A curve that has flattened has a change near zero; one still rising, a
+    positive change. Runs with fewer than 4 logged points are left out."""
+    out = []
+    for o, per_principal in curves.items():
+        for p, runs in per_principal.items():
+            quarters = []  # per seed: the curve's mean in each quarter
+            for records in runs:
+                _, y = objective_curve(records, eta_of(o))
+                if len(y) >= 4:
+                    quarters.append([float(np.mean(q)) for q in np.array_split(y, 4)])
+            if not quarters:
+                continue
+            q = np.asarray(quarters)
+            out.append({"objective": o, "principal": p, "seeds": len(q),
+                        "quarters": [mean_ci(q[:, k]) for k in range(4)],
+                        "change": mean_ci(q[:, 3] - q[:, 2])})
+    return out
+
+
+def write_learning_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[Mapping]]]],
+                          seeds: Mapping[str, Mapping[str, Sequence[int]]], path: str) -> str:
+    """learning_curves.csv, the data of learning_curves.png: one row per
+    objective, principal, training seed (seeds[o][p][k] of curves[o][p][k])
+    and logged iteration."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["objective", "principal", "seed", "game_steps", "W_eta"])
+        for o, per_principal in curves.items():
+            for p, runs in per_principal.items():
+                for seed, records in zip(seeds[o][p], runs, strict=True):
+                    for x, y in zip(*objective_curve(records, eta_of(o)), strict=True):
+                        writer.writerow([o, p, seed, int(x), f"{y:.6g}"])
+    return path
 
 
 def transfer_gaps(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
@@ -622,5 +676,5 @@ def non_finite(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[s
 ProgressFn = Callable[[str], None]
 __all__ = ["BASELINES", "BEST_FIXED", "EVAL_SEED", "GRIDS", "LEARNED", "OBJECTIVES",
            "PRINCIPALS", "SCHEDULES", "SEARCH_SEED_OFFSET", "EvalItem", "Grid", "TrainTask",
-           "comparisons", "episodes_row", "holm", "plan_evaluation", "plan_training",
-           "results_markdown", "welch_test"]
+           "budget_quarters", "comparisons", "episodes_row", "holm", "plan_evaluation",
+           "plan_training", "results_markdown", "welch_test", "write_learning_curves"]

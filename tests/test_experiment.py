@@ -156,6 +156,35 @@ def test_objective_curve_is_the_mean_w_eta_of_the_logged_episodes():
     assert y[0] == pytest.approx(welfare.interpolated(episodes, 0.3).mean())
 
 
+def test_budget_quarters_by_hand_and_the_curves_csv(tmp_path):
+    """Seed 0 rises 1..8, seed 1 is flat at 5: quarters (1.5, 3.5, 5.5, 7.5) and
+    (5, 5, 5, 5), so the mean change Q4 - Q3 is (2 + 0) / 2 = 1 with a t-interval
+    over 2 seeds of 1 ± t(0.975, 1) * sqrt(2) / sqrt(2); a 3-point run is left out.
+    Quarter means over seeds: (1.5 + 5) / 2 = 3.25, then 4.25, 5.25, 6.25."""
+    def run(values):  # eta=1: W_eta is the utilitarian sum
+        return [{"game_steps": 10 * (i + 1), "utilitarian": v, "egalitarian": 0.0}
+                for i, v in enumerate(values)]
+
+    curves = {"eta=1": {"learned": [run(range(1, 9)), run([5] * 8)],
+                        "none": [run([1, 2, 3])]}}
+    (q,) = ex.budget_quarters(curves)
+    assert (q["objective"], q["principal"], q["seeds"]) == ("eta=1", "learned", 2)
+    assert [s.mean for s in q["quarters"]] == pytest.approx([3.25, 4.25, 5.25, 6.25])
+    assert q["change"].mean == pytest.approx(1.0)
+    t975 = math.tan(math.pi * (0.975 - 0.5))  # Student t with 1 df is the Cauchy law
+    assert q["change"].half_width == pytest.approx(t975 * 1.0, rel=1e-6)
+    md = ex.results_markdown(synthetic_rows(), objectives=["eta=1"], principals=ex.PRINCIPALS,
+                             substrate="lua", meta={}, num_brackets=3, curves=curves)
+    assert "## Is the budget enough?" in md and "| eta=1 | learned | 3.25 ± " in md
+    path = ex.write_learning_curves(curves, {"eta=1": {"learned": [4, 7], "none": [4]}},
+                                    str(tmp_path / "curves.csv"))
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == 8 + 8 + 3
+    assert {(r["principal"], r["seed"]) for r in rows} == {("learned", "4"), ("learned", "7"),
+                                                             ("none", "4")}
+    assert [float(r["W_eta"]) for r in rows if r["seed"] == "7"] == [5.0] * 8
+
+
 def synthetic_rows(seeds=(0, 1, 2), twin=False):
     """Learned beats every baseline by 10 under every objective."""
     rows = []
