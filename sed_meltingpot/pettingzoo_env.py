@@ -17,7 +17,7 @@ from pettingzoo.utils.env import ParallelEnv
 
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
-from sed_meltingpot.principals import Principal, no_tax
+from sed_meltingpot.principals import Principal, check_principal, no_tax
 from sed_meltingpot.substrates import apple_picking_data as data
 
 
@@ -45,9 +45,11 @@ class SEDParallelEnv(ParallelEnv):
 
     def __init__(self, config: GameConfig | None = None, principal: Principal | None = None,
                  seed: int | None = 0) -> None:
+        if principal is not None:
+            check_principal(principal)  # before the substrate is built
         self.game = SEDGame(config, seed=seed)
         cfg = self.game.config
-        self.principal = principal or no_tax(cfg.num_brackets)
+        self.principal = no_tax(cfg.num_brackets) if principal is None else principal
         if seed is not None:
             self.principal.reset(seed)
         self.possible_agents = [f"player_{i}" for i in range(cfg.num_players)]

@@ -32,6 +32,17 @@ class Principal(Protocol):
         """Restarts the principal's randomness (a no-op for deterministic ones)."""
 
 
+def check_principal(value: Any) -> Principal:
+    """`value` if it follows the protocol; else a TypeError that says how to make one
+    (a spec string such as 'none' is parsed by `parse_principal`, not taken as is)."""
+    if not isinstance(value, Principal):
+        raise TypeError(
+            f"principal {value!r} is not a principals.Principal (a callable with reset(seed)); "
+            "build one with principals.parse_principal('none' | 'fixed:r0,..' | 'random', "
+            "...), evaluation.make_principal(spec, setup) or evaluation.ModulePrincipal")
+    return value
+
+
 class FixedRates:
     """The same rates every period (no tax is FixedRates of zeros)."""
 

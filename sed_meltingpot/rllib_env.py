@@ -52,7 +52,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
 from sed_meltingpot.observations import SPRITE, downsample, principal_input
-from sed_meltingpot.principals import Principal, parse_principal
+from sed_meltingpot.principals import Principal, check_principal, parse_principal
 from sed_meltingpot.substrates import apple_picking_data
 
 PRINCIPAL = "principal"
@@ -127,7 +127,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
         self.learned_principal = scripted_principal is None and spec == "learned"
         self.scripted_principal: Principal | None = None
         if scripted_principal is not None:
-            self.scripted_principal = scripted_principal
+            self.scripted_principal = check_principal(scripted_principal)
         elif not self.learned_principal:
             self.scripted_principal = parse_principal(
                 spec, num_brackets=cfg.num_brackets, rate_levels=cfg.rate_levels)

@@ -286,6 +286,13 @@ def test_every_principal_follows_one_protocol_and_reads_back_from_its_spelling()
     assert str(kinds[0]) == "none" and str(kinds[1]) == "fixed:0.1,0.25,0.5"
     np.testing.assert_array_equal(parse_principal(str(kinds[1]), num_brackets=3,
                                                   rate_levels=levels)({}), [0.1, 0.25, 0.5])
+    # A spec string is not a principal: the envs say how to build one.
+    from sed_meltingpot.pettingzoo_env import SEDParallelEnv
+
+    for build in (lambda: ev.make_env(SETUP, "none", seed=0),
+                  lambda: SEDParallelEnv(SETUP.game, principal="none")):
+        with pytest.raises(TypeError, match=r"'none' is not a principals.Principal.*parse_princ"):
+            build()
 
 
 def test_a_random_principal_draws_each_episode_from_that_episodes_seed():

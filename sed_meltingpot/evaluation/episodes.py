@@ -10,7 +10,7 @@ from typing import Any
 from sed_meltingpot.evaluation.policies import PlayerPolicy
 from sed_meltingpot.evaluation.runs import EvalSetup
 from sed_meltingpot.evaluation.stats import episode_scalars
-from sed_meltingpot.principals import Principal
+from sed_meltingpot.principals import Principal, check_principal
 
 # Offsets the principal's random stream from the players' (both seeded per episode).
 PRINCIPAL_SEED_OFFSET = 7919
@@ -25,7 +25,7 @@ def make_env(setup: EvalSetup, principal: Principal, seed: int,
     rates at each period start; only the players are agents."""
     from sed_meltingpot.rllib_env import SEDMultiAgentEnv
 
-    env = SEDMultiAgentEnv(setup.env_config(seed), scripted_principal=principal)
+    env = SEDMultiAgentEnv(setup.env_config(seed), scripted_principal=check_principal(principal))
     if on_step is not None:
         env.step_hooks.append(on_step)
     return env
