@@ -36,8 +36,8 @@ from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot import plotting
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
-                  "smoke: wiring test (2.6 min on 2 cores with --engine=rllib); small: about "
-                  "1 h on 2 cores with --engine=jax; "
+                  "smoke: wiring test (on 2 cores: 4 min with --engine=jax, 2.6 min with "
+                  "rllib); small: about 1 h on 2 cores with --engine=jax; "
                   "paper: the paper's game, for a GPU machine or a cluster.")
 flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
                   "jax: the JAX twin (its learned runs are also evaluated on the Lua "
