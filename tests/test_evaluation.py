@@ -254,6 +254,7 @@ def test_a_trained_principal_sees_in_evaluation_what_training_showed_it():
             obs, _, _, truncated, _ = training_env.step(players.act(obs))
             if truncated["__all__"]:
                 break
+        trained_metrics = training_env.game.episode_metrics()
     finally:
         training_env.close()
 
@@ -262,7 +263,7 @@ def test_a_trained_principal_sees_in_evaluation_what_training_showed_it():
     assert isinstance(principal, Principal) and str(principal) == "trained"
     env = ev.make_env(SETUP, principal, seed=3)
     try:
-        ev.run_episode(env, players, seed=11)
+        metrics = ev.run_episode(env, players, seed=11)
         rates = [r.requested_rates for r in env.game.period_records]
     finally:
         env.close()
@@ -274,6 +275,9 @@ def test_a_trained_principal_sees_in_evaluation_what_training_showed_it():
         assert features[0][-1] == pytest.approx(k / 4)
     for requested in rates:
         np.testing.assert_allclose(requested, np.array(levels) / 10)
+    # Same worlds, players and rates: the same episode.
+    for key in ("objective", "productivity", "tax_revenue", "peace"):
+        assert metrics[key] == trained_metrics[key], key
 
 
 def test_every_principal_follows_one_protocol_and_reads_back_from_its_spelling():
