@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sed_meltingpot import evaluation, voting
+from sed_meltingpot import evaluation
 from sed_meltingpot import experiment as ex
 from sed_meltingpot.principals import FixedRates
 
@@ -234,6 +234,7 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
     import numpy as np
 
     from sed_meltingpot.twin import checkpoint as ckpt
+    from sed_meltingpot.twin import ppo
 
     with open(os.path.join(run_dir, "run_config.json")) as f:
         run_config = json.load(f)
@@ -247,25 +248,17 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
     players_spec, players_params = ckpt.load_params(path, "players")
     principal_spec, principal_params = (ckpt.load_params(path, "principal")
                                         if principal == ex.LEARNED else (None, {}))
-    if principal == ex.LEARNED:
-        kind, rates = "learned", np.zeros(game.num_brackets)
-        if principal_spec is None:
-            raise ValueError(f"{path} has no learned principal")
-    elif principal == "random":
-        kind, rates = "random", np.zeros(game.num_brackets)
-    else:
-        from sed_meltingpot.principals import FixedRates, parse_principal
-
-        acting = FixedRates(principal) if isinstance(principal, tuple) else parse_principal(
-            principal, num_brackets=game.num_brackets, rate_levels=game.rate_levels)
-        kind, rates = "rates", acting({})
-    eta = voting.fixed_eta(voting_rule)
+    spec = str(FixedRates(principal)) if isinstance(principal, tuple) else principal
+    kind, _ = ppo.parse_scripted(spec, game)
+    if kind == "learned" and principal_spec is None:
+        raise ValueError(f"{path} has no learned principal")
+    inputs = ppo.run_inputs(game, spec)
     play = _twin_play_fn(game, obs_mode, frame_stack, kind, players_spec, principal_spec,
                          num_episodes)
     keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
     metrics = jax.device_get(play(
         jnp.stack([k[0] for k in keys]), keys[0][1], sigma, players_params, principal_params,
-        jnp.asarray(rates, jnp.float32), jnp.float32(np.nan if eta is None else eta)))
+        inputs.rates, inputs.fixed_eta))
     return [evaluation.episode_scalars({k: np.asarray(v)[e] for k, v in metrics.items()})
             for e in range(num_episodes)]
 

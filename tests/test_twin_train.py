@@ -379,10 +379,8 @@ def test_runs_differing_in_fixed_eta_or_fixed_rates_share_one_program():
                                                  "fixed:0.5,0.5,0.5")]
     assert scripted[0] == scripted[1] == scripted[2]
     assert learned[0] != scripted[0]
-    inputs = ppo.run_inputs(ppo.TwinTrainConfig(
-        dataclasses.replace(game, voting_rule="fixed:0.5"),
-        dataclasses.replace(train, principal="fixed:0.1,0.2,0.3"), num_envs=2,
-        rollout_length=10))
+    inputs = ppo.run_inputs(dataclasses.replace(game, voting_rule="fixed:0.5"),
+                            "fixed:0.1,0.2,0.3")
     assert float(inputs.fixed_eta) == 0.5
     np.testing.assert_allclose(inputs.rates, [0.1, 0.2, 0.3])
 

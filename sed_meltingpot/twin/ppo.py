@@ -149,13 +149,13 @@ class RunInputs(NamedTuple):
     rates: jax.Array  # f32[B]: a scripted principal's fixed rates (zeros: no tax)
 
 
-def run_inputs(config: TwinTrainConfig) -> RunInputs:
-    g = config.game
-    eta = voting.fixed_eta(g.voting_rule)
-    _, rates = parse_scripted(config.train.principal, g)
+def run_inputs(game: GameConfig, principal: str) -> RunInputs:
+    """The inputs of a game (its voting rule) and principal spec (as `parse_scripted`)."""
+    eta = voting.fixed_eta(game.voting_rule)
+    _, rates = parse_scripted(principal, game)
     return RunInputs(
         jnp.float32(np.nan if eta is None else eta),
-        jnp.asarray(np.zeros(g.num_brackets) if rates is None else rates, jnp.float32))
+        jnp.asarray(np.zeros(game.num_brackets) if rates is None else rates, jnp.float32))
 
 
 def compile_game(game: GameConfig) -> GameConfig:
@@ -267,7 +267,7 @@ class RunnerState(NamedTuple):
 
 
 class TrainFunctions(NamedTuple):
-    init: Callable[..., RunnerState]  # (rng, selfishness, inputs=run_inputs(config))
+    init: Callable[..., RunnerState]  # (rng, selfishness, inputs=run_inputs(game, ..))
     update: Callable[[RunnerState], tuple[RunnerState, dict[str, Any]]]
     players_spec: networks.NetworkSpec
     principal_spec: networks.NetworkSpec | None
@@ -364,7 +364,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
 
     def init(rng: jax.Array, selfishness: jax.Array, inputs: RunInputs | None = None
              ) -> RunnerState:
-        inputs = run_inputs(config) if inputs is None else inputs
+        inputs = run_inputs(g, t.principal) if inputs is None else inputs
         rng, k_players, k_principal, k_env = jax.random.split(rng, 4)
         players_params = networks.init_params(players_spec, k_players)
         principal_params = (networks.init_params(principal_spec, k_principal) if learned

@@ -221,7 +221,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     fns = ppo.make_functions(config, game_impl)
     keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
     state = jax.jit(jax.vmap(fns.init, in_axes=(0, 0, None)))(
-        keys, jnp.asarray(types, jnp.float32), ppo.run_inputs(config))
+        keys, jnp.asarray(types, jnp.float32),
+        ppo.run_inputs(config.game, config.train.principal))
     resume_iteration = None
     if restore:
         state = _restore(state, [p.checkpoint for p in plans], print_fn)
