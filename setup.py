@@ -2,12 +2,60 @@
 
 Use `bash scripts/setup_env.sh` for a fresh machine: it installs
 dm-meltingpot without the bot assets its own build would download (see that
-script), then this package. The Lua level (`lua/`) and the substrate configs
-(`substrates/`) ship inside the distribution as the packages
-`sed_meltingpot.lua` and `sed_meltingpot.substrates`.
+script), then this package with the lua and rllib extras (plus dev by default).
+`pip install .` alone is the light install (README "Light install"). The Lua
+level (`lua/`) and the substrate configs (`substrates/`) ship inside the
+distribution as the packages `sed_meltingpot.lua` and `sed_meltingpot.substrates`.
 """
 
 import setuptools
+
+BASE = [
+    "numpy>=1.26,<3",
+    "absl-py>=2.0,<3",
+    # Statistics (t-intervals, Welch's t-test) and plots.
+    "scipy>=1.10,<2",
+    "matplotlib>=3.7,<4",
+    # The JAX twin and its trainer (--engine=jax). Ranges, not pins: the same code
+    # runs on jax 0.10 (CPU here) and jax 0.11 with CUDA (GPU machines).
+    "jax>=0.4.35",
+    "flax>=0.10,<1",
+    "optax>=0.2.4,<1",
+]
+EXTRAS = {
+    # The Lua substrate and the game on it (SEDGame, the PettingZoo env, videos).
+    # Pinned: the substrate is built against these exact releases. scripts/setup_env.sh
+    # builds dm-meltingpot without the bot assets its own build would download.
+    "lua": [
+        "dmlab2d==1.0.2",
+        "dm-meltingpot==2.4.1",
+        "dm-env>=1.6,<2",
+        "ml-collections>=0.1.1",
+        "gymnasium>=1.0,<2",
+        "pettingzoo>=1.24,<2",
+        # Videos (the ffmpeg binary ships inside imageio-ffmpeg's wheel).
+        "imageio>=2.30,<3",
+        "imageio-ffmpeg>=0.5,<1",
+    ],
+    # RLlib training (--engine=rllib) and the RLlib env, which evaluation and video
+    # rendering on the Lua substrate play through (with the lua extra).
+    "rllib": [
+        # RLlib's API changes between releases: built against exactly this one.
+        "ray[rllib]==2.60.0",
+        "torch>=2.4,<2.15",
+        "gymnasium>=1.0,<2",
+        "tensorboardX>=2.6,<3",
+        "dm-tree>=0.1.8",
+    ],
+    # The JaxMARL MultiAgentEnv of the game (sed_meltingpot/twin/jaxmarl_env.py).
+    # Tested with jaxmarl 0.2.0 on jax 0.10.2; it asks for jax>=0.4.25 only, so it
+    # leaves the installed jax alone (no --no-deps needed).
+    # six: gymnax (a jaxmarl dependency, imported by jaxmarl.wrappers) imports it
+    # without declaring it (found by tests/test_light_install.py).
+    "jaxmarl": ["jaxmarl>=0.2.0,<0.3", "six"],
+}
+ALL = sorted({req for reqs in EXTRAS.values() for req in reqs})
+DEV = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"]
 
 setuptools.setup(
     name="sed-meltingpot",
@@ -39,34 +87,10 @@ setuptools.setup(
         "sed_meltingpot.twin": ["assets/*.npz"],
     },
     include_package_data=True,
-    install_requires=[
-        # Pinned: the substrate is built against these exact releases.
-        "dmlab2d==1.0.2",
-        "dm-meltingpot==2.4.1",
-        "dm-env>=1.6,<2",
-        "ml-collections>=0.1.1",
-        "numpy>=1.26,<3",
-        "absl-py>=2.0,<3",
-        # RLlib's API changes between releases: built against exactly this one.
-        "ray[rllib]==2.60.0",
-        "torch>=2.4,<2.15",
-        "gymnasium>=1.0,<2",
-        "pettingzoo>=1.24,<2",
-        "tensorboardX>=2.6,<3",
-        "dm-tree>=0.1.8",
-        # Videos (the ffmpeg binary ships inside imageio-ffmpeg's wheel) and plots.
-        "imageio>=2.30,<3",
-        "imageio-ffmpeg>=0.5,<1",
-        "matplotlib>=3.7,<4",
-        # Statistics: t-intervals, Welch's t-test.
-        "scipy>=1.10,<2",
-        # The JAX twin and its trainer (--engine=jax). Ranges, not pins: the same code
-        # runs on jax 0.10 (CPU here) and jax 0.11 with CUDA (GPU machines).
-        "jax>=0.4.35",
-        "flax>=0.10,<1",
-        "optax>=0.2.4,<1",
-    ],
-    extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
-    },
+    # The base install: the SED layer, the JAX twin and its trainer, and the
+    # experiment with the jax engine (README "Light install"). Every other part is an
+    # extra below; importing it without the extra raises one line naming the extra
+    # (sed_meltingpot/optional.py, whose EXTRAS has the same keys).
+    install_requires=BASE,
+    extras_require={**EXTRAS, "all": ALL, "dev": ALL + DEV},
 )

@@ -108,7 +108,10 @@ def play_chunk(env, timestep, actions: Sequence[Sequence[int]], clock: Clock):
 
 def _builders(seed: int) -> dict[str, Callable[[], object]]:
     # Imported here so that the helpers above load without Melting Pot (tests).
-    from meltingpot import substrate as mp_substrate
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("lua", "scripts/benchmark_substrate.py"):
+        from meltingpot import substrate as mp_substrate
 
     from sed_meltingpot import substrate
 

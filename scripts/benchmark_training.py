@@ -25,6 +25,7 @@ from absl import app, flags
 
 from sed_meltingpot import substrate
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.optional import extra_import
 from sed_meltingpot.training.config import PRESETS, TrainConfig, build_ppo_config, preset
 
 flags.DEFINE_list("presets", ["paper", "fast"], f"Presets to measure ({', '.join(PRESETS)}).")
@@ -96,7 +97,8 @@ def measure(preset_name: str, runners: int) -> dict:
 
 
 def _game_steps(algo) -> int:
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
+    with extra_import("rllib", "scripts/benchmark_training.py"):
+        from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
 
     steps = algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={})
     return int(steps.get("player_0", 0))  # every player acts once per game step
@@ -104,7 +106,8 @@ def _game_steps(algo) -> int:
 
 def main(argv: list[str]) -> None:
     del argv
-    import ray
+    with extra_import("rllib", "scripts/benchmark_training.py"):
+        import ray
 
     for name in FLAGS.presets:
         if name not in PRESETS:

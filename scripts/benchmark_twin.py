@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -64,10 +65,20 @@ def lua_env_row(substrate_name: str, steps: int, seed: int) -> Row:
     return Row(f"Lua substrate ({substrate_name}), 1 game", steps / elapsed)
 
 
-def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int, tiles: bool = False):
-    """A jitted function running `steps_per_call` steps of `num_games` games; with
-    `tiles`, every step also renders every player's 11x11 `tiles` view (what the fast
-    preset's players observe), so the row costs what a training rollout's env part does."""
+OBSERVATIONS = ("none", "tiles", "pixels")  # what an env row renders each step
+
+
+def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int, tiles: bool = False,
+                      observe: str | None = None):
+    """A jitted function running `steps_per_call` steps of `num_games` games; `observe`
+    ("none", "tiles" or "pixels"; `tiles=True` is "tiles") also renders every player's
+    view each step: 11x11 `tiles` (what the fast preset's players observe) or 88x88 RGB
+    `pixels` (the paper preset's), so the row costs what a training rollout's env part
+    does."""
+    observe = observe or ("tiles" if tiles else "none")
+    if observe not in OBSERVATIONS:
+        raise ValueError(f"observe={observe!r} must be one of {OBSERVATIONS}")
+    view = {"tiles": render.tiles, "pixels": render.pixels}.get(observe)
 
     def one_step(carry, _):
         state, key = carry
@@ -85,8 +96,8 @@ def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int, tiles: 
         # Games run in lockstep, so resets are rare: pay for them only when due.
         state = jax.lax.cond(out.done.any(), reset_done, lambda s: s, state)
         eaten = out.apples_eaten.sum()
-        if tiles:  # the views feed the returned checksum, so XLA cannot drop the render
-            views = jax.vmap(lambda s: render.tiles(env, s))(state)
+        if view is not None:  # the views feed the returned checksum: XLA cannot drop them
+            views = jax.vmap(lambda s: view(env, s))(state)
             eaten = eaten + views.astype(jnp.float32).mean()
         return (state, key), eaten
 
@@ -98,19 +109,60 @@ def make_twin_rollout(env: TwinEnv, num_games: int, steps_per_call: int, tiles: 
     return rollout
 
 
+@dataclasses.dataclass
+class Program:
+    """A lowered program with its first inputs, compiled by `compile()` (lowering and
+    compiling are apart so that a caller can compile several programs in threads):
+    then `run(*args)` is one call; `lower_s` + `compile_s` the time they took (kept
+    out of every rate); `memory` XLA's `memory_analysis()` (None where the backend
+    gives none)."""
+
+    lowered: Any
+    args: tuple
+    lower_s: float
+    run: Any = None
+    compile_s: float = float("nan")
+    memory: Any = None
+
+    def compile(self) -> Program:
+        start = time.perf_counter()
+        self.run = self.lowered.compile()
+        self.compile_s = time.perf_counter() - start
+        try:
+            self.memory = self.run.memory_analysis()
+        except Exception:  # noqa: BLE001 - an optional figure some backends lack
+            self.memory = None
+        return self
+
+
+def _lower(fn: Any, *args: Any) -> Program:
+    start = time.perf_counter()
+    lowered = jax.jit(fn).lower(*args)
+    return Program(lowered, args, time.perf_counter() - start)
+
+
+def twin_rollout_program(env: TwinEnv, num_games: int, steps_per_call: int, seed: int,
+                         observe: str = "none") -> Program:
+    """`make_twin_rollout` lowered for `num_games` fresh games: run(state, key) ->
+    (state, key, checksum)."""
+    rollout = make_twin_rollout(env, num_games, steps_per_call, observe=observe)
+    key = jax.random.PRNGKey(seed)
+    state = jax.vmap(env.reset)(jax.random.split(key, num_games))
+    return _lower(rollout, state, key)
+
+
 def twin_env_row(substrate_name: str, num_games: int, steps: int, seed: int,
                  tiles: bool = False) -> Row:
     env = TwinEnv.create(substrate_name)
     steps_per_call = max(1, min(1000, steps // num_games)) if num_games > 1 else min(1000, steps)
-    rollout = make_twin_rollout(env, num_games, steps_per_call, tiles=tiles)
-    key = jax.random.PRNGKey(seed)
-    state = jax.vmap(env.reset)(jax.random.split(key, num_games))
-    state, key, eaten = rollout(state, key)  # compile
+    program = twin_rollout_program(env, num_games, steps_per_call, seed,
+                                   "tiles" if tiles else "none").compile()
+    state, key, eaten = program.run(*program.args)  # warm-up
     jax.block_until_ready(eaten)
     calls = max(1, steps // (steps_per_call * num_games))
     start = time.perf_counter()
     for _ in range(calls):
-        state, key, eaten = rollout(state, key)
+        state, key, eaten = program.run(state, key)
     jax.block_until_ready(eaten)
     elapsed = time.perf_counter() - start
     game_steps = calls * steps_per_call * num_games
@@ -136,8 +188,11 @@ def rllib_training_row(preset_name: str, runners: int, iterations: int, batch: i
                        seed: int) -> Row:
     """RLlib PPO on the Lua substrate (scripts/train.py's default engine), timed after a
     warm-up iteration; game steps = player_0's agent steps (one per game step)."""
-    import ray
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("rllib", "benchmark_twin.py's RLlib rows"):
+        import ray
+        from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
 
     from sed_meltingpot.config import GameConfig
     from sed_meltingpot.training.config import TrainConfig, build_ppo_config, preset
@@ -168,37 +223,46 @@ def rllib_training_row(preset_name: str, runners: int, iterations: int, batch: i
                steps / elapsed, f"{iterations} iterations of {batch} env steps")
 
 
-def twin_training_row(preset_name: str, num_envs: int, rollout_length: int, iterations: int,
-                      seed: int, dtype: str = "float32") -> Row:
-    """`scripts/train.py --engine=jax`'s update (twin/ppo.py: rollout, GAE, PPO epochs,
-    one jitted call per iteration) with the preset's network and PPO settings, timed
-    after compilation and a warm-up iteration."""
+def twin_training_program(preset_name: str, num_envs: int, rollout_length: int, seed: int,
+                          dtype: str = "float32", principal: str = "learned"
+                          ) -> tuple[Any, Program]:
+    """(TwinTrainConfig, lowered update) of `scripts/train.py --engine=jax` with the
+    preset's network and PPO settings: update(state) -> (state, metrics), one iteration
+    (twin/ppo.py: rollout, GAE, PPO epochs in one jitted call)."""
     from sed_meltingpot.config import GameConfig
     from sed_meltingpot.training.config import TrainConfig, preset
     from sed_meltingpot.twin import ppo
-    from sed_meltingpot.twin.trainer import enable_compilation_cache
 
-    enable_compilation_cache()  # a rerun skips the compile (not part of the timing)
     config = ppo.TwinTrainConfig(
-        GameConfig(), TrainConfig(num_iterations=100, seed=seed, **preset(preset_name)),
+        game=GameConfig(),
+        train=TrainConfig(num_iterations=100, seed=seed, principal=principal,
+                          **preset(preset_name)),
         num_envs=num_envs, rollout_length=rollout_length, dtype=dtype)
     fns = ppo.make_functions(config)
     state = jax.jit(fns.init)(jax.random.PRNGKey(seed),
                               jnp.full(config.game.num_players, 0.5, jnp.float32))
-    start = time.perf_counter()
-    update = jax.jit(fns.update).lower(state).compile()
-    compile_s = time.perf_counter() - start
-    state, metrics = update(state)  # warm-up
+    return config, _lower(fns.update, state)
+
+
+def twin_training_row(preset_name: str, num_envs: int, rollout_length: int, iterations: int,
+                      seed: int, dtype: str = "float32") -> Row:
+    """The twin's training iteration, timed after compilation and a warm-up iteration."""
+    from sed_meltingpot.twin.trainer import enable_compilation_cache
+
+    enable_compilation_cache()  # a rerun skips the compile (not part of the timing)
+    config, program = twin_training_program(preset_name, num_envs, rollout_length, seed, dtype)
+    program.compile()
+    state, metrics = program.run(*program.args)  # warm-up
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for _ in range(iterations):
-        state, metrics = update(state)
+        state, metrics = program.run(state)
         jax.block_until_ready(metrics)  # like the trainer, which logs every iteration
     elapsed = time.perf_counter() - start
     steps = iterations * config.game_steps_per_iteration
     return Row(f"twin training, {preset_name} preset ({config.obs_mode})", steps / elapsed,
                f"{num_envs} games x {rollout_length} steps, {iterations} iterations; "
-               f"compile {compile_s:.0f}s")
+               f"compile {program.lower_s + program.compile_s:.0f}s")
 
 
 def training_rows(args) -> list[Row]:

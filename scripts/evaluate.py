@@ -9,6 +9,9 @@ Examples:
 
 Writes summary.csv, episodes.csv and results.json to --output_dir and prints
 a table of each metric's mean and 95% confidence interval over episodes.
+Plays on the Lua substrate: needs the 'lua' extra, and the 'rllib' extra to
+play checkpoints (pip install 'sed-meltingpot[lua,rllib]'; scripts/setup_env.sh
+installs everything).
 The logic is in sed_meltingpot.evaluation.
 """
 
@@ -107,7 +110,8 @@ def main(argv: list[str]) -> None:
         search_episodes=FLAGS.search_episodes, objective=FLAGS.objective)
     meta = {"checkpoint": run.checkpoint if run else None,
             "players": cli.players_kind(FLAGS), "greedy": FLAGS.greedy, "seed": FLAGS.seed,
-            "num_episodes": FLAGS.num_episodes, "game": dataclasses.asdict(setup.game),
+            "num_episodes": FLAGS.num_episodes, "welfare_on": setup.game.welfare_on,
+            "game": dataclasses.asdict(setup.game),
             "frame_stack": setup.frame_stack, "pixels_per_tile": setup.pixels_per_tile}
     paths = evaluation.write_results(results, FLAGS.output_dir, search=search, meta=meta)
     print(evaluation.format_table(results))

@@ -1,21 +1,25 @@
-"""Does a learned principal beat the baselines? Train and evaluate a grid (issue 10).
+"""Does a learned principal beat the baselines? Train and evaluate a grid (issues 10, 16).
 
 Examples:
   python scripts/experiment.py --grid=smoke --engine=rllib --output_dir=outputs/experiment_smoke
   python scripts/experiment.py --grid=small --output_dir=outputs/experiment_small
   python scripts/experiment.py --grid=paper --output_dir=outputs/experiment_paper  # a GPU
 
-For every objective (eta fixed at 0, 0.5, 1 through the `fixed:<eta>` voting
-rule, and the voted eta of the players' types) and principal (learned, none,
-flat / progressive / regressive fixed schedules, random), players are trained
-from scratch with the same budget and seeds, then every run is evaluated on the
-same held-out seeds; the best fixed schedule is searched against the players
-trained with the learned principal. A scripted principal's runs are trained
-once per seed and judged under every objective (players' rewards, paper Eq. 8,
-do not depend on eta). Writes to --output_dir: results.csv (one row per
-objective, principal, seed and substrate), results.md (mean ± 95% CI per cell,
-Welch t-tests with Holm's correction), learning_curves.png (data in learning_curves.csv),
-equality_productivity.png, experiment.json and runs/<run>/ (each training run).
+For every welfare definition (W_eta on apples eaten, the paper's, and on post-tax
+income: --welfare_on), objective (eta fixed at 0, 0.5, 1 through the `fixed:<eta>`
+voting rule, and the voted eta of the players' types) and principal (learned; sampled,
+one principal per definition that observes eta drawn per episode, jax engine; none;
+flat / progressive / regressive / flat100 fixed schedules; random), players are trained
+from scratch with the same budget and seeds, then every run is evaluated on the same
+held-out seeds. best_fixed: the best fixed schedule of a grid search against the players
+trained with the learned principal, played with fresh players trained under it (a second
+stage of runs). A scripted principal's runs are trained once per seed and judged under
+every objective and definition (players' rewards, paper Eq. 8, depend on neither).
+Writes to --output_dir: results.csv (one row per definition, objective, principal, seed
+and substrate), results.md (mean ± 95% CI per cell, paired t-tests by seed with Holm's
+correction per definition and objective, signed-rank checks), learning_curves.png (data
+in learning_curves.csv), equality_productivity.png, rates_vs_eta.png (the sampled
+principal's rates at fixed etas), experiment.json and runs/<run>/ (each training run).
 An interrupted experiment resumes: finished runs and evaluations are reused.
 The logic is in sed_meltingpot.experiment and sed_meltingpot.experiment_runs.
 """
@@ -34,21 +38,27 @@ from absl import app, flags
 from sed_meltingpot import experiment as ex
 from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot import plotting
+from sed_meltingpot.config import WELFARE_ON
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
-                  "smoke: wiring test (on 2 cores: 4 min with --engine=jax, 2.6 min with "
-                  "rllib); small: about 1 h on 2 cores with --engine=jax; "
-                  "paper: the paper's game, for a GPU machine or a cluster.")
+                  "smoke: wiring test (minutes on 2 cores); small: hours on 2 cores with "
+                  "--engine=jax (README Results); paper: the paper's game, for a GPU machine "
+                  "or a cluster.")
 flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
                   "jax: the JAX twin (its learned runs are also evaluated on the Lua "
-                  "substrate); rllib: RLlib on the Lua substrate.")
+                  "substrate); rllib: RLlib on the Lua substrate (no sampled principal).")
 flags.DEFINE_string("output_dir", "outputs/experiment", "Where results and runs go.")
 flags.DEFINE_string("seeds", None,
                     "Training seeds: comma list (0,1,2) or range (0-4); default 0..N-1 with "
                     "the grid's N (smoke 2, small and paper 5).")
 flags.DEFINE_list("objectives", list(ex.OBJECTIVES), f"Subset of {list(ex.OBJECTIVES)}.")
-flags.DEFINE_list("principals", list(ex.PRINCIPALS),
-                  f"Subset of {list(ex.PRINCIPALS)}; must include learned.")
+flags.DEFINE_list("principals", None,
+                  f"Subset of {list(ex.PRINCIPALS)}; must include learned. Default: all "
+                  f"(without {', '.join(ex.JAX_ONLY)} for --engine=rllib).")
+flags.DEFINE_list("welfare_on", None,
+                  f"Welfare definitions to run, from {list(WELFARE_ON)}: W_eta on apples "
+                  "eaten (the paper's Section 4) or on post-tax income. Default: the grid's "
+                  "(both).")
 flags.DEFINE_integer("num_workers", 1,
                      "Runs in parallel as Ray tasks on this machine (1: one after the other "
                      "in this process).", lower_bound=1)
@@ -59,12 +69,17 @@ flags.DEFINE_integer("num_iterations", None,
 flags.DEFINE_integer("eval_episodes", None,
                      "Override the grid's evaluation episodes per run and principal.",
                      lower_bound=1)
+flags.DEFINE_integer("lua_episodes", None,
+                     "Override the grid's episodes of the jax engine's learned runs replayed "
+                     "on the Lua substrate (the transfer gap).", lower_bound=1)
 
 FLAGS = flags.FLAGS
 
 
 def _check_subset(name: str, allowed: tuple[str, ...]) -> None:
-    def check(values: list[str]) -> bool:
+    def check(values: list[str] | None) -> bool:
+        if values is None:
+            return True
         bad = [v for v in values if v not in allowed]
         if bad or not values or len(set(values)) != len(values):
             raise flags.ValidationError(
@@ -77,9 +92,17 @@ def _check_subset(name: str, allowed: tuple[str, ...]) -> None:
 
 _check_subset("objectives", tuple(ex.OBJECTIVES))
 _check_subset("principals", ex.PRINCIPALS)
-flags.register_validator("principals", lambda v: ex.LEARNED in v,
+_check_subset("welfare_on", WELFARE_ON)
+flags.register_validator("principals", lambda v: v is None or ex.LEARNED in v,
                          message="--principals must include learned (every comparison is "
                          "learned against a baseline)")
+
+
+@flags.multi_flags_validator(["principals", "engine"],
+                             message=f"--principals={','.join(ex.JAX_ONLY)} needs "
+                             "--engine=jax (eta sampling is a twin recipe)")
+def _check_engine(values: dict) -> bool:
+    return values["engine"] == "jax" or not set(values["principals"] or ()) & set(ex.JAX_ONLY)
 
 
 def _check_seeds(text: str | None) -> bool:
@@ -99,87 +122,144 @@ def _ordered(values: list[str], order: tuple[str, ...] | list[str]) -> list[str]
     return [v for v in order if v in values]
 
 
+def curve_panels(jobs: list[runs.Job], objectives: list[str], principals: list[str],
+                 welfare_on: list[str]) -> dict[tuple[str, str], dict[str, list[tuple[int, str]]]]:
+    """(definition, objective) -> principal -> [(seed, run folder)] of the first stage's
+    runs: a learned run in the panels it serves, a scripted run in every panel, the
+    sampled principal in a panel of its own per definition (objective "sampled")."""
+    trained = [(t, d) for j in jobs for t, d in zip(j.tasks, j.run_dirs, strict=True)]
+    panels: dict[tuple[str, str], dict[str, list[tuple[int, str]]]] = {}
+    for w in welfare_on:
+        for o in objectives:
+            panels[(w, o)] = {p: [(t.seed, d) for t, d in trained if t.principal == p and (
+                p != ex.LEARNED or (t.objective == o
+                                    and t.welfare_on == ex.learned_welfare_on(o, w)))]
+                for p in principals if p not in (ex.BEST_FIXED, ex.SAMPLED)}
+        if ex.SAMPLED in principals:
+            panels[(w, ex.SAMPLED)] = {ex.SAMPLED: [
+                (t.seed, d) for t, d in trained if t.principal == ex.SAMPLED
+                and t.welfare_on == w]}
+    return panels
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     start = time.time()
     grid = ex.GRIDS[FLAGS.grid]
-    changes = {}
+    changes: dict = {}
     if FLAGS.num_iterations:
         changes.update(num_iterations=FLAGS.num_iterations, twin_iterations=FLAGS.num_iterations)
     if FLAGS.eval_episodes:
         changes["eval_episodes"] = FLAGS.eval_episodes
-    grid = dataclasses.replace(grid, **changes)
+    if FLAGS.lua_episodes:
+        changes["lua_episodes"] = FLAGS.lua_episodes
+    if FLAGS.welfare_on:
+        changes["welfare_on"] = tuple(_ordered(FLAGS.welfare_on, list(WELFARE_ON)))
+    grid = dataclasses.replace(grid, **changes).validate()
     seeds = (ex.parse_seeds(FLAGS.seeds) if FLAGS.seeds is not None
              else list(range(grid.num_seeds)))
     objectives = _ordered(FLAGS.objectives, list(ex.OBJECTIVES))
-    principals = _ordered(FLAGS.principals, ex.PRINCIPALS)
     engine = runs.get_engine(FLAGS.engine)
+    principals = _ordered(FLAGS.principals or [
+        p for p in ex.PRINCIPALS if engine.name == "jax" or p not in ex.JAX_ONLY], ex.PRINCIPALS)
+    welfare_on = list(grid.welfare_on)
     out = FLAGS.output_dir
     os.makedirs(out, exist_ok=True)
-    jobs = runs.make_jobs(engine, grid, out, objectives, principals, seeds)
+    jobs = runs.plan_jobs(engine, grid, out, objectives, principals, seeds, welfare_on)
     n_runs = sum(len(j.tasks) for j in jobs)
     budget = grid.budget(engine.name)
     print(f"grid {grid.name} ({grid.description}); engine {engine.name}; seeds {seeds}; "
-          f"{n_runs} training runs of {budget} env steps each, in {len(jobs)} jobs; "
-          f"output {out}", flush=True)
+          f"definitions {welfare_on}; {n_runs} training runs of {budget} env steps each, "
+          f"in {len(jobs)} jobs, then best_fixed's fresh players; output {out}", flush=True)
 
+    log = lambda s: print(s, flush=True)  # noqa: E731
     results = runs.run_jobs(jobs, num_workers=FLAGS.num_workers, ray_address=FLAGS.ray_address,
-                            log=lambda s: print(s, flush=True))
+                            log=log)
+    searches = [s for res in results for s in res["searches"]]
+    second = runs.best_fixed_jobs(engine, grid, out, searches, jobs) if searches else []
+    if second:
+        print(f"best_fixed: {len(searches)} searches chose {len(second)} run groups "
+              f"({sum(1 for j in second for d in j.run_dirs if not runs.is_trained(d))} "
+              "runs to train)", flush=True)
+        results += runs.run_jobs(second, num_workers=FLAGS.num_workers,
+                                 ray_address=FLAGS.ray_address, log=log)
     rows = [r for res in results for r in res["rows"]]
     order = {p: i for i, p in enumerate(ex.PRINCIPALS)}
-    rows.sort(key=lambda r: (objectives.index(r["objective"]), order[r["principal"]],
-                             r["substrate"] != engine.substrate, r["seed"]))
+    labels = ex.sampled_objectives(objectives, grid.rate_etas)
+    rows.sort(key=lambda r: (welfare_on.index(r["welfare_on"]), labels.index(r["objective"]),
+                             order[r["principal"]], r["substrate"] != engine.substrate,
+                             r["seed"]))
     b = grid.game.num_brackets
     csv_path = ex.write_csv(rows, os.path.join(out, "results.csv"), b)
 
-    runs_of = {o: {p: [(t.seed, d) for j in jobs for t, d in zip(j.tasks, j.run_dirs, strict=True)
-                       if t.principal == p and (t.objective in (None, o))]
-                   for p in principals if p != ex.BEST_FIXED} for o in objectives}
-    curves = {o: {p: [plotting.load_progress(d) for _, d in runs]
-                  for p, runs in per_p.items()} for o, per_p in runs_of.items()}
+    panels = curve_panels(jobs, objectives, principals, welfare_on)
+    curves = {k: {p: [plotting.load_progress(d) for _, d in found]
+                  for p, found in per_p.items()} for k, per_p in panels.items()}
     curves_csv = ex.write_learning_curves(
-        curves, {o: {p: [seed for seed, _ in runs] for p, runs in per_p.items()}
-                 for o, per_p in runs_of.items()}, os.path.join(out, "learning_curves.csv"))
+        curves, {k: {p: [seed for seed, _ in found] for p, found in per_p.items()}
+                 for k, per_p in panels.items()}, os.path.join(out, "learning_curves.csv"))
     figures = [
         ex.plot_learning_curves(curves, os.path.join(out, "learning_curves.png")),
         ex.plot_equality_productivity(rows, objectives, principals, engine.substrate,
-                                      os.path.join(out, "equality_productivity.png")),
+                                      os.path.join(out, "equality_productivity.png"),
+                                      welfare_on=welfare_on),
     ]
+    if ex.SAMPLED in principals:
+        figures.append(ex.plot_rates_vs_eta(rows, engine.substrate, b,
+                                            os.path.join(out, "rates_vs_eta.png"),
+                                            welfare_on=welfare_on))
     wall = time.time() - start
     trained = sum(r["trained"] for r in results)
+    n_all = n_runs + sum(len(j.tasks) for j in second if j.tasks[0].principal == ex.BEST_FIXED)
     iterations = grid.num_iterations if engine.name == "rllib" else grid.twin_iterations
     command = " ".join(["python", "scripts/experiment.py"] + [shlex.quote(a)
                                                               for a in sys.argv[1:]])
+    recipe = runs.task_recipe(grid, ex.TrainTask(ex.LEARNED, objectives[0], 0)) \
+        if engine.name == "jax" else None
     meta = {
         "grid": grid.name, "engine": engine.name, "command": f"`{command}`",
         "seeds": ", ".join(map(str, seeds)),
         "budget": (f"{budget} env steps per run ({iterations} iterations), the same for "
-                   "every principal"),
+                   f"every principal; tax cap ramp over tax_cap_fraction="
+                   f"{grid.tax_cap_fraction} of "
+                   + ("phase 2 (jax recipe)" if engine.name == "jax" else "the run")),
         "game": (f"{grid.game.num_players} players, {grid.game.episode_length}-step episodes, "
                  f"tax period {grid.game.tax_period}, brackets {grid.game.thresholds}, "
                  f"preset {grid.preset}, {grid.frame_stack} frame(s); schedules "
-                 + ", ".join(f"{k} {v}" for k, v in ex.SCHEDULES.items())),
+                 + ", ".join(f"{k} {v}" for k, v in ex.SCHEDULES.items())
+                 + f"; welfare definitions {', '.join(welfare_on)}"),
         "evaluation": (f"{grid.eval_episodes} episodes per run and principal from seed "
-                       f"{ex.EVAL_SEED}; best_fixed searched over {grid.search_resolution}^{b} "
-                       f"schedules x {grid.search_episodes} episodes from seed "
-                       f"{ex.EVAL_SEED + ex.SEARCH_SEED_OFFSET}"),
+                       f"{ex.EVAL_SEED} ({engine.substrate}); "
+                       + (f"the learned runs also {grid.lua_episodes} on the Lua substrate; "
+                          if engine.name == "jax" else "")
+                       + f"best_fixed searched over {grid.search_resolution}^{b} schedules x "
+                       f"{grid.search_episodes} episodes from seed "
+                       f"{ex.EVAL_SEED + ex.SEARCH_SEED_OFFSET}; the sampled principal at "
+                       f"etas {', '.join(f'{e:g}' for e in grid.rate_etas)} besides the "
+                       "objectives"),
         "wall_time": f"{wall / 60:.1f} min ({os.cpu_count()} CPUs, {FLAGS.num_workers} "
                      f"worker(s){', Ray at ' + FLAGS.ray_address if FLAGS.ray_address else ''}; "
-                     f"{trained} of {n_runs} runs trained by this call, the others reused "
+                     f"{trained} of {n_all} runs trained by this call, the others reused "
                      "from an earlier call)",
     }
+    if recipe is not None:
+        meta["recipe"] = ("the learned principal's (twin/recipe.py): "
+                          + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())
+                          + f"; the sampled principal's eta_sampling={grid.eta_sampling}")
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,
-                             figures=figures, curves=curves, learned_rates={
-                                 o: ex.last_period_rates(curves[o][ex.LEARNED])
-                                 for o in objectives})
+                             welfare_on=welfare_on, figures=figures, curves=curves,
+                             learned_rates={k: ex.last_period_rates(per_p[ex.LEARNED])
+                                            for k, per_p in curves.items()
+                                            if ex.LEARNED in per_p})
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(md + "\n")
     with open(os.path.join(out, "experiment.json"), "w") as f:
         json.dump({"meta": meta, "grid": dataclasses.asdict(grid), "objectives": objectives,
-                   "principals": principals, "seeds": seeds, "wall_time_s": wall,
-                   "train_s": [r["train_s"] for r in results],
+                   "principals": principals, "welfare_on": welfare_on, "seeds": seeds,
+                   "searches": [dataclasses.asdict(s) for s in searches],
+                   "wall_time_s": wall, "train_s": [r["train_s"] for r in results],
                    "eval_s": [r["eval_s"] for r in results]}, f, indent=2, default=str)
     bad = ex.non_finite(rows, ex.metric_columns(b))
     if bad:

@@ -6,7 +6,9 @@ Examples:
       --max_steps=200 --scale=2 --mosaic --output=outputs/random.gif
 
 Runs headless (no display, no network; ffmpeg comes from imageio-ffmpeg). The
-logic is in sed_meltingpot.rendering.
+logic is in sed_meltingpot.rendering. It plays on the Lua substrate through the RLlib
+env: it needs the 'lua' and 'rllib' extras (pip install 'sed-meltingpot[lua,rllib]';
+scripts/setup_env.sh installs both).
 """
 
 from __future__ import annotations

@@ -8,7 +8,12 @@
 # archive in place of the download. Every other step runs with `set -e`, so
 # any other install failure stops the script with pip's own error.
 #
-# Usage: bash scripts/setup_env.sh [EXTRAS]   (EXTRAS defaults to "dev"; "" for none)
+# Usage: bash scripts/setup_env.sh [EXTRAS]   (EXTRAS defaults to "dev"; "" adds none)
+# The project is always installed with its "lua" and "rllib" extras (what the torch
+# and dm-meltingpot steps below are for); EXTRAS adds to them: "dev" (the default) is
+# every extra (jaxmarl too) plus the test tools, "" adds nothing (the Docker image).
+# A light install without torch, Ray or Melting Pot is `pip install .` (README,
+# "Light install").
 # Environment:
 #   VENV          where to create the environment (default: .venv)
 #   PYTHON        interpreter for the venv (default: python3, needs >= 3.11)
@@ -23,6 +28,7 @@ set -euo pipefail
 MELTINGPOT_VERSION="2.4.1"
 MELTINGPOT_ASSETS_VERSION="2.3.0"   # ASSETS_VERSION in dm-meltingpot's setup.py
 EXTRAS="${1-dev}"
+EXTRAS="lua,rllib${EXTRAS:+,$EXTRAS}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"

@@ -23,6 +23,7 @@ from sed_meltingpot import cli
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.training.config import PRESETS, TrainConfig, preset, whole_fragment_batch
 from sed_meltingpot.twin.ppo import TwinTrainConfig
+from sed_meltingpot.twin.recipe import PrincipalRecipe
 
 GAME = GameConfig()
 TRAIN = TrainConfig()
@@ -38,6 +39,7 @@ flags.DEFINE_enum("engine", "rllib", ["rllib", "jax"],
 GAME_FLAGS = cli.define_config_flags(GameConfig)
 TRAIN_FLAGS = cli.define_config_flags(TrainConfig)
 TWIN_FLAGS = cli.define_config_flags(TwinTrainConfig)
+RECIPE_FLAGS = cli.define_config_flags(PrincipalRecipe)  # the jax engine's principal recipe
 flags.DEFINE_bool("continual", False,
                   "Continual (online) rounds: play several voting rounds per episode without "
                   "resetting the world (2 rounds unless --rounds_per_episode says more).")
@@ -62,7 +64,7 @@ FLAGS = flags.FLAGS
 # Flags that mean something to one engine only; setting them for the other is an error.
 RLLIB_ONLY_FLAGS = ("num_env_runners", "num_envs_per_env_runner", "num_gpus", "ray_address",
                     "train_batch_size")
-JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype")
+JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype", *RECIPE_FLAGS)
 
 cli.register_game_validators()
 flags.register_validator("pixels_per_tile", lambda v: v is None or v in (1, 2, 4, 8),
@@ -100,7 +102,8 @@ def main(argv: list[str]) -> None:
             f"--{', --'.join(wrong)} mean(s) nothing with --engine={FLAGS.engine}; "
             + ("the jax engine plays --num_envs games on one device (an iteration is "
                "--num_envs x --rollout_fragment_length game steps)" if FLAGS.engine == "jax"
-               else "--num_envs/--num_seeds/--dtype are for --engine=jax"))
+               else "--num_envs/--num_seeds/--dtype and the principal recipe's flags "
+               "(sed_meltingpot/twin/recipe.py) are for --engine=jax"))
 
     game = cli.replace_from_flags(GAME, FLAGS, GAME_FLAGS)
     game = dataclasses.replace(game, rounds_per_episode=_rounds_per_episode(
@@ -144,6 +147,7 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
 
     twin_trainer.enable_compilation_cache()
     kwargs = {name: getattr(FLAGS, name) for name in (*TWIN_FLAGS, "num_seeds")}
+    kwargs["recipe"] = cli.replace_from_flags(PrincipalRecipe(), FLAGS, RECIPE_FLAGS)
     try:
         plan = twin_trainer.plan_runs(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
                                       overwrite=FLAGS.overwrite, **kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 from absl import flags
 
 from sed_meltingpot import voting, welfare
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.config import WELFARE_ON, GameConfig
 from sed_meltingpot.evaluation import PLAYER_CHOICES
 from sed_meltingpot.hyperparameters import flag_fields
 from sed_meltingpot.principals import parse_principal
@@ -92,6 +92,8 @@ def register_game_validators() -> None:
     flags.register_validator(
         "welfare", lambda v: v is None or v in welfare.WELFARE_FUNCTIONS,
         message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
+    flags.register_validator("welfare_on", lambda v: v in (None, *WELFARE_ON),
+                             message=f"--welfare_on must be one of {', '.join(WELFARE_ON)}")
     flags.register_validator("map", lambda v: v in (None, "default", "large"),
                              message="--map must be 'default' or 'large'")
 

@@ -16,6 +16,8 @@ from sed_meltingpot.substrates import apple_picking_data
 
 DEFAULT_THRESHOLDS = (0, 10, 20, 10000)  # apples; brackets (1,10), (11,20), (21,10000)
 DEFAULT_NUM_RATE_LEVELS = 11  # {0.0, 0.1, ..., 1.0} per bracket
+#: What W_eta is computed on (GameConfig.welfare_on).
+WELFARE_ON = ("apples", "taxed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +68,10 @@ class GameConfig:
     principal_weight: float = 0.0
     welfare: str = hyperparameter("interpolated", "Principal's objective family: a registered "
                                   "welfare function (sed_meltingpot.welfare).")
-    welfare_on: str = "apples"
+    welfare_on: str = hyperparameter(
+        "apples", "What the principal's objective W_eta is computed on: apples (apples eaten, "
+        "paper Section 4) or taxed (post-tax incomes r_tax, the players' payoffs of paper "
+        "Section 3 before Eq. 8's mixing).")
     neighbour_aggregate: str = "sum"
     reference_rates: tuple[float, ...] | None = None  # None: no tax, (0, ..., 0)
     divergence_delta: float = math.inf
@@ -110,8 +115,8 @@ class GameConfig:
         from sed_meltingpot import voting  # here: voting imports rewards, not config
 
         voting.get_voting_rule(self.voting_rule)  # ValueError names the rule
-        if self.welfare_on not in ("apples", "taxed"):
-            raise ValueError(f"welfare_on={self.welfare_on!r} must be 'apples' or 'taxed'")
+        if self.welfare_on not in WELFARE_ON:
+            raise ValueError(f"welfare_on={self.welfare_on!r} must be one of {WELFARE_ON}")
         if self.neighbour_aggregate not in ("sum", "mean"):
             raise ValueError(
                 f"neighbour_aggregate={self.neighbour_aggregate!r} must be 'sum' or 'mean'")

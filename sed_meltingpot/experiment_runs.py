@@ -5,18 +5,29 @@ statistics and outputs, is `sed_meltingpot.experiment`). An engine trains a
 run into a folder and evaluates a run's players under a principal:
 
     engine.train(grid, tasks, run_dirs, log)          # one or several seeds
-    engine.evaluate(grid, run_dir, voting_rule, principal, seed, num_episodes)
-        -> per-episode scalars (evaluation.episode_scalars keys)
+    engine.evaluate(grid, run_dir, voting_rule, principal, seed, num_episodes, stream)
+        -> per-episode scalars (evaluation.episode_scalars keys, plus W_apples and
+           W_taxed: experiment.episode_welfare)
+
+`stream` is the training seed of the run: the random principal's draws depend on it
+and on the episode (so they are independent across seeds and episodes), while the
+worlds and the players' sampling draws depend only on the evaluation seed (common
+random numbers across principals and seeds).
 
 `RllibEngine` trains with RLlib (sed_meltingpot.training.trainer) and plays on
 the Lua substrate; `JaxEngine` trains on the JAX twin (seeds vmapped in one
-process) and plays on the twin, and its learned players and principal are also
-played on the Lua substrate for the transfer gap. Lua evaluation goes through
+process, the learned principal with the grid's `PrincipalRecipe`) and plays on the
+twin, and its learned players and principal are also played on the Lua substrate for
+the transfer gap (`Grid.lua_episodes`). Lua evaluation goes through
 sed_meltingpot.evaluation (load_run, evaluate_principal, grid_search), so the
 numbers are the game's own `episode_metrics()`.
 
-Runs are independent: `run_jobs` calls them in this process one after the
-other, or as Ray tasks over local cores or an existing cluster.
+The experiment runs in two stages (`make_jobs`, `best_fixed_jobs`): first every run
+of the plan and its evaluation, with best_fixed's grid searches against the learned
+runs' players; then the fresh players trained under each chosen schedule and their
+evaluation. Runs are independent: `run_jobs` calls them in this process one after the
+other, or as Ray tasks over local cores or an existing cluster. Finished runs and
+evaluations are cached in the run folders, so an interrupted experiment resumes.
 """
 
 from __future__ import annotations
@@ -31,13 +42,15 @@ from typing import Any, Protocol
 
 from sed_meltingpot import evaluation
 from sed_meltingpot import experiment as ex
-from sed_meltingpot.principals import FixedRates
+from sed_meltingpot.principals import FixedRates, RandomPrincipal
 
 Log = Callable[[str], None]
 # How the grid names a principal: "learned" | spec ("none", "fixed:..", "random") | rates
 PrincipalSpec = str | tuple[float, ...]
 EVAL_FILE = "experiment_eval.json"
+BEST_FIXED_EVAL_FILE = "experiment_eval_best_fixed.json"
 RUNS_DIR = "runs"
+EVAL_FORMAT = 3
 
 
 class Engine(Protocol):
@@ -49,7 +62,7 @@ class Engine(Protocol):
               log: Log) -> None: ...
 
     def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
-                 seed: int, num_episodes: int) -> list[dict[str, float]]: ...
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]: ...
 
 
 def is_trained(run_dir: str) -> bool:
@@ -58,6 +71,25 @@ def is_trained(run_dir: str) -> bool:
 
 
 # ------------------------------------------------------------------- Lua
+class StreamRandomPrincipal(RandomPrincipal):
+    """The random principal whose draws depend on the episode's seed and on `stream`
+    (the training seed), so that runs of different seeds do not replay the same rates."""
+
+    def __init__(self, rate_levels: Sequence[float], num_brackets: int, stream: int) -> None:
+        super().__init__(rate_levels, num_brackets)
+        self.stream = int(stream)
+
+    def reset(self, seed: int) -> None:
+        import numpy as np
+
+        self._rng = np.random.default_rng([int(seed), self.stream])
+
+
+def lua_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """An episode's scalars with W_eta under both definitions (`ex.episode_welfare`)."""
+    return {**evaluation.episode_scalars(metrics), **ex.episode_welfare(metrics)}
+
+
 class LuaEvaluator:
     """Plays a trained run's players on the Lua substrate through
     sed_meltingpot.evaluation; loads the run's modules once."""
@@ -71,28 +103,34 @@ class LuaEvaluator:
         torch.set_num_threads(1)
         self.run = evaluation.load_run(run_dir)
 
-    def episodes(self, voting_rule: str, principal: PrincipalSpec, seed: int, num_episodes: int
-                 ) -> list[dict[str, float]]:
+    def episodes(self, voting_rule: str, principal: PrincipalSpec, seed: int, num_episodes: int,
+                 stream: int = 0) -> list[dict[str, float]]:
         setup = evaluation.build_setup(self.run, {"voting_rule": voting_rule}, seed=seed)
         players = evaluation.make_players("checkpoint", self.run)
+        game = setup.game
         if isinstance(principal, tuple):
             acting: Any = FixedRates(principal)
+        elif principal == "random":
+            acting = StreamRandomPrincipal(game.rate_levels, game.num_brackets, stream)
         else:
             acting = evaluation.make_principal(
                 "trained" if principal == ex.LEARNED else principal, setup, self.run)
-        return evaluation.evaluate_principal(setup, players, acting, num_episodes=num_episodes,
-                                             seed=seed)
+        episodes = evaluation.evaluate_principal(setup, players, acting,
+                                                 num_episodes=num_episodes, seed=seed,
+                                                 scalars_fn=lua_scalars)
+        ex.check_objective(episodes, game.welfare_on)
+        return episodes
 
 
 _LUA_CACHE: dict[str, LuaEvaluator] = {}
 
 
 def lua_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
-                 num_episodes: int) -> list[dict[str, float]]:
+                 num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
     if run_dir not in _LUA_CACHE:
         _LUA_CACHE.clear()  # one run at a time: modules are small but envs are not
         _LUA_CACHE[run_dir] = LuaEvaluator(run_dir)
-    return _LUA_CACHE[run_dir].episodes(voting_rule, principal, seed, num_episodes)
+    return _LUA_CACHE[run_dir].episodes(voting_rule, principal, seed, num_episodes, stream)
 
 
 def _train_config(grid: ex.Grid, task: ex.TrainTask, *, num_iterations: int,
@@ -103,12 +141,16 @@ def _train_config(grid: ex.Grid, task: ex.TrainTask, *, num_iterations: int,
 
     overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
     return TrainConfig(
-        num_iterations=num_iterations, seed=task.seed,
-        principal=ex.principal_spec(task.principal),
+        num_iterations=num_iterations, seed=task.seed, principal=task.spec,
         rollout_fragment_length=rollout_fragment_length,
         train_batch_size=train_batch_size, num_env_runners=0,
-        frame_stack=grid.frame_stack,
+        frame_stack=grid.frame_stack, tax_cap_fraction=grid.tax_cap_fraction,
         principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+
+
+def _train_game(grid: ex.Grid, task: ex.TrainTask) -> Any:
+    return dataclasses.replace(grid.game, voting_rule=task.voting_rule,
+                               welfare_on=task.game_welfare_on).validate()
 
 
 # ----------------------------------------------------------------- RLlib
@@ -130,16 +172,18 @@ class RllibEngine:
         from sed_meltingpot.training.trainer import train
 
         for task, run_dir in zip(tasks, run_dirs, strict=True):
-            game = dataclasses.replace(grid.game, voting_rule=task.voting_rule).validate()
+            if task.principal in ex.JAX_ONLY:
+                raise ValueError(f"principal {task.principal!r} trains only with --engine=jax")
             os.makedirs(run_dir, exist_ok=True)
             with open(os.path.join(run_dir, "train.log"), "a") as f:
                 # overwrite: a run without summary.json was cut short; start it again.
-                train(game, self.train_config(grid, task), run_dir, checkpoint_every=0,
-                      overwrite=True, print_fn=lambda s, f=f: print(s, file=f, flush=True))
+                train(_train_game(grid, task), self.train_config(grid, task), run_dir,
+                      checkpoint_every=0, overwrite=True,
+                      print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
     def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
-                 seed: int, num_episodes: int) -> list[dict[str, float]]:
-        return lua_episodes(run_dir, voting_rule, principal, seed, num_episodes)
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]:
+        return lua_episodes(run_dir, voting_rule, principal, seed, num_episodes, stream)
 
 
 # ------------------------------------------------------------------- JAX
@@ -157,12 +201,36 @@ def game_from_run_config(run_config: dict[str, Any]) -> Any:
     return GameConfig(**values).validate()
 
 
+def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:
+    """(num_episodes, 2) keys of the random principal's draws: episode k's is
+    PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET) folded with `stream` (the training
+    seed), as the Lua path seeds its principal per episode (`StreamRandomPrincipal`)."""
+    import jax
+    import jax.numpy as jnp
+
+    offset = evaluation.PRINCIPAL_SEED_OFFSET
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + k + offset), stream)
+                      for k in range(num_episodes)])
+
+
+def random_levels(principal_keys: Any, period: Any, num_brackets: int, num_levels: int) -> Any:
+    """int32 (E, B): the random principal's rate levels of tax period `period`, uniform,
+    from each episode's key (`random_principal_keys`) folded with the period."""
+    import jax
+
+    def draw(key: Any) -> Any:
+        return jax.random.randint(jax.random.fold_in(key, period), (num_brackets,), 0,
+                                  num_levels)
+
+    return jax.vmap(draw)(principal_keys)
+
+
 def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
                   players_spec: Any, principal_spec: Any, num_episodes: int) -> Any:
-    """A jitted `play(reset_keys, play_key, sigma, players_params, principal_params,
-    rates, fixed_eta) -> episode metrics (per episode)` for `num_episodes` games
-    vmapped. Compiled once per game settings and principal kind: networks'
-    weights, types, fixed rates and a fixed eta are arguments, so every run,
+    """A jitted `play(reset_keys, play_key, principal_keys, sigma, players_params,
+    principal_params, rates, fixed_eta) -> episode metrics (per episode)` for
+    `num_episodes` games vmapped. Compiled once per game settings and principal kind:
+    networks' weights, types, fixed rates and a fixed eta are arguments, so every run,
     schedule and objective of a grid reuses it."""
     from sed_meltingpot.twin.ppo import compile_game
 
@@ -186,18 +254,20 @@ def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
     set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
     metrics_v = jax.vmap(sed.episode_metrics)
 
-    def play(reset_keys, play_key, sigma, players_params, principal_params, rates, fixed_eta):
+    def play(reset_keys, play_key, principal_keys, sigma, players_params, principal_params,
+             rates, fixed_eta):
         g, obs = reset_v(reset_keys, sigma, fixed_eta)
 
-        def period(carry, k):
+        def period(carry, inputs):
             g, obs = carry
+            k, index = inputs
             kq, ks = jax.random.split(k)
             if kind == "learned":
                 logits = principal.apply(principal_params, obs.principal_image,
                                          obs.principal_features)[0].reshape(E, B, K)
                 r = sed.levels_to_rates(jax.random.categorical(kq, logits))
             elif kind == "random":
-                r = sed.levels_to_rates(jax.random.randint(kq, (E, B), 0, K))
+                r = sed.levels_to_rates(random_levels(principal_keys, index, B, K))
             else:
                 r = jnp.broadcast_to(rates, (E, B))
             g, obs = set_rates_v(g, r, 1.0)
@@ -214,7 +284,8 @@ def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
             (g, obs), _ = jax.lax.scan(step, (g, obs), jax.random.split(ks, period_len))
             return (g, obs), None
 
-        (g, obs), _ = jax.lax.scan(period, (g, obs), jax.random.split(play_key, periods))
+        (g, obs), _ = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),
+                                                      jnp.arange(periods)))
         return metrics_v(g)
 
     _TWIN_PLAY[key] = jax.jit(play)
@@ -225,10 +296,12 @@ _TWIN_PLAY: dict[tuple, Any] = {}
 
 
 def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
-                  num_episodes: int) -> list[dict[str, float]]:
-    """Plays a jax run's players (and learned principal) on the twin:
-    episode k from PRNGKey(seed + k); policies sample as in training. Scalars
-    come from SEDTwin.episode_metrics (the game's metrics on device)."""
+                  num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
+    """Plays a jax run's players (and learned principal) on the twin under the run's
+    welfare definition: episode k from PRNGKey(seed + k); policies sample as in
+    training; the random principal draws from `random_principal_keys(seed, stream)`.
+    Scalars come from SEDTwin.episode_metrics (the game's metrics on device), plus
+    W_eta under both definitions from its per-player totals (`ex.episode_welfare`)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -257,10 +330,26 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
                          num_episodes)
     keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
     metrics = jax.device_get(play(
-        jnp.stack([k[0] for k in keys]), keys[0][1], sigma, players_params, principal_params,
-        inputs.rates, inputs.fixed_eta))
-    return [evaluation.episode_scalars({k: np.asarray(v)[e] for k, v in metrics.items()})
-            for e in range(num_episodes)]
+        jnp.stack([k[0] for k in keys]), keys[0][1],
+        random_principal_keys(seed, stream, num_episodes), sigma, players_params,
+        principal_params, inputs.rates, inputs.fixed_eta))
+    episodes = []
+    for e in range(num_episodes):
+        one = {k: np.asarray(v)[e] for k, v in metrics.items()}
+        episodes.append({**evaluation.episode_scalars(one), **ex.episode_welfare(one)})
+    ex.check_objective(episodes, game.welfare_on)
+    return episodes
+
+
+def task_recipe(grid: ex.Grid, task: ex.TrainTask) -> Any:
+    """The PrincipalRecipe a jax run trains with: the grid's (None: the defaults), with
+    the grid's eta sampling for the sampled principal."""
+    from sed_meltingpot.twin.recipe import PrincipalRecipe
+
+    recipe = grid.recipe or PrincipalRecipe()
+    if task.principal == ex.SAMPLED:
+        recipe = dataclasses.replace(recipe, eta_sampling=grid.eta_sampling)
+    return recipe.validate()
 
 
 class JaxEngine:
@@ -287,18 +376,19 @@ class JaxEngine:
         group = run_dirs[0] if len(seeds) == 1 else os.path.dirname(run_dirs[0])
         if list(run_dirs) != twin_trainer.run_dirs(group, seeds):
             raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
-        game = dataclasses.replace(grid.game, voting_rule=tasks[0].voting_rule).validate()
         twin_trainer.enable_compilation_cache()  # a rerun or resume skips the compiles
         os.makedirs(group, exist_ok=True)
         with open(os.path.join(group, "train.log"), "a") as f:
-            twin_trainer.train(game, self.train_config(grid, tasks[0]), group,
-                               num_envs=grid.num_envs, rollout_length=grid.rollout_length,
-                               num_seeds=len(seeds), checkpoint_every=0, overwrite=True,
+            twin_trainer.train(_train_game(grid, tasks[0]), self.train_config(grid, tasks[0]),
+                               group, num_envs=grid.num_envs,
+                               rollout_length=grid.rollout_length, num_seeds=len(seeds),
+                               checkpoint_every=0, overwrite=True,
+                               recipe=task_recipe(grid, tasks[0]),
                                print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
     def evaluate(self, grid: ex.Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
-                 seed: int, num_episodes: int) -> list[dict[str, float]]:
-        return twin_episodes(run_dir, voting_rule, principal, seed, num_episodes)
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]:
+        return twin_episodes(run_dir, voting_rule, principal, seed, num_episodes, stream)
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {"rllib": RllibEngine, "jax": JaxEngine}
@@ -313,102 +403,109 @@ def get_engine(name: str) -> Engine:
 
 # ------------------------------------------------------------ evaluation
 def evaluate_run(engine: Engine, grid: ex.Grid, task: ex.TrainTask, run_dir: str,
-                 objectives: Sequence[str], principals: Sequence[str]
-                 ) -> list[dict[str, Any]]:
-    """The CSV rows of one training run (see experiment.plan_evaluation):
-    a scripted run under every objective; a learned run under its objective,
-    best_fixed against its players, and, for the twin, the learned principal
-    again on the Lua substrate."""
+                 items: Sequence[ex.EvalItem]) -> tuple[list[dict[str, Any]], list[ex.Search]]:
+    """The CSV rows of one training run's `items` (experiment.plan_evaluation,
+    plan_best_fixed): one play per item, one row per definition of the item; a learned
+    run on the twin also on the Lua substrate (`grid.lua_episodes`); best_fixed's
+    searches against a learned run's players return as `Search`es."""
     rows: list[dict[str, Any]] = []
-    items = [i for i in ex.plan_evaluation([task], objectives, principals)]
+    searches: list[ex.Search] = []
     b = grid.game.num_brackets
 
-    def row(item: ex.EvalItem, episodes: list[dict[str, float]], substrate: str,
-            rates: str = "") -> dict[str, Any]:
-        return ex.episodes_row(episodes, objective=item.objective, principal=item.principal,
-                               seed=task.seed, substrate=substrate, players_from=task.key,
-                               rates=rates)
+    def add(item: ex.EvalItem, episodes: list[dict[str, float]], substrate: str,
+            rates: str = "") -> None:
+        rows.extend(ex.episodes_row(episodes, welfare_on=w, objective=item.objective,
+                                    principal=item.principal, seed=task.seed,
+                                    substrate=substrate, players_from=task.key, rates=rates)
+                    for w in item.welfare_on)
 
     for item in items:
-        rule = ex.OBJECTIVES[item.objective]
-        if item.principal == ex.BEST_FIXED:
-            schedules = evaluation.rate_grid(grid.search_resolution, b)
+        rule = ex.rule_of(item.objective)
+        if item.is_search:
+            column = ex.DEFINITION_COLUMNS[task.game_welfare_on]
 
             def judge(rates: tuple[float, ...], rule: str = rule) -> list[dict[str, float]]:
                 return engine.evaluate(grid, run_dir, rule, rates,
                                        ex.EVAL_SEED + ex.SEARCH_SEED_OFFSET,
-                                       grid.search_episodes)
+                                       grid.search_episodes, task.seed)
 
-            search = evaluation.grid_search(judge, schedules)
-            episodes = engine.evaluate(grid, run_dir, rule, search.best_rates, ex.EVAL_SEED,
-                                       grid.eval_episodes)
-            rows.append(row(item, episodes, engine.substrate,
-                            ",".join(f"{r:g}" for r in search.best_rates)))
+            found = evaluation.grid_search(judge, evaluation.rate_grid(grid.search_resolution, b),
+                                           objective=column)
+            searches.append(ex.Search(item.objective, item.welfare_on, task.seed,
+                                      tuple(found.best_rates), float(found.best_value)))
             continue
-        spec = ex.principal_spec(item.principal)
-        episodes = engine.evaluate(grid, run_dir, rule, spec, ex.EVAL_SEED, grid.eval_episodes)
-        rates = spec[len("fixed:"):] if spec.startswith("fixed:") else ""
-        rows.append(row(item, episodes, engine.substrate, rates))
+        spec = ex.principal_spec(item.principal, item.rates)
+        episodes = engine.evaluate(grid, run_dir, rule, spec, ex.EVAL_SEED, grid.eval_episodes,
+                                   task.seed)
+        add(item, episodes, engine.substrate,
+            spec[len("fixed:"):] if spec.startswith("fixed:") else "")
         if item.principal == ex.LEARNED and engine.substrate != ex.SUBSTRATE_LUA:
             try:  # the same networks on the Lua substrate: the transfer gap
                 episodes = lua_episodes(run_dir, rule, ex.LEARNED, ex.EVAL_SEED,
-                                        grid.eval_episodes)
+                                        grid.lua_episodes, task.seed)
             except (ImportError, OSError, ValueError, NotImplementedError) as e:
                 print(f"warning: no Lua evaluation of {run_dir}: {type(e).__name__}: {e}",
                       flush=True)
                 continue
-            rows.append(row(item, episodes, ex.SUBSTRATE_LUA))
-    return rows
+            add(item, episodes, ex.SUBSTRATE_LUA)
+    return rows, searches
 
 
 # ------------------------------------------------------------------ jobs
 @dataclasses.dataclass(frozen=True)
 class Job:
     """Training (several tasks if the engine batches seeds) then evaluation of
-    each run; everything a worker needs, picklable."""
+    each run's items; everything a worker needs, picklable. `eval_file`: where each
+    run folder caches this job's evaluation (the second stage has its own)."""
 
     engine: str
     grid: ex.Grid
     tasks: tuple[ex.TrainTask, ...]
     run_dirs: tuple[str, ...]
-    objectives: tuple[str, ...]
-    principals: tuple[str, ...]
+    items: tuple[ex.EvalItem, ...]
+    eval_file: str = EVAL_FILE
 
     @property
     def label(self) -> str:
         t = self.tasks[0]
         seeds = ",".join(str(x.seed) for x in self.tasks)
-        return f"{t.principal}" + (f" [{t.objective}]" if t.objective else "") + f" seed {seeds}"
+        stage = " (best_fixed)" if self.eval_file == BEST_FIXED_EVAL_FILE else ""
+        return f"{t.group}{stage} seed {seeds}"
 
-    def eval_key(self) -> dict[str, Any]:
+    def items_of(self, task: ex.TrainTask) -> list[ex.EvalItem]:
+        return [i for i in self.items if i.task == task]
+
+    def eval_key(self, task: ex.TrainTask) -> dict[str, Any]:
         """What the cached evaluation of a run depends on."""
         g = self.grid
-        return {"format": 2, "engine": self.engine, "eval_seed": ex.EVAL_SEED,
-                "eval_episodes": g.eval_episodes, "search_resolution": g.search_resolution,
-                "search_episodes": g.search_episodes, "objectives": list(self.objectives),
-                "principals": list(self.principals), "schedules": {
-                    k: list(v) for k, v in ex.SCHEDULES.items()}}
+        return {"format": EVAL_FORMAT, "engine": self.engine, "eval_seed": ex.EVAL_SEED,
+                "eval_episodes": g.eval_episodes, "lua_episodes": g.lua_episodes,
+                "search_resolution": g.search_resolution,
+                "search_episodes": g.search_episodes, "schedules": {
+                    k: list(v) for k, v in ex.SCHEDULES.items()},
+                "items": [[i.objective, i.principal, list(i.welfare_on),
+                           list(i.rates) if i.rates else None] for i in self.items_of(task)]}
 
 
-def make_jobs(engine: Engine, grid: ex.Grid, output_dir: str, objectives: Sequence[str],
-              principals: Sequence[str], seeds: Sequence[int]) -> list[Job]:
-    """One job per run, or per (principal, objective) with all seeds if the
-    engine batches seeds."""
-    tasks = ex.plan_training(objectives, principals, seeds)
+def make_jobs(engine: Engine, grid: ex.Grid, output_dir: str, tasks: Sequence[ex.TrainTask],
+              items: Sequence[ex.EvalItem], eval_file: str = EVAL_FILE) -> list[Job]:
+    """One job per run, or per group (same principal, objective, definition and
+    schedule) of consecutive seeds if the engine batches seeds; each with its runs'
+    evaluation items."""
     root = os.path.join(output_dir, RUNS_DIR)
     jobs = []
 
     def add(group: list[ex.TrainTask], dirs: list[str]) -> None:
-        jobs.append(Job(engine.name, grid, tuple(group), tuple(dirs), tuple(objectives),
-                        tuple(principals)))
+        jobs.append(Job(engine.name, grid, tuple(group), tuple(dirs),
+                        tuple(i for i in items if i.task in group), eval_file))
 
     if not engine.batch_seeds:
         for t in tasks:
             add([t], [os.path.join(root, t.key)])
         return jobs
-    groups: dict[tuple[str, str | None], list[ex.TrainTask]] = {}
+    groups: dict[str, list[ex.TrainTask]] = {}
     for t in tasks:
-        groups.setdefault((t.principal, t.objective), []).append(t)
+        groups.setdefault(t.group, []).append(t)
     for group in groups.values():
         group.sort(key=lambda t: t.seed)
         blocks = [[group[0]]]
@@ -418,17 +515,40 @@ def make_jobs(engine: Engine, grid: ex.Grid, output_dir: str, objectives: Sequen
             else:
                 blocks.append([t])
         for block in blocks:
-            first = block[0].key.rsplit("__seed", 1)[0]
-            name = f"{first}__seeds{block[0].seed}-{block[-1].seed}"
-            folder = os.path.join(root, name)
+            folder = os.path.join(root, f"{block[0].group}__seeds{block[0].seed}-"
+                                        f"{block[-1].seed}")
             add(block, [folder] if len(block) == 1 else
                 [os.path.join(folder, f"seed_{t.seed}") for t in block])
     return jobs
 
 
+def plan_jobs(engine: Engine, grid: ex.Grid, output_dir: str, objectives: Sequence[str],
+              principals: Sequence[str], seeds: Sequence[int],
+              welfare_on: Sequence[str]) -> list[Job]:
+    """The first stage: every run of the plan and its evaluation (experiment.py)."""
+    tasks = ex.plan_training(objectives, principals, seeds, welfare_on)
+    items = ex.plan_evaluation(tasks, objectives, principals, welfare_on, grid.rate_etas)
+    return make_jobs(engine, grid, output_dir, tasks, items)
+
+
+def best_fixed_jobs(engine: Engine, grid: ex.Grid, output_dir: str,
+                    searches: Sequence[ex.Search], first_stage: Sequence[Job]) -> list[Job]:
+    """The second stage: fresh players under each schedule best_fixed's searches chose
+    (experiment.plan_best_fixed), and their evaluation; a first-stage scripted run of
+    the same seed and schedule is reused (in its folder, not trained again)."""
+    tasks = [t for j in first_stage for t in j.tasks]
+    folders = {t.key: d for j in first_stage for t, d in zip(j.tasks, j.run_dirs, strict=True)}
+    fresh, items = ex.plan_best_fixed(searches, tasks)
+    jobs = make_jobs(engine, grid, output_dir, fresh, items, BEST_FIXED_EVAL_FILE)
+    for t in dict.fromkeys(i.task for i in items if i.task.key in folders):
+        jobs.append(Job(engine.name, grid, (t,), (folders[t.key],),
+                        tuple(i for i in items if i.task == t), BEST_FIXED_EVAL_FILE))
+    return jobs
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Trains what is not trained yet, evaluates what is not evaluated yet
-    (cached in each run's experiment_eval.json); returns rows and timings."""
+    (cached in each run's `job.eval_file`); returns rows, searches and timings."""
     engine = get_engine(job.engine)
     t0 = time.time()
     todo = [(t, d) for t, d in zip(job.tasks, job.run_dirs, strict=True) if not is_trained(d)]
@@ -438,22 +558,28 @@ def run_job(job: Job) -> dict[str, Any]:
         engine.train(job.grid, [t for t, _ in todo], [d for _, d in todo], print)
     train_s = time.time() - t0
     rows: list[dict[str, Any]] = []
-    key = job.eval_key()
+    searches: list[ex.Search] = []
     for task, run_dir in zip(job.tasks, job.run_dirs, strict=True):
-        path = os.path.join(run_dir, EVAL_FILE)
+        path = os.path.join(run_dir, job.eval_file)
+        key = job.eval_key(task)
         cached = _read_json(path)
         if cached and cached.get("key") == key:
             rows += [{k: (math.nan if v is None else v) for k, v in r.items()}
                      for r in cached["rows"]]
+            searches += [ex.Search(s["objective"], tuple(s["welfare_on"]), s["seed"],
+                                   tuple(s["rates"]), s["value"]) for s in cached["searches"]]
             continue
-        run_rows = evaluate_run(engine, job.grid, task, run_dir, job.objectives, job.principals)
+        run_rows, run_searches = evaluate_run(engine, job.grid, task, run_dir,
+                                              job.items_of(task))
         with open(path, "w") as f:
             json.dump({"key": key, "rows": [
                 {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in r.items()} for r in run_rows]}, f, indent=1)
+                 for k, v in r.items()} for r in run_rows],
+                "searches": [dataclasses.asdict(s) for s in run_searches]}, f, indent=1)
         rows += run_rows
-    return {"rows": rows, "train_s": train_s, "eval_s": time.time() - t0 - train_s,
-            "trained": len(todo)}
+        searches += run_searches
+    return {"rows": rows, "searches": searches, "train_s": train_s,
+            "eval_s": time.time() - t0 - train_s, "trained": len(todo)}
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
@@ -472,7 +598,7 @@ def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
     start = time.time()
     results: list[dict[str, Any]] = []
 
-    def done(i: int, job: Job, result: dict[str, Any]) -> None:
+    def done(job: Job, result: dict[str, Any]) -> None:
         results.append(result)
         elapsed = time.time() - start
         eta = elapsed / len(results) * (len(jobs) - len(results))
@@ -481,8 +607,8 @@ def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
             f"{result['eval_s']:.0f}s | elapsed {elapsed / 60:.1f} min, eta {eta / 60:.1f} min")
 
     if num_workers <= 1 and not ray_address:
-        for i, job in enumerate(jobs):
-            done(i, job, run_job(job))
+        for job in jobs:
+            done(job, run_job(job))
         return results
     import ray
 
@@ -497,5 +623,5 @@ def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         job = pending.pop(ready[0])
-        done(0, job, ray.get(ready[0]))
+        done(job, ray.get(ready[0]))
     return results

@@ -467,6 +467,9 @@ class SEDGame:
             "productivity": float(welfare.productivity(totals)),
             "equality": float(welfare.equality(totals)),
             "income_equality": float(welfare.equality(np.maximum(r_tax.sum(axis=0), 0.0))),
+            # min_i of post-tax income: with `utilitarian` (the sum, which the balanced
+            # tax keeps) it gives W_eta on post-tax income (welfare_on="taxed").
+            "egalitarian_income": float(welfare.egalitarian(r_tax.sum(axis=0))),
             "sustainability": welfare.sustainability(apples),
             "peace": welfare.peace(zapped) if zapped.size else float("nan"),
             "tax_revenue": float(sum(p.tax_revenue for p in periods)),

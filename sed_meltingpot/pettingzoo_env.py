@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium
 import numpy as np
-from pettingzoo.utils.env import ParallelEnv
 
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
+from sed_meltingpot.optional import extra_import
 from sed_meltingpot.principals import Principal, check_principal, no_tax
 from sed_meltingpot.substrates import apple_picking_data as data
+
+with extra_import("lua", __name__):
+    import gymnasium
+    from pettingzoo.utils.env import ParallelEnv
 
 
 def player_observation_space(config: GameConfig) -> gymnasium.spaces.Dict:

@@ -65,8 +65,9 @@ def series(records: Sequence[dict[str, Any]], key: str, x_key: str = X_KEY
     return np.asarray(xs), np.asarray(ys)
 
 
-def _new_figure(width: int, height: int, dpi: int, rows: int, cols: int = 1
-                ) -> tuple[Figure, np.ndarray]:
+def new_figure(width: int, height: int, dpi: int, rows: int, cols: int = 1
+               ) -> tuple[Figure, np.ndarray]:
+    """A figure of rows x cols panels (flat array of axes) on Matplotlib's Agg canvas."""
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     return fig, axes
@@ -81,7 +82,8 @@ def _line(ax: Any, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> bool:
     return True
 
 
-def _finish(fig: Figure, axes: np.ndarray, path: str, drawn: Sequence[bool]) -> str:
+def finish(fig: Figure, axes: np.ndarray, path: str, drawn: Sequence[bool]) -> str:
+    """Legends and grids, "not in the log" on panels with nothing drawn; saves to path."""
     for ax, ok in zip(axes, drawn, strict=True):
         if not ok:
             ax.text(0.5, 0.5, "not in the log", ha="center", va="center",
@@ -94,7 +96,7 @@ def _finish(fig: Figure, axes: np.ndarray, path: str, drawn: Sequence[bool]) -> 
 
 
 def plot_objective(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
-    fig, axes = _new_figure(rows=2, **size)
+    fig, axes = new_figure(rows=2, **size)
     drawn = [False, False]
     for c, (label, records) in enumerate(runs):
         colour = f"C{c % 10}"
@@ -103,11 +105,11 @@ def plot_objective(runs: Sequence[tuple[str, list[dict]]], path: str, **size: in
     axes[0].set(title="Voted objective", ylabel="W_eta per episode (apples)")
     axes[1].set(title="Voted eta (0 egalitarian, 1 utilitarian)", ylabel="eta",
                 xlabel=X_LABEL, ylim=(-0.03, 1.03))
-    return _finish(fig, axes, path, drawn)
+    return finish(fig, axes, path, drawn)
 
 
 def plot_returns(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
-    fig, axes = _new_figure(rows=2, **size)
+    fig, axes = new_figure(rows=2, **size)
     drawn = [False, False]
     for c, (label, records) in enumerate(runs):
         colour = f"C{c % 10}"
@@ -128,13 +130,13 @@ def plot_returns(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int)
     axes[0].set(title="Players' returns (Eq. 8 rewards)", ylabel="return per episode")
     axes[1].set(title="Principal's return (change of W_eta)", ylabel="return per episode",
                 xlabel=X_LABEL)
-    return _finish(fig, axes, path, drawn)
+    return finish(fig, axes, path, drawn)
 
 
 def plot_tax_rates(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
     num_brackets = max(sum(1 for k in r if k.startswith("rate_b")) for _, rs in runs for r in rs)
     num_brackets = max(num_brackets, 1)
-    fig, axes = _new_figure(rows=num_brackets, **size)
+    fig, axes = new_figure(rows=num_brackets, **size)
     drawn = [False] * num_brackets
     for c, (label, records) in enumerate(runs):
         colour = f"C{c % 10}"
@@ -146,12 +148,12 @@ def plot_tax_rates(runs: Sequence[tuple[str, list[dict]]], path: str, **size: in
     for b, ax in enumerate(axes):
         ax.set(title=f"Bracket {b}", ylabel="effective rate (0-1)", ylim=(-0.03, 1.03))
     axes[-1].set(xlabel=X_LABEL)
-    return _finish(fig, axes, path, drawn)
+    return finish(fig, axes, path, drawn)
 
 
 def plot_equality_productivity(runs: Sequence[tuple[str, list[dict]]], path: str,
                                **size: int) -> str:
-    fig, axes = _new_figure(rows=1, **size)
+    fig, axes = new_figure(rows=1, **size)
     ax = axes[0]
     drawn = False
     for c, (label, records) in enumerate(runs):
@@ -169,11 +171,11 @@ def plot_equality_productivity(runs: Sequence[tuple[str, list[dict]]], path: str
         drawn = True
     ax.set(title="Equality against productivity over training (star: last iteration)",
            xlabel="productivity (apples per episode)", ylabel="equality (1 - Gini)")
-    return _finish(fig, axes, path, [drawn])
+    return finish(fig, axes, path, [drawn])
 
 
 def plot_throughput(runs: Sequence[tuple[str, list[dict]]], path: str, **size: int) -> str:
-    fig, axes = _new_figure(rows=2, **size)
+    fig, axes = new_figure(rows=2, **size)
     drawn = [False, False]
     for c, (label, records) in enumerate(runs):
         colour = f"C{c % 10}"
@@ -185,7 +187,7 @@ def plot_throughput(runs: Sequence[tuple[str, list[dict]]], path: str, **size: i
     axes[1].set(title="Time per iteration", ylabel="seconds", xlabel="training iteration")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _finish(fig, axes, path, drawn)
+    return finish(fig, axes, path, drawn)
 
 
 PLOTS: dict[str, Callable[..., str]] = {

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from sed_meltingpot.evaluation import EvalSetup, PlayerPolicy, make_env
+from sed_meltingpot.optional import extra_import
 from sed_meltingpot.principals import Principal, no_tax
 
 BACKGROUND = (24, 24, 28)
@@ -224,12 +225,14 @@ class VideoWriter:
         os.makedirs(folder, exist_ok=True)
         self.path, self.fps, self.count = path, float(fps), 0
         if ext == ".gif":
-            import imageio.v3 as iio
+            with extra_import("lua", "writing videos"):
+                import imageio.v3 as iio
 
             self._gif = iio.imopen(path, "w", plugin="pillow")
             self._mp4 = None
         else:
-            import imageio.v2 as iio2
+            with extra_import("lua", "writing videos"):
+                import imageio.v2 as iio2
 
             self._gif = None
             options: dict[str, Any] = {"fps": self.fps, "macro_block_size": 1,

@@ -45,15 +45,18 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium
 import numpy as np
-from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.game import SEDGame
 from sed_meltingpot.observations import SPRITE, downsample, principal_input
+from sed_meltingpot.optional import extra_import
 from sed_meltingpot.principals import Principal, check_principal, parse_principal
 from sed_meltingpot.substrates import apple_picking_data
+
+with extra_import("rllib", __name__):
+    import gymnasium
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 PRINCIPAL = "principal"
 PLAYERS_MODULE = "players"

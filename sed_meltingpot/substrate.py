@@ -15,16 +15,19 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import meltingpot
-from meltingpot.utils.substrates import builder, substrate_factory
-from meltingpot.utils.substrates import substrate as mp_substrate
-from meltingpot.utils.substrates.wrappers import (
-    collective_reward_wrapper,
-    discrete_action_wrapper,
-    multiplayer_wrapper,
-    observables_wrapper,
-)
-from ml_collections import config_dict
+from sed_meltingpot.optional import extra_import
+
+with extra_import("lua", __name__):
+    import meltingpot
+    from meltingpot.utils.substrates import builder, substrate_factory
+    from meltingpot.utils.substrates import substrate as mp_substrate
+    from meltingpot.utils.substrates.wrappers import (
+        collective_reward_wrapper,
+        discrete_action_wrapper,
+        multiplayer_wrapper,
+        observables_wrapper,
+    )
+    from ml_collections import config_dict
 
 from sed_meltingpot import lua as _lua_package
 

@@ -22,10 +22,14 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
-from meltingpot.utils.substrates import colors, shapes, specs
-from ml_collections import config_dict
 from sed_meltingpot.substrates import apple_picking_data as data
+
+from sed_meltingpot.optional import extra_import
+
+with extra_import("lua", __name__):
+    from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
+    from meltingpot.utils.substrates import colors, shapes, specs
+    from ml_collections import config_dict
 
 # Meltingpot-free facts (maps, regrowth, counts) live in `apple_picking_data`,
 # shared with the JAX twin.

@@ -1,16 +1,17 @@
-"""The results experiment (issue 10): plan, statistics, outputs, and a real smoke grid.
+"""The results experiment (issues 10, 16): plan, statistics, outputs, and a real smoke grid.
 
-Statistics are checked against independent computations: Welch's t by its
-textbook formula with the p-value from tests/t_distribution.py (not scipy),
-Holm's correction on a hand-worked example. The orchestration is checked end
-to end: with a stand-in engine whose episodes are known (fast), and with
-`scripts/experiment.py --grid=smoke` training and evaluating for real with each
-engine (about 4 and 3 minutes).
+Statistics are checked against independent computations: Welch's and the paired t by
+their textbook formulas with the p-value from tests/t_distribution.py (not scipy), the
+signed-rank p by counting sign patterns, Holm's correction on a hand-worked example.
+The orchestration is checked end to end: with a stand-in engine whose episodes are
+known (fast), and with `scripts/experiment.py --grid=smoke` training and evaluating
+for real with each engine (minutes).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from sed_meltingpot import experiment_runs as runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
+BOTH = ("apples", "taxed")
 
 
 # ------------------------------------------------------------------- voting
@@ -69,6 +71,40 @@ def test_fixed_vote_sets_the_games_eta_without_changing_types():
         game.close()
 
 
+def test_objective_labels_and_their_rules():
+    assert ex.rule_of("eta=0.5") == "fixed:0.5" and ex.rule_of("voted") == "mean"
+    assert ex.rule_of("eta=0.25") == "fixed:0.25" and ex.eta_of("eta=0.75") == 0.75
+    assert ex.eta_of("voted") is None
+    for bad in ("eta=2", "median", "sampled"):
+        with pytest.raises(ValueError):
+            ex.rule_of(bad)
+    assert ex.sampled_objectives(["eta=0", "voted"], (0.0, 0.25, 1.0)) == [
+        "eta=0", "voted", "eta=0.25", "eta=1"]
+    assert ex.SCHEDULES["flat100"] == (1.0, 1.0, 1.0)
+    assert ex.principal_spec("flat100") == "fixed:1,1,1"
+    assert ex.principal_spec(ex.SAMPLED) == "learned"
+    assert ex.principal_spec(ex.BEST_FIXED, (0.0, 0.5, 1.0)) == "fixed:0,0.5,1"
+    with pytest.raises(ValueError, match="best_fixed"):
+        ex.principal_spec(ex.BEST_FIXED)
+
+
+def test_grid_validation_names_the_field():
+    import dataclasses
+
+    for name in ex.GRIDS:
+        ex.GRIDS[name].validate()
+    small = ex.GRIDS["small"]
+    assert small.eval_episodes >= 64 and small.lua_episodes < small.eval_episodes
+    assert small.welfare_on == BOTH
+    with pytest.raises(ValueError, match="--welfare_on=money"):
+        dataclasses.replace(small, welfare_on=("money",)).validate()
+    with pytest.raises(ValueError, match="lua_episodes=0"):
+        dataclasses.replace(small, lua_episodes=0).validate()
+    with pytest.raises(ValueError, match="rounds_per_episode=2"):
+        dataclasses.replace(small, game=dataclasses.replace(
+            small.game, rounds_per_episode=2)).validate()
+
+
 # --------------------------------------------------------------- statistics
 def test_welch_matches_the_textbook_formula():
     a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0, 10.0]
@@ -91,6 +127,58 @@ def test_welch_degenerate_samples_give_nan():
     assert ex.welch_test([1.0, 1.0], [2.0, 2.0])["diff"] == -1.0
 
 
+def signed_rank_p(d):
+    """Exact two-sided signed-rank p by enumerating the 2^n sign patterns (no ties)."""
+    ranks = np.argsort(np.argsort(np.abs(d))) + 1
+    w_minus = ranks[np.asarray(d) < 0].sum()
+    w_plus = ranks.sum() - w_minus
+    stat = min(w_minus, w_plus)
+    n = len(d)
+    sums = [sum(r for r, s in zip(range(1, n + 1), signs, strict=True) if s)
+            for signs in itertools.product([0, 1], repeat=n)]
+    return min(1.0, 2 * sum(s <= stat for s in sums) / 2 ** n)
+
+
+def test_paired_t_test_by_hand():
+    # Seed 9 has no partner and is left out; the differences are 2, 1, -0.5, 3, 4.
+    a = {0: 3.0, 1: 5.0, 2: 4.0, 3: 8.0, 4: 6.0}
+    b = {4: 2.0, 3: 5.0, 2: 4.5, 1: 4.0, 0: 1.0, 9: 100.0}
+    d = [2.0, 1.0, -0.5, 3.0, 4.0]
+    mean = sum(d) / 5  # 1.9
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 4)
+    t = mean / (sd / math.sqrt(5))
+    p = 2 * (1 - t_distribution.student_t_cdf(abs(t), 4))
+    res = ex.paired_test(a, b)
+    assert res["n"] == 5 and res["df"] == 4
+    assert res["diff"] == pytest.approx(1.9)
+    assert res["t"] == pytest.approx(t, rel=1e-10)
+    assert res["p"] == pytest.approx(p, rel=1e-6)
+    # |d| ranks 3, 2, 1, 4, 5: W- = 1, and 2 of the 32 sign patterns have a sum <= 1.
+    assert res["p_signed_rank"] == pytest.approx(2 * 2 / 32)
+    assert signed_rank_p(d) == pytest.approx(0.125)
+    # Pairing matters: the same values unpaired (Welch) give another p.
+    assert ex.welch_test(list(a.values()), list(b.values())[:5])["p"] != pytest.approx(res["p"])
+
+
+def test_signed_rank_cannot_reach_005_with_five_seeds_but_the_t_test_can():
+    a = {s: 10.0 + s + 0.1 * s * s for s in range(5)}
+    b = {s: float(s) for s in range(5)}  # every difference positive
+    res = ex.paired_test(a, b)
+    assert res["p_signed_rank"] == pytest.approx(2 / 32)  # the smallest there is
+    assert res["p"] < 1e-3
+
+
+def test_paired_test_degenerate_cases_give_nan():
+    assert math.isnan(ex.paired_test({0: 1.0}, {0: 2.0})["p"])  # one pair
+    same = ex.paired_test({0: 3.0, 1: 4.0}, {0: 1.0, 1: 2.0})  # differences do not vary
+    assert math.isnan(same["p"]) and same["diff"] == 2.0 and same["n"] == 2
+    assert ex.paired_test({0: 1.0, 1: math.nan, 2: 3.0}, {0: 0.0, 1: 1.0, 2: 1.0})["n"] == 2
+    # Float32 rounding of the same episodes is no spread (values about 30, eps 2e-6).
+    rounding = ex.paired_test({0: 30.0 + 4e-7, 1: 30.0 - 3e-7, 2: 30.0}, {0: 30.0, 1: 30.0,
+                                                                          2: 30.0})
+    assert math.isnan(rounding["p"]) and rounding["n"] == 3
+
+
 def test_holm_hand_example():
     # Sorted p: 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04;
     # the running maximum makes the last 0.06.
@@ -104,19 +192,63 @@ def test_holm_hand_example():
 # --------------------------------------------------------------------- plan
 def test_plan_trains_scripted_principals_once_per_seed():
     objectives, principals, seeds = list(ex.OBJECTIVES), list(ex.PRINCIPALS), [0, 1]
-    tasks = ex.plan_training(objectives, principals, seeds)
-    # learned: 4 objectives x 2 seeds; none, flat, progressive, regressive, random: 5 x 2.
-    assert len(tasks) == 4 * 2 + 5 * 2
+    tasks = ex.plan_training(objectives, principals, seeds, BOTH)
+    learned = [t for t in tasks if t.principal == ex.LEARNED]
+    # learned: 4 objectives x 2 definitions, one run shared at eta=1: 7 per seed;
+    # sampled: one per definition; none, 4 schedules, random: 6 per seed.
+    assert len(learned) == 7 * 2
+    assert len([t for t in tasks if t.principal == ex.SAMPLED]) == 2 * 2
+    assert len(tasks) == (7 + 2 + 6) * 2
     assert len({t.key for t in tasks}) == len(tasks)
-    assert all(t.objective is None for t in tasks if t.principal != ex.LEARNED)
-    assert {t.voting_rule for t in tasks if t.principal == ex.LEARNED} == {
-        "fixed:0", "fixed:0.5", "fixed:1", "mean"}
-    items = ex.plan_evaluation(tasks, objectives, principals)
-    cells = [(i.objective, i.principal, i.task.seed) for i in items]
-    assert len(cells) == len(set(cells)) == 4 * 7 * 2  # every cell exactly once
+    assert [t.welfare_on for t in learned if t.objective == "eta=1"] == ["apples"] * 2
+    assert all(t.objective is None and t.welfare_on is None for t in tasks
+               if t.principal in ex.SCRIPTED)
+    assert {t.voting_rule for t in learned} == {"fixed:0", "fixed:0.5", "fixed:1", "mean"}
+    assert {t.game_welfare_on for t in learned} == set(BOTH)
+    assert ex.TrainTask(ex.LEARNED, "eta=0", 3, "taxed").key == "learned__eta0__taxed__seed3"
+    assert ex.TrainTask(ex.LEARNED, "eta=0.5", 3, "apples").key == "learned__eta0p5__seed3"
+    assert ex.TrainTask(ex.SAMPLED, None, 1, "taxed").key == "sampled__taxed__seed1"
+    # One definition: the plan of issue 10 (4 learned runs per seed).
+    assert len(ex.plan_training(objectives, principals, [0], ["apples"])) == 4 + 1 + 6
+
+    etas = (0.0, 0.25, 1.0)
+    items = ex.plan_evaluation(tasks, objectives, principals, BOTH, etas)
+    cells = [(w, i.objective, i.principal, i.task.seed) for i in items if not i.is_search
+             for w in i.welfare_on]
+    extra = [ex.eta_label(0.25)]
+    want = {(w, o, p, s) for w in BOTH for o in objectives for s in seeds
+            for p in principals if p != ex.BEST_FIXED}
+    want |= {(w, o, ex.SAMPLED, s) for w in BOTH for o in extra for s in seeds}
+    assert len(cells) == len(set(cells)) and set(cells) == want  # every cell exactly once
+    searches = [(w, i.objective, i.task.seed) for i in items if i.is_search for w in i.welfare_on]
+    assert sorted(searches) == sorted((w, o, s) for w in BOTH for o in objectives for s in seeds)
     for i in items:
-        if i.principal == ex.BEST_FIXED:  # searched against the learned run's players
+        if i.is_search:  # searched against the learned run's players of that objective
             assert i.task.principal == ex.LEARNED and i.task.objective == i.objective
+        if i.principal == ex.SAMPLED:
+            assert i.welfare_on == (i.task.welfare_on,)
+
+
+def test_best_fixed_trains_fresh_players_under_the_chosen_schedule():
+    tasks = ex.plan_training(["eta=0", "eta=0.5"], list(ex.PRINCIPALS), [0, 1], BOTH)
+    searches = [
+        ex.Search("eta=0", ("apples",), 0, (0.0, 0.0, 0.0), 5.0),  # = none's run
+        ex.Search("eta=0", ("taxed",), 0, (1.0, 1.0, 1.0), 6.0),  # = flat100's run
+        ex.Search("eta=0.5", ("apples",), 0, (0.0, 1.0, 1.0), 7.0),  # fresh
+        ex.Search("eta=0.5", ("taxed",), 0, (0.0, 1.0, 1.0), 7.5),  # the same fresh run
+        ex.Search("eta=0.5", ("apples",), 1, (0.0, 1.0, 1.0), 8.0),  # fresh, other seed
+    ]
+    fresh, items = ex.plan_best_fixed(searches, tasks)
+    assert [t.key for t in fresh] == ["fixed_0-1-1__seed0", "fixed_0-1-1__seed1"]
+    assert all(t.principal == ex.BEST_FIXED and t.spec == "fixed:0,1,1" for t in fresh)
+    assert [i.task.key for i in items] == ["none__seed0", "flat100__seed0",
+                                           "fixed_0-1-1__seed0", "fixed_0-1-1__seed0",
+                                           "fixed_0-1-1__seed1"]
+    assert [i.rates for i in items] == [s.rates for s in searches]
+    assert all(i.principal == ex.BEST_FIXED and not i.is_search for i in items)
+    assert [i.welfare_on for i in items] == [s.welfare_on for s in searches]
+    assert ex.TrainTask(ex.BEST_FIXED, None, 2, rates=(0.5, 0.0, 1.0)).key == \
+        "fixed_0p5-0-1__seed2"
 
 
 def test_seed_parsing_and_validation():
@@ -137,6 +269,9 @@ def test_seed_parsing_and_validation():
     (["--seeds=-1"], "--seeds"),
     (["--principals=none,random"], "--principals must include learned"),
     (["--objectives=eta=2"], "--objectives=eta=2"),
+    (["--welfare_on=money"], "--welfare_on=money"),
+    (["--engine=rllib", "--principals=learned,sampled"], "--principals=sampled needs "
+                                                         "--engine=jax"),
 ])
 def test_bad_flags_exit_with_a_message(args, message, tmp_path):
     out = subprocess.run([PYTHON, "scripts/experiment.py", f"--output_dir={tmp_path}", *args],
@@ -145,16 +280,52 @@ def test_bad_flags_exit_with_a_message(args, message, tmp_path):
     assert message in out.stderr
 
 
+def test_evaluate_script_records_the_welfare_definition(tmp_path):
+    """evaluate.py takes --welfare_on (a GameConfig hyperparameter) and its results.json
+    says which definition the objective was on."""
+    out = tmp_path / "eval"
+    proc = subprocess.run([PYTHON, "scripts/evaluate.py", "--players=random", "--num_players=3",
+                           "--episode_length=50", "--tax_period=25", "--welfare_on=taxed",
+                           "--num_episodes=1", "--principals=none", f"--output_dir={out}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((out / "results.json").read_text())["meta"]
+    assert meta["welfare_on"] == "taxed" and meta["game"]["welfare_on"] == "taxed"
+
+
 # ------------------------------------------------------------------ outputs
+def test_both_definitions_from_an_episodes_totals():
+    metrics = {"apples_per_player": np.array([1.0, 5.0, 3.0]),
+               "income_per_player": np.array([3.0, 3.0, 3.0]), "eta": 0.25}
+    out = ex.episode_welfare(metrics)
+    assert out["W_apples"] == pytest.approx(0.25 * 9 + 0.75 * 1)
+    assert out["W_taxed"] == pytest.approx(0.25 * 9 + 0.75 * 3)
+    ex.check_objective([{"objective": out["W_taxed"], **out}], "taxed")
+    with pytest.raises(ValueError, match="welfare_on=apples"):
+        ex.check_objective([{"objective": out["W_taxed"], **out}], "apples")
+    row = ex.episodes_row([{"objective": 0.0, **out}], welfare_on="taxed", objective="eta=0")
+    assert row["W_eta"] == out["W_taxed"] and row["welfare_on"] == "taxed"
+
+
 def test_objective_curve_is_the_mean_w_eta_of_the_logged_episodes():
     episodes = np.array([[1.0, 5.0, 2.0], [3.0, 3.0, 6.0]])  # apples per player, 2 episodes
+    income = np.array([[2.0, 4.0, 2.0], [4.0, 4.0, 4.0]])  # same sums (budget-balanced)
     record = {"game_steps": 100, "utilitarian": welfare.utilitarian(episodes).mean(),
-              "egalitarian": welfare.egalitarian(episodes).mean(), "eta": 0.3}
+              "egalitarian": welfare.egalitarian(episodes).mean(),
+              "egalitarian_income": welfare.egalitarian(income).mean(), "eta": 0.3}
     for eta in (0.0, 0.3, 1.0):
         x, y = ex.objective_curve([record], eta)
         assert y[0] == pytest.approx(welfare.interpolated(episodes, eta).mean())
+        x, y = ex.objective_curve([record], eta, "taxed")
+        assert y[0] == pytest.approx(welfare.interpolated(income, eta).mean())
     x, y = ex.objective_curve([record], None)  # the record's own eta
     assert y[0] == pytest.approx(welfare.interpolated(episodes, 0.3).mean())
+    # A log from before egalitarian_income has no taxed curve (not a wrong one).
+    old = {k: v for k, v in record.items() if k != "egalitarian_income"}
+    assert len(ex.objective_curve([old], 0.5, "taxed")[1]) == 0
+    # The sampled principal's panel is the game's own objective per record.
+    x, y = ex.panel_curve([{**record, "objective": 7.5}], ex.SAMPLED, "taxed")
+    assert list(y) == [7.5]
 
 
 def test_budget_quarters_by_hand_and_the_curves_csv(tmp_path):
@@ -166,70 +337,82 @@ def test_budget_quarters_by_hand_and_the_curves_csv(tmp_path):
         return [{"game_steps": 10 * (i + 1), "utilitarian": v, "egalitarian": 0.0}
                 for i, v in enumerate(values)]
 
-    curves = {"eta=1": {"learned": [run(range(1, 9)), run([5] * 8)],
-                        "none": [run([1, 2, 3])]}}
+    curves = {("apples", "eta=1"): {"learned": [run(range(1, 9)), run([5] * 8)],
+                                    "none": [run([1, 2, 3])]}}
     (q,) = ex.budget_quarters(curves)
     assert (q["objective"], q["principal"], q["seeds"]) == ("eta=1", "learned", 2)
     assert [s.mean for s in q["quarters"]] == pytest.approx([3.25, 4.25, 5.25, 6.25])
     assert q["change"].mean == pytest.approx(1.0)
-    t975 = math.tan(math.pi * (0.975 - 0.5))  # Student t with 1 df is the Cauchy law
-    assert q["change"].half_width == pytest.approx(t975 * 1.0, rel=1e-6)
+    t975_1 = math.tan(math.pi * (0.975 - 0.5))  # Student t with 1 df is the Cauchy law
+    assert q["change"].half_width == pytest.approx(t975_1 * 1.0, rel=1e-6)
     md = ex.results_markdown(synthetic_rows(), objectives=["eta=1"], principals=ex.PRINCIPALS,
                              substrate="lua", meta={}, num_brackets=3, curves=curves)
-    assert "## Is the budget enough?" in md and "| eta=1 | learned | 3.25 ± " in md
-    path = ex.write_learning_curves(curves, {"eta=1": {"learned": [4, 7], "none": [4]}},
+    assert "## Is the budget enough?" in md and "| apples | eta=1 | learned | 3.25 ± " in md
+    path = ex.write_learning_curves(curves, {("apples", "eta=1"): {"learned": [4, 7],
+                                                                   "none": [4]}},
                                     str(tmp_path / "curves.csv"))
     rows = list(csv.DictReader(open(path)))
     assert len(rows) == 8 + 8 + 3
     assert {(r["principal"], r["seed"]) for r in rows} == {("learned", "4"), ("learned", "7"),
                                                              ("none", "4")}
+    assert {r["welfare_on"] for r in rows} == {"apples"}
     assert [float(r["W_eta"]) for r in rows if r["seed"] == "7"] == [5.0] * 8
 
 
-def synthetic_rows(seeds=(0, 1, 2), twin=False):
-    """Learned beats every baseline by 10 under every objective."""
+def synthetic_rows(seeds=(0, 1, 2), twin=False, definitions=("apples",)):
+    """Learned (and sampled) beat every baseline by 10 under every objective."""
     rows = []
-    for o in ex.OBJECTIVES:
-        for k, p in enumerate(ex.PRINCIPALS):
-            subs = ["twin", "lua"] if twin and p == ex.LEARNED else ["twin" if twin else "lua"]
-            for sub in subs:
-                for s in seeds:
-                    value = (20.0 if p == ex.LEARNED else 10.0 - k * 0.1) + s
-                    row = {"objective": o, "principal": p, "seed": s, "substrate": sub,
-                           "players_from": "x", "rates": "", "episodes": 2}
-                    row.update({m: value for m in ex.metric_columns(3)})
-                    row.update({f"rate_b{b}": 0.1 * b for b in range(3)})
-                    rows.append(row)
+    for w in definitions:
+        for o in ex.OBJECTIVES:
+            for k, p in enumerate(ex.PRINCIPALS):
+                subs = ["twin", "lua"] if twin and p == ex.LEARNED else ["twin" if twin else "lua"]
+                for sub in subs:
+                    for s in seeds:
+                        value = (20.0 + s if p in ex.LEARNERS
+                                 else 10.0 - k * 0.1 + s - 0.2 * s * s)
+                        row = {"welfare_on": w, "objective": o, "principal": p, "seed": s,
+                               "substrate": sub, "players_from": "x", "rates": "",
+                               "episodes": 2}
+                        row.update({m: value for m in ex.metric_columns(3)})
+                        row.update({f"rate_b{b}": 0.1 * b for b in range(3)})
+                        rows.append(row)
     return rows
 
 
 def test_csv_and_results_md_structure(tmp_path):
-    rows = synthetic_rows()
+    rows = synthetic_rows(definitions=BOTH)
     path = ex.write_csv(rows, str(tmp_path / "r.csv"), 3)
     back = ex.read_csv(path)
-    assert len(back) == len(rows) == 4 * 7 * 3
+    assert len(back) == len(rows) == 2 * 4 * 9 * 3
     with open(path) as f:
         header = next(csv.reader(f))
-    for col in ("objective", "principal", "seed", "substrate", "W_eta", "utilitarian",
-                "egalitarian", "nash_welfare", "equality", "income_equality", "sustainability",
-                "peace", "tax_revenue", "rate_b0", "rate_b1", "rate_b2"):
+    for col in ("welfare_on", "objective", "principal", "seed", "substrate", "W_eta",
+                "W_apples", "W_taxed", "utilitarian", "egalitarian", "egalitarian_income",
+                "nash_welfare", "equality", "income_equality", "sustainability", "peace",
+                "tax_revenue", "rate_b0", "rate_b1", "rate_b2"):
         assert col in header
     assert back[5]["objective"] == rows[5]["objective"] and back[5]["seed"] == rows[5]["seed"]
+    assert back[-1]["welfare_on"] == "taxed"
     assert back[5]["utilitarian"] == pytest.approx(rows[5]["utilitarian"])
 
     md = ex.results_markdown(back, objectives=list(ex.OBJECTIVES),
                              principals=list(ex.PRINCIPALS), substrate="lua",
-                             meta={"grid": "smoke", "engine": "rllib"}, num_brackets=3)
-    for o in ex.OBJECTIVES:
-        assert f"## Objective {o}" in md
+                             meta={"grid": "smoke", "engine": "rllib"}, num_brackets=3,
+                             welfare_on=BOTH)
+    for w in BOTH:
+        for o in ex.OBJECTIVES:
+            assert f", welfare_on={w}: objective {o} " in md
     # Per cell: values 20 + s over seeds 0, 1, 2: mean 21, half-width t(0.975, 2) * 1 / sqrt(3).
     half = evaluation.student_t_quantile(0.975, 2) / math.sqrt(3)
     assert f"| learned | 21 ± {half:.2g} |" in md
     test_lines = [line for line in md.splitlines() if line.startswith("| eta=") or
                   line.startswith("| voted")]
-    assert len(test_lines) == 4 * 6  # every objective x baseline
-    assert all(line.endswith("| yes |") for line in test_lines)
-    assert "Transfer gap" not in md
+    # every definition x objective x learner (2) x baseline (7), each significant
+    # (differences 10 + 0.1 k + 0.2 s^2: t about 43 with 2 df, p about 5e-4, x 14 by Holm)
+    # and with a signed-rank p that cannot be small with 3 seeds (2 / 8 = 0.25).
+    assert len(test_lines) == 2 * 4 * 2 * 7
+    assert all(line.endswith("| yes | 0.25 |") for line in test_lines), test_lines[0]
+    assert "Transfer gap" not in md and "paired t-test" in md and "Holm" in md
 
     twin = ex.results_markdown(synthetic_rows(twin=True), objectives=list(ex.OBJECTIVES),
                                principals=list(ex.PRINCIPALS), substrate="twin",
@@ -237,28 +420,94 @@ def test_csv_and_results_md_structure(tmp_path):
     assert "| learned (lua) |" in twin and "Transfer gap" in twin
 
 
-def test_welch_holm_table_rows_match_direct_computation():
-    rows = synthetic_rows(seeds=(0, 1, 2, 3))
+def test_old_results_csv_reads_as_apples():
+    """The committed results (before welfare_on) read back as welfare_on=apples, and
+    their tables and comparisons still come out."""
+    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small", "results.csv"))
+    assert rows and {r["welfare_on"] for r in rows} == {"apples"}
+    tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "twin")
+    assert len(tests) == 4 * 6 and all(t["n"] == 5 for t in tests)
+
+
+def test_paired_holm_families_match_direct_computation():
+    rows = synthetic_rows(seeds=(0, 1, 2, 3), definitions=BOTH)
     rng = np.random.default_rng(0)
     for r in rows:  # noise so that every test differs
         r["W_eta"] += float(rng.normal())
-    tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "lua")
-    assert len(tests) == 24
-    raw = [t["p"] for t in tests]
-    assert [t["p_holm"] for t in tests] == pytest.approx(ex.holm(raw))
-    # The first test by hand: eta=0, learned against none, over the 4 seeds.
-    cell = {p: [r["W_eta"] for r in rows if r["objective"] == "eta=0" and r["principal"] == p]
+    rows = [rows[i] for i in rng.permutation(len(rows))]  # pairing is by seed, not order
+    tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "lua", BOTH)
+    assert len(tests) == 2 * 4 * 2 * 7
+    for w in BOTH:
+        for o in ex.OBJECTIVES:  # one Holm family per definition and objective
+            family = [t for t in tests if t["welfare_on"] == w and t["objective"] == o]
+            assert len(family) == 14
+            assert [t["p_holm"] for t in family] == pytest.approx(
+                ex.holm([t["p"] for t in family]))
+    # The first test by hand: apples, eta=0, learned against none, paired over 4 seeds.
+    cell = {p: {r["seed"]: r["W_eta"] for r in rows if r["objective"] == "eta=0"
+                and r["principal"] == p and r["welfare_on"] == "apples"}
             for p in (ex.LEARNED, "none")}
-    assert (tests[0]["objective"], tests[0]["baseline"]) == ("eta=0", "none")
-    assert tests[0]["n_a"] == 4
-    assert tests[0]["p"] == pytest.approx(ex.welch_test(cell[ex.LEARNED], cell["none"])["p"])
-    assert tests[0]["diff"] == pytest.approx(np.mean(cell[ex.LEARNED]) - np.mean(cell["none"]))
+    first = tests[0]
+    assert (first["welfare_on"], first["objective"], first["learner"], first["baseline"]) == (
+        "apples", "eta=0", ex.LEARNED, "none")
+    d = np.array([cell[ex.LEARNED][s] - cell["none"][s] for s in range(4)])
+    t = d.mean() / (d.std(ddof=1) / 2)
+    assert first["n"] == 4 and first["t"] == pytest.approx(t)
+    assert first["p"] == pytest.approx(2 * (1 - t_distribution.student_t_cdf(abs(t), 3)),
+                                       rel=1e-6)
+
+
+def test_rates_against_eta_by_hand(tmp_path):
+    """Two seeds of the sampled principal at eta 0 and 1: bracket b's rate is
+    0.1 * b + eta * 0.5 + 0.1 * seed; means over seeds 0.05 + ... and a t(1) band."""
+    rows = []
+    for s in (0, 1):
+        for o in ("eta=0", "eta=1", "voted"):  # the voted row has no fixed eta: left out
+            eta = 1.0 if o == "eta=1" else 0.0
+            rows.append({"welfare_on": "taxed", "objective": o, "principal": ex.SAMPLED,
+                         "seed": s, "substrate": "twin", **{
+                             f"rate_b{b}": 0.1 * b + 0.5 * eta + 0.1 * s for b in range(3)}})
+    table = ex.rates_by_eta(rows, "twin", 3, "taxed")
+    assert [eta for eta, _, _ in table] == [0.0, 1.0]
+    assert [s.mean for s in table[1][1]] == pytest.approx([0.55, 0.65, 0.75])
+    t975_1 = math.tan(math.pi * (0.975 - 0.5))
+    # bracket 0 at eta 0: 0 and 0.1 over the seeds, sd 0.1 / sqrt(2), n 2.
+    assert table[0][1][0].half_width == pytest.approx(t975_1 * (0.1 / math.sqrt(2))
+                                                      / math.sqrt(2), rel=1e-6)
+    assert ex.rates_by_eta(rows, "twin", 3, "apples") == []
+    path = ex.plot_rates_vs_eta(rows, "twin", 3, str(tmp_path / "r.png"), welfare_on=BOTH)
+    assert os.path.getsize(path) > 1000
+
+
+# ------------------------------------------------ the random principal's draws
+def test_random_principal_draws_differ_across_seeds_and_episodes():
+    """Twin: the random principal's levels come from per-episode keys folded with the
+    training seed; Lua: its generator is seeded by the episode and the training seed."""
+    keys = {s: runs.random_principal_keys(ex.EVAL_SEED, s, 2) for s in (0, 1)}
+    levels = {s: np.asarray(runs.random_levels(keys[s], 0, 3, 11)) for s in (0, 1)}
+    assert levels[0].shape == (2, 3)
+    assert not np.array_equal(levels[0], levels[1])  # two training seeds
+    assert not np.array_equal(levels[0][0], levels[0][1])  # two episodes
+    np.testing.assert_array_equal(levels[0], np.asarray(runs.random_levels(
+        runs.random_principal_keys(ex.EVAL_SEED, 0, 2), 0, 3, 11)))  # reproducible
+    assert not np.array_equal(levels[0], np.asarray(runs.random_levels(keys[0], 1, 3, 11)))
+    draws = {}
+    for stream in (0, 1):
+        p = runs.StreamRandomPrincipal([i / 10 for i in range(11)], 3, stream)
+        for episode_seed in (5, 6):
+            p.reset(episode_seed)
+            draws[(stream, episode_seed)] = tuple(np.concatenate([p({}) for _ in range(4)]))
+    assert len(set(draws.values())) == 4
+    p.reset(5)
+    assert tuple(np.concatenate([p({}) for _ in range(4)])) == draws[(1, 5)]
 
 
 # ----------------------------------------------------- orchestration (fake)
 class FakeEngine:
-    """Known episodes: apples per player depend on the principal and eta
-    only through the game's formulas, so the rows can be checked."""
+    """Known episodes: apples per player depend on the principal and eta only through
+    the game's formulas (a fixed schedule r gives the second player 2 + 1.5 (1 + r1 -
+    r0 - r2) apples, so the search picks (0, 1, 0)); post-tax income is the apples fully
+    redistributed under any tax (its minimum is the mean), the apples without tax."""
 
     name = "fake"
     substrate = "lua"
@@ -271,50 +520,93 @@ class FakeEngine:
                 for it in range(1, 4):
                     f.write(json.dumps({"iteration": it, "game_steps": 100 * it,
                                         "utilitarian": 10.0 * it + task.seed,
-                                        "egalitarian": 1.0 * it, "eta": 0.5}) + "\n")
+                                        "egalitarian": 1.0 * it,
+                                        "egalitarian_income": 2.0 * it, "eta": 0.5,
+                                        "objective": 3.0 * it}) + "\n")
             with open(os.path.join(d, "summary.json"), "w") as f:
                 json.dump({}, f)
 
-    def evaluate(self, grid, run_dir, voting_rule, principal, seed, num_episodes):
+    def evaluate(self, grid, run_dir, voting_rule, principal, seed, num_episodes, stream):
         eta = voting.vote(voting_rule, [0.5, 0.5, 0.5])
         bonus = 0.0 if principal != "learned" else 5.0
+        taxed = principal not in ("none", "fixed:0,0,0")
+        rates = principal if isinstance(principal, tuple) else (
+            [float(x) for x in principal[len("fixed:"):].split(",")]
+            if principal.startswith("fixed:") else None)
+        second = 2.0 if rates is None else 2.0 + 1.5 * (1 + rates[1] - rates[0] - rates[2])
         out = []
         for k in range(num_episodes):
-            apples = np.array([1.0 + k, 2.0, 3.0 + bonus])
+            apples = np.array([1.0 + k, second, 3.0 + bonus])
+            income = np.full(3, apples.mean()) if taxed else apples
+            metrics = {"apples_per_player": apples, "income_per_player": income, "eta": eta}
             out.append({"objective": float(welfare.interpolated(apples, eta)), "eta": eta,
                         "utilitarian": float(apples.sum()), "egalitarian": float(apples.min()),
+                        "egalitarian_income": float(income.min()),
                         "nash_welfare": float(welfare.nash_welfare(apples)),
                         "productivity": float(apples.sum()),
                         "equality": float(welfare.equality(apples)), "income_equality": 1.0,
                         "sustainability": 10.0, "peace": 3.0, "tax_revenue": 0.0,
                         "principal_return": 0.0, "rate_b0": 0.0, "rate_b1": 0.0,
-                        "rate_b2": 0.0})
+                        "rate_b2": 0.0, **ex.episode_welfare(metrics)})
         return out
 
 
 def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
     monkeypatch.setitem(runs.ENGINES, "fake", FakeEngine)
     grid = ex.GRIDS["smoke"]
-    jobs = runs.make_jobs(FakeEngine(), grid, str(tmp_path), list(ex.OBJECTIVES),
-                          list(ex.PRINCIPALS), [0, 1])
-    assert len(jobs) == 18
+    principals = [p for p in ex.PRINCIPALS if p != ex.SAMPLED]
+    jobs = runs.plan_jobs(FakeEngine(), grid, str(tmp_path), list(ex.OBJECTIVES), principals,
+                          [0, 1], BOTH)
+    assert len(jobs) == (7 + 6) * 2
     results = runs.run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
     rows = [r for res in results for r in res["rows"]]
-    assert len(rows) == 4 * 7 * 2
-    by = {(r["objective"], r["principal"], r["seed"]): r for r in rows}
-    # eta=0: W = min apples = 1 (episode 0: [1, 2, 3]); learned: min of [1, 2, 8] = 1.
-    assert by[("eta=0", "none", 0)]["W_eta"] == pytest.approx(1.0)
-    # eta=1 learned: sum [1, 2, 8] = 11.
-    assert by[("eta=1", "learned", 1)]["W_eta"] == pytest.approx(11.0)
-    # best_fixed is one schedule of the {0, 1}^3 grid.
-    assert by[("eta=0.5", "best_fixed", 0)]["rates"] in {
-        ",".join(f"{r:g}" for r in s) for s in evaluation.rate_grid(2, 3)}
-    # A second call reuses the cached training and evaluations.
+    searches = [s for res in results for s in res["searches"]]
+    assert len(rows) == 2 * 4 * 2 * (6 + 1)  # (w, o, seed) x (6 scripted + learned)
+    assert len(searches) == 7 * 2  # one per learned run, covering both definitions
+    by = {(r["welfare_on"], r["objective"], r["principal"], r["seed"]): r for r in rows}
+    # eta=0: W = min apples, 1 and 2 in episodes 0 and 1 ([1, 2, 3], [2, 2, 3]).
+    assert by[("apples", "eta=0", "none", 0)]["W_eta"] == pytest.approx(1.5)
+    assert by[("taxed", "eta=0", "none", 0)]["W_eta"] == pytest.approx(1.5)
+    # On post-tax income, random taxes and (here) redistributes: min = mean apples.
+    assert by[("taxed", "eta=0", "random", 0)]["W_eta"] == pytest.approx((2 + 7 / 3) / 2)
+    assert by[("apples", "eta=0", "random", 0)]["W_eta"] == pytest.approx(1.5)
+    assert by[("taxed", "eta=0", "random", 0)]["W_apples"] == pytest.approx(1.5)
+    # eta=1 learned: sum [1, 2, 8] = 11 and [2, 2, 8] = 12, one run for both definitions.
+    assert by[("apples", "eta=1", "learned", 1)]["W_eta"] == pytest.approx(11.5)
+    assert by[("taxed", "eta=1", "learned", 1)]["players_from"] == "learned__eta1__seed1"
+
+    second = runs.best_fixed_jobs(FakeEngine(), grid, str(tmp_path), searches, jobs)
+    more = runs.run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
+    best = [r for res in more for r in res["rows"]]
+    assert {(r["welfare_on"], r["objective"], r["seed"]) for r in best} == {
+        (w, o, s) for w in BOTH for o in ex.OBJECTIVES for s in (0, 1)}
+    assert len(best) == 2 * 4 * 2
+    # At eta=0 on apples every schedule ties (player 0 has the minimum): the first of the
+    # grid, (0, 0, 0), whose players are none's run; elsewhere (0, 1, 0), fresh players.
+    assert {(s.objective, s.welfare_on, s.rates) for s in searches if s.rates[1] == 0} == {
+        ("eta=0", ("apples",), (0.0, 0.0, 0.0))}
+    for r in best:
+        assert r["principal"] == ex.BEST_FIXED
+        if (r["objective"], r["welfare_on"]) == ("eta=0", "apples"):
+            assert (r["rates"], r["players_from"]) == ("0,0,0", f"none__seed{r['seed']}")
+        else:  # fresh players trained under the chosen schedule
+            assert r["rates"] == "0,1,0"
+            assert r["players_from"] == f"fixed_0-1-0__seed{r['seed']}"
+    assert sum(r["trained"] for r in more) == 2  # one fresh run per seed
+    # eta=0 on post-tax income with (0, 1, 0): [1 + k, 5, 3] redistributed, means 3, 10/3.
+    assert [r["W_eta"] for r in best if r["objective"] == "eta=0"
+            and r["welfare_on"] == "taxed"] == pytest.approx([(3 + 10 / 3) / 2] * 2)
+    # A second call reuses the cached training and evaluations of both stages.
     again = runs.run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
     assert sum(r["trained"] for r in again) == 0
     assert [r["rows"] for r in again] == [r["rows"] for r in results]
+    assert [r["searches"] for r in again] == [r["searches"] for r in results]
+    again = runs.run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
+    assert sum(r["trained"] for r in again) == 0 and [r["rows"] for r in again] == [
+        r["rows"] for r in more]
     curve = ex.plot_learning_curves(
-        {"eta=0": {"learned": [evaluation_progress(jobs[0].run_dirs[0])]}},
+        {("apples", "eta=0"): {"learned": [evaluation_progress(jobs[0].run_dirs[0])]},
+         ("taxed", ex.SAMPLED): {ex.SAMPLED: [evaluation_progress(jobs[0].run_dirs[0])]}},
         str(tmp_path / "c.png"))
     assert os.path.getsize(curve) > 1000
 
@@ -328,39 +620,65 @@ def evaluation_progress(run_dir):
 # --------------------------------------------------------- real smoke grid
 @pytest.mark.parametrize("engine", ["jax", "rllib"])
 def test_smoke_grid_end_to_end(tmp_path, engine):
-    """The whole smoke grid, real tiny runs, both engines in the default run (on the
-    idle 2-core machine from an empty compile cache: jax 4.0 min, mostly the three
-    XLA compiles the grid's jobs share; rllib 2.6 min)."""
+    """The whole smoke grid, real tiny runs, both engines in the default run, both
+    welfare definitions; the jax engine adds the sampled principal (from an empty
+    compile cache on the idle 2-core machine: see the README's Results)."""
     out = tmp_path / "smoke"
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
                            f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=2400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = ex.read_csv(str(out / "results.csv"))
-    every_cell = {(o, p, s) for o in ex.OBJECTIVES for p in ex.PRINCIPALS for s in (0, 1)}
+    grid = ex.GRIDS["smoke"]
+    principals = [p for p in ex.PRINCIPALS if engine == "jax" or p != ex.SAMPLED]
+    every_cell = {(w, o, p, s) for w in BOTH for o in ex.OBJECTIVES for p in principals
+                  for s in (0, 1)}
+    if engine == "jax":  # the sampled principal also at the figure's etas
+        every_cell |= {(w, ex.eta_label(e), ex.SAMPLED, s) for w in BOTH
+                       for e in grid.rate_etas for s in (0, 1)}
     played = ex.SUBSTRATE_TWIN if engine == "jax" else ex.SUBSTRATE_LUA
     main = [r for r in rows if r["substrate"] == played]
-    cells = {(r["objective"], r["principal"], r["seed"]) for r in main}
+    cells = {(r["welfare_on"], r["objective"], r["principal"], r["seed"]) for r in main}
     assert cells == every_cell and len(main) == len(cells)
+    assert all(r["episodes"] == grid.eval_episodes for r in main)
     # The jax engine's learned players and principal also play the Lua substrate
-    # (the transfer gap), one row per objective and seed; nothing else does.
+    # (the transfer gap), one row per definition, objective and seed; nothing else does.
     lua_rows = [r for r in rows if r["substrate"] != played]
-    assert {(r["objective"], r["principal"], r["seed"]) for r in lua_rows} == (
-        {(o, ex.LEARNED, s) for o in ex.OBJECTIVES for s in (0, 1)} if engine == "jax"
-        else set())
-    assert len(lua_rows) == (len(ex.OBJECTIVES) * 2 if engine == "jax" else 0)
+    assert {(r["welfare_on"], r["objective"], r["principal"], r["seed"]) for r in lua_rows} == (
+        {(w, o, ex.LEARNED, s) for w in BOTH for o in ex.OBJECTIVES for s in (0, 1)}
+        if engine == "jax" else set())
+    assert all(r["episodes"] == grid.lua_episodes for r in lua_rows)
     assert not ex.non_finite(rows, ex.metric_columns(3))
     for r in rows:
-        eta = voting.fixed_eta(ex.OBJECTIVES[r["objective"]])
+        assert r["W_eta"] == r[ex.DEFINITION_COLUMNS[r["welfare_on"]]]
+        eta = ex.eta_of(r["objective"])
         if eta is not None:
             assert r["eta"] == pytest.approx(eta)
-            # W_eta of every episode is eta * sum + (1 - eta) * min, so the means obey it too.
-            assert r["W_eta"] == pytest.approx(
-                eta * r["utilitarian"] + (1 - eta) * r["egalitarian"])
+            # W_eta of every episode is eta * sum + (1 - eta) * min, so the means obey it
+            # too; the sum of post-tax incomes is the sum of apples (budget-balanced tax).
+            assert r["W_apples"] == pytest.approx(
+                eta * r["utilitarian"] + (1 - eta) * r["egalitarian"], rel=1e-5, abs=1e-4)
+            assert r["W_taxed"] == pytest.approx(
+                eta * r["utilitarian"] + (1 - eta) * r["egalitarian_income"], rel=1e-5,
+                abs=1e-4)
+    for r in rows:
+        if r["principal"] == "flat100" and r["substrate"] == played:
+            assert r["rates"] == "1,1,1" and r["rate_b0"] == pytest.approx(1.0)
+        if r["principal"] == ex.BEST_FIXED:  # fresh players, not the learned run's
+            assert not r["players_from"].startswith("learned")
+        if r["principal"] == ex.LEARNED:
+            assert r["players_from"].startswith("learned__")
     md = (out / "results.md").read_text()
-    assert md.count("## Objective") == 4 and "Holm" in md
-    for name in ("learning_curves.png", "equality_productivity.png"):
+    assert md.count(", welfare_on=apples: objective") == 4
+    assert md.count(", welfare_on=taxed: objective") == 4
+    assert "Holm" in md and "paired" in md and "signed-rank" in md
+    figures = ["learning_curves.png", "equality_productivity.png"]
+    figures += ["rates_vs_eta.png"] if engine == "jax" else []
+    for name in figures:
         assert (out / name).stat().st_size > 1000
+    assert ("The sampled principal's rates against eta" in md) == (engine == "jax")
+    curves = list(csv.DictReader(open(out / "learning_curves.csv")))
+    assert {r["welfare_on"] for r in curves} == set(BOTH)
 
 
 def test_last_period_rates_averages_the_last_logged_episode_over_runs():
@@ -403,8 +721,10 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
     """Properties that hold whatever the players do: the fixed schedule is the
     effective rate of every period (tax cap 1 at evaluation); a 100% tax on
     every bracket, redistributed evenly, leaves everyone the same post-tax
-    income (equality 1); no tax leaves post-tax equality = equality of apples;
-    W_eta = eta * sum + (1 - eta) * min; the same seeds replay the same worlds."""
+    income (equality 1, so W_taxed at eta 0 is the mean apples); no tax leaves
+    post-tax equality = equality of apples and W_taxed = W_apples;
+    W_eta = eta * sum + (1 - eta) * min; the same seeds replay the same worlds;
+    the random principal's rates differ across training seeds (streams)."""
     from sed_meltingpot.config import GameConfig
 
     game = GameConfig(num_players=3, episode_length=100, tax_period=25)
@@ -416,14 +736,21 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
     for e in full:
         assert [e[f"rate_b{b}"] for b in range(3)] == pytest.approx([1.0, 1.0, 1.0])
         assert e["eta"] == pytest.approx(0.3)
-        assert e["W_eta" if "W_eta" in e else "objective"] == pytest.approx(
+        assert e["objective"] == pytest.approx(
             0.3 * e["utilitarian"] + 0.7 * e["egalitarian"], abs=1e-4)
+        assert e["W_apples"] == pytest.approx(e["objective"], rel=1e-5, abs=1e-4)
+        assert e["W_taxed"] == pytest.approx(0.3 * e["utilitarian"]
+                                             + 0.7 * e["utilitarian"] / 3, rel=1e-5, abs=1e-4)
         assert e["tax_revenue"] == pytest.approx(e["productivity"], abs=1e-3)
         assert e["income_equality"] == pytest.approx(1.0, abs=1e-5)
     for e in free:
         assert e["tax_revenue"] == 0.0
         assert e["income_equality"] == pytest.approx(e["equality"], abs=1e-6)
+        assert e["W_taxed"] == pytest.approx(e["W_apples"], abs=1e-4)
     assert sum(e["productivity"] for e in free) > 0  # the episodes were played
+    draws = {s: [tuple(e[f"rate_b{b}"] for b in range(3)) for e in runs.twin_episodes(
+        run, "fixed:0.3", "random", ex.EVAL_SEED, 2, stream=s)] for s in (0, 1)}
+    assert draws[0] != draws[1] and draws[0][0] != draws[0][1]
 
 
 @pytest.mark.slow
@@ -432,8 +759,8 @@ def test_runs_spread_as_ray_tasks(tmp_path):
     out = tmp_path / "ray"
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", "--engine=rllib",
                            "--objectives=eta=0", "--principals=learned,none", "--seeds=0,1",
-                           "--num_workers=2", f"--output_dir={out}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
+                           "--welfare_on=apples", "--num_workers=2", f"--output_dir={out}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Started a local Ray instance" in proc.stderr + proc.stdout
     rows = ex.read_csv(str(out / "results.csv"))

@@ -18,6 +18,7 @@ from sed_meltingpot.config import GameConfig
 from sed_meltingpot.hyperparameters import flag_fields, hyperparameter
 from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.twin.ppo import TwinTrainConfig
+from sed_meltingpot.twin.recipe import PrincipalRecipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(ROOT, "tests", "script_harness.py")
@@ -72,21 +73,31 @@ def test_flags_left_unset_keep_the_config_and_none_defaults_override_nothing():
 #: it is listed here (and so checked end to end).
 RLLIB_VALUES = {
     "num_players": 3, "episode_length": 400, "rounds_per_episode": 2, "tax_period": 25,
-    "voting_rule": "median", "welfare": "utilitarian", "map": "large",
+    "voting_rule": "median", "welfare": "utilitarian", "welfare_on": "taxed", "map": "large",
     "num_iterations": 7, "seed": 3, "principal": "random", "rollout_fragment_length": 100,
     "train_batch_size": 600, "num_env_runners": 3, "num_envs_per_env_runner": 2,
     "lr": 0.001, "minibatch_size": 64, "principal_minibatch_size": 8, "num_epochs": 3,
-    "frame_stack": 2, "pixels_per_tile": 4, "tax_cap_anneal": False, "num_gpus": 1,
+    "frame_stack": 2, "pixels_per_tile": 4, "tax_cap_anneal": False, "tax_cap_start": 0.2,
+    "tax_cap_fraction": 0.3, "num_gpus": 1,
 }
 JAX_VALUES = {"num_envs": 5, "dtype": "bfloat16"}
+#: The jax engine's principal recipe (twin/recipe.py).
+RECIPE_VALUES = {
+    "principal_lr": 0.003, "principal_lr_schedule": "linear", "principal_entropy_coeff": 0.1,
+    "principal_entropy_final": 0.01, "principal_entropy_anneal_fraction": 0.25,
+    "principal_num_epochs": 5, "principal_gamma": 0.9, "principal_lambda": 0.5,
+    "principal_round_end": "truncated", "players_only_fraction": 0.4,
+    "phase2_players_lr_scale": 0.5, "principal_init_no_tax": 0.9, "eta_sampling": "0,0.5,1",
+}
 
 
 def test_every_hyperparameter_field_is_exercised_below():
     declared = {f.name for cls in (GameConfig, TrainConfig) for f, _ in flag_fields(cls)}
     assert declared == set(RLLIB_VALUES)
     assert {f.name for f, _ in flag_fields(TwinTrainConfig)} == set(JAX_VALUES)
+    assert {f.name for f, _ in flag_fields(PrincipalRecipe)} == set(RECIPE_VALUES)
     for cls, values in ((GameConfig, RLLIB_VALUES), (TrainConfig, RLLIB_VALUES),
-                        (TwinTrainConfig, JAX_VALUES)):
+                        (TwinTrainConfig, JAX_VALUES), (PrincipalRecipe, RECIPE_VALUES)):
         for f, _ in flag_fields(cls):
             assert values[f.name] != f.default, f.name
 
@@ -105,7 +116,7 @@ def test_train_py_hands_every_flag_to_its_field(tmp_path):
              _argv({k: v for k, v in RLLIB_VALUES.items()
                     if k not in ("num_env_runners", "num_envs_per_env_runner", "num_gpus",
                                  "train_batch_size", "pixels_per_tile")})
-             + ["--pixels_per_tile=1"] + _argv(JAX_VALUES)
+             + ["--pixels_per_tile=1"] + _argv(JAX_VALUES) + _argv(RECIPE_VALUES)
              + ["--engine=jax", f"--output_dir={tmp_path / 'jax'}"]]
     proc = subprocess.run([sys.executable, HARNESS, os.path.join(ROOT, "scripts", "train.py")],
                           input=json.dumps(argvs), capture_output=True, text=True, cwd=ROOT,
@@ -117,3 +128,5 @@ def test_train_py_hands_every_flag_to_its_field(tmp_path):
         assert f"{name}={value!r}" in rllib_out, (name, rllib_out)
     for name, value in JAX_VALUES.items():
         assert f"'{name}': {value!r}" in jax_out, (name, jax_out)
+    for name, value in RECIPE_VALUES.items():
+        assert f"{name}={value!r}" in jax_out, (name, jax_out)

@@ -317,8 +317,12 @@ def test_toy_run_progress_keys_equal_the_rllib_trainers(toy_run):
     os.makedirs(folder, exist_ok=True)
     want = set(runlog.ProgressLog(folder).add(
         _iteration_record(result, num_players=n, learned=True)))
+    # ... and the learned principal's diagnostics (issue 16), which only the jax engine logs.
+    diagnostics = {f"principal_{k}" for k in (
+        "active", "samples", "updates", "lr", "entropy_coeff", "grad_norm", "param_change")}
+    diagnostics |= {f"principal_{k}_b{i}" for k in ("entropy", "rate") for i in range(b)}
     for record in runlog.read_progress(out):
-        assert set(record) == want
+        assert set(record) == want | diagnostics
 
 
 def test_scalar_metrics_equal_the_rllib_callbacks():

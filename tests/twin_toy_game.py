@@ -103,6 +103,7 @@ class ToyGame:
             "objective": totals.sum(), "eta": f(0.5), "utilitarian": totals.sum(),
             "egalitarian": totals.min(), "nash_welfare": totals.sum(),
             "productivity": totals.sum(), "equality": f(1.0), "income_equality": f(1.0),
+            "egalitarian_income": totals.min(),
             "sustainability": f(state.step) / 2, "peace": f(1.0), "tax_revenue": f(0.0),
             "period_rates": jnp.broadcast_to(state.rates, (periods, g.num_brackets)),
             "mean_rates": state.rates, "principal_return": totals.mean(), "tax_cap": f(1.0),

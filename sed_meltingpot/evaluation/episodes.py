@@ -55,15 +55,19 @@ def run_episode(env: Any, players: PlayerPolicy, *, seed: int = 0,
 def evaluate_principal(setup: EvalSetup, players: PlayerPolicy, principal: Principal, *,
                        num_episodes: int, seed: int = 0, max_steps: int | None = None,
                        on_episode: Callable[[int, dict[str, float]], None] | None = None,
-                       on_step: StepHook | None = None) -> list[dict[str, float]]:
+                       on_step: StepHook | None = None,
+                       scalars_fn: Callable[[dict[str, Any]], dict[str, float]] = episode_scalars
+                       ) -> list[dict[str, float]]:
     """Scalars of `num_episodes` episodes; episode k is seeded `seed + k` for
-    every principal (same worlds, same players' random streams)."""
+    every principal (same worlds, same players' random streams). `scalars_fn` turns
+    an episode's `episode_metrics()` into its scalars (e.g. adding figures computed
+    from the per-player totals)."""
     env = make_env(setup, principal, seed, on_step)
     try:
         out = []
         for k in range(num_episodes):
             metrics = run_episode(env, players, seed=seed + k, max_steps=max_steps)
-            scalars = episode_scalars(metrics)
+            scalars = scalars_fn(metrics)
             out.append(scalars)
             if on_episode:
                 on_episode(k, scalars)

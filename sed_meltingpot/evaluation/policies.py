@@ -141,7 +141,10 @@ def _softmax_sample(logits: np.ndarray, rng: np.random.Generator, greedy: bool) 
 def _forward(module: Any, observations: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     if hasattr(module, "action_logits"):  # a jax-engine network (twin/checkpoint.FlaxPolicy)
         return module.action_logits(list(observations))
-    import torch
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("rllib", "playing an RLlib checkpoint"):
+        import torch
 
     batch = {"obs": {
         "image": torch.from_numpy(np.stack([o["image"] for o in observations])),

@@ -106,7 +106,10 @@ def _unreadable_file(folder: str) -> str | None:
 
 
 def _load_module(folder: str):
-    from ray.rllib.core.rl_module.rl_module import RLModule
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("rllib", "loading an RLlib checkpoint"):
+        from ray.rllib.core.rl_module.rl_module import RLModule
 
     try:
         # Absolute: RLlib reads checkpoints through pyarrow, which takes a

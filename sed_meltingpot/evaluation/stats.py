@@ -14,13 +14,14 @@ import numpy as np
 #: Scalar metrics reported per principal, in table order; all come from
 #: `SEDGame.episode_metrics()` (rates per bracket are added as rate_b<k>).
 METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare", "productivity",
-           "equality", "income_equality", "sustainability", "peace", "tax_revenue",
-           "principal_return")
+           "equality", "income_equality", "egalitarian_income", "sustainability", "peace",
+           "tax_revenue", "principal_return")
 METRIC_LABELS = {
     "objective": "W_eta", "eta": "eta", "utilitarian": "utilit.", "egalitarian": "egalit.",
     "nash_welfare": "Nash", "productivity": "apples", "equality": "equality",
-    "income_equality": "post-tax eq.", "sustainability": "sustain.", "peace": "peace",
-    "tax_revenue": "tax rev.", "principal_return": "princ. ret.",
+    "income_equality": "post-tax eq.", "egalitarian_income": "post-tax egalit.",
+    "sustainability": "sustain.", "peace": "peace", "tax_revenue": "tax rev.",
+    "principal_return": "princ. ret.",
 }
 
 

@@ -65,8 +65,11 @@ class TrainConfig:
     tax_cap_anneal: bool = hyperparameter(
         True, "Anneal the tax cap from tax_cap_start to 1 over the first tax_cap_fraction of "
         "training.")
-    tax_cap_start: float = 0.1
-    tax_cap_fraction: float = 0.02
+    tax_cap_start: float = hyperparameter(
+        0.1, "The tax cap at the start of its ramp.", lower_bound=0.0, upper_bound=1.0)
+    tax_cap_fraction: float = hyperparameter(
+        0.02, "Share of training over which the tax cap ramps to 1 (jax engine: share of "
+        "phase 2, after --players_only_fraction).", lower_bound=0.0, upper_bound=1.0)
     # Resources.
     num_gpus: int = hyperparameter(0, "GPUs for the learner (0 or 1).", lower_bound=0,
                                    upper_bound=1)
@@ -157,9 +160,12 @@ def env_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float
 
 def build_ppo_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float, ...]):
     """The RLlib PPOConfig (new API stack) for a run."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("rllib", __name__):
+        from ray.rllib.algorithms.ppo import PPOConfig
+        from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from sed_meltingpot.rllib_env import (
         PLAYERS_MODULE,

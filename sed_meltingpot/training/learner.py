@@ -22,9 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
-from ray.rllib.core.columns import Columns
-from ray.rllib.policy.sample_batch import MultiAgentBatch
+
+from sed_meltingpot.optional import extra_import
+
+with extra_import("rllib", __name__):
+    from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.policy.sample_batch import MultiAgentBatch
 
 # `learner_config_dict` key: {module_id: minibatch size}.
 MINIBATCH_SIZES_KEY = "minibatch_size_per_module"
@@ -93,11 +97,12 @@ def epoch_chunks(order: np.ndarray, size: int) -> list[np.ndarray]:
 
 def _take(module_batch: Any, index: np.ndarray) -> Any:
     """Rows `index` of a SampleBatch (numpy or torch columns, nested dicts)."""
-    import tree  # dm-tree, an RLlib dependency
+    with extra_import("rllib", __name__):
+        import torch
+        import tree  # dm-tree, an RLlib dependency
 
     def pick(column: Any) -> Any:
         if hasattr(column, "device"):  # torch tensor
-            import torch
 
             return column[torch.as_tensor(index, device=column.device)]
         return np.asarray(column)[index]

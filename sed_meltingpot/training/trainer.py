@@ -30,6 +30,7 @@ from typing import Any
 
 from sed_meltingpot import rewards
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.optional import extra_import
 from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig, build_ppo_config
 from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
@@ -257,7 +258,9 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
           print_fn: Callable[[str], None] = print) -> dict[str, Any]:
     """Trains players and principal; returns the final summary (its
     `stopped_by` names the signal that ended the run early, if one did)."""
-    import ray
+    with extra_import("rllib", "training with --engine=rllib"):
+        import ray
+        from tensorboardX import SummaryWriter
 
     game.validate()
     train_config.validate()
@@ -274,8 +277,6 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             init_kwargs["num_cpus"] = max(os.cpu_count() or 1, train_config.num_env_runners + 1)
             init_kwargs["num_gpus"] = train_config.num_gpus
         ray.init(**init_kwargs)
-
-    from tensorboardX import SummaryWriter
 
     from sed_meltingpot.training.callbacks import apply_tax_cap
 

@@ -20,10 +20,15 @@ games; `update` is one training iteration:
      like training/learner.py; a remainder smaller than a minibatch is left out of that
      epoch), its own Adam and global-norm gradient clip, loss = RLlib's PPO loss with no
      KL term and no value clipping (`ppo_loss`).
-Schedules (the RLlib path's): the learning rate falls linearly from `lr` to 0 over the
-run's env-step budget (`lr_at`), and the tax cap rises from 0.1 to 1 over its first 2%
-(`tax_cap_at`, as training/callbacks.py; only with a learned principal). Env steps count
-game steps plus the learned principal's turns, as RLlib counts them.
+Schedules: the players' learning rate falls linearly from `lr` to 0 over the run's
+env-step budget (`lr_at`, the RLlib path's), times the recipe's phase-2 scale. A learned
+principal trains by its own recipe (`twin/recipe.py`, `TwinTrainConfig.recipe`): its own
+lr, epochs, entropy coefficient (annealed), gamma/lambda over its turns and a terminal
+round end (`principal_gae`); a players-first phase 1 (tax cap 0, its update discarded),
+then the tax cap ramps from tax_cap_start to 1 over tax_cap_fraction of phase 2
+(`recipe.schedule`; with no phase 1 this is the RLlib path's `tax_cap_at`); eta may be
+drawn per game and episode (`recipe.draw_etas`). Env steps count game steps plus the
+learned principal's turns, as RLlib counts them.
 
 Everything is a pure function of its arguments, so `jax.vmap(update)` trains several
 seeds at once (`make_train(...)` with `jax.vmap` over rng and types). Observations stay
@@ -50,8 +55,9 @@ from sed_meltingpot import voting
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.hyperparameters import hyperparameter
 from sed_meltingpot.substrates import apple_picking_data
-from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.training.config import TAX_CAP_END, TrainConfig
 from sed_meltingpot.twin import networks
+from sed_meltingpot.twin import recipe as recipes
 
 NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
 # The rule a `fixed:<eta>` game is compiled with (`compile_game`): GameConfig's default,
@@ -79,6 +85,7 @@ class TwinTrainConfig:
     rollout_length: int = 200  # from --rollout_fragment_length
     dtype: str = hyperparameter(
         "float32", "jax engine: the networks' compute dtype, float32 or bfloat16 (for GPUs).")
+    recipe: recipes.PrincipalRecipe = recipes.PrincipalRecipe()
 
     @property
     def learned(self) -> bool:
@@ -105,6 +112,18 @@ class TwinTrainConfig:
     def total_env_steps(self) -> int:
         return self.train.num_iterations * self.env_steps_per_iteration
 
+    def schedule(self, iteration: Any) -> recipes.Schedule:
+        """The recipe's settings for the iteration being trained (`recipe.schedule`)."""
+        t = self.train
+        return recipes.schedule(
+            iteration, self.recipe, num_iterations=t.num_iterations, learned=self.learned,
+            tax_cap_anneal=t.tax_cap_anneal, tax_cap_start=t.tax_cap_start,
+            tax_cap_end=TAX_CAP_END, tax_cap_fraction=t.tax_cap_fraction)
+
+    @property
+    def phase1_iterations(self) -> int:
+        return recipes.phase1_iterations(self.recipe, self.train.num_iterations, self.learned)
+
     def validate(self) -> TwinTrainConfig:
         self.game.validate()
         self.train.validate()
@@ -122,6 +141,7 @@ class TwinTrainConfig:
                              "or 8 (pixels) with the jax engine")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
+        self.recipe.validate()
         parse_scripted(self.train.principal, self.game)
         return self
 
@@ -196,6 +216,22 @@ def gae(rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax
     _, advantages = jax.lax.scan(step, init, (rewards, values, dones, final_values),
                                  reverse=True)
     return advantages, advantages + values
+
+
+def principal_gae(recipe: recipes.PrincipalRecipe, rewards: jax.Array, values: jax.Array,
+                  round_end: jax.Array, episode_end: jax.Array, last_value: jax.Array,
+                  final_values: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """GAE over the principal's turns (P periods, time-major) with its own gamma/lambda.
+
+    terminal (default): each round end ends its episode with nothing bootstrapped: its
+    objective restarts there, and the final observation (period position 1.0) is an
+    input none of its decisions saw. truncated: only the episode end stops the sum, as a
+    time limit bootstrapped from `final_values` (the RLlib path's treatment)."""
+    if recipe.principal_round_end == "terminal":
+        return gae(rewards, values, round_end, last_value, recipe.principal_gamma,
+                   recipe.principal_lambda)
+    return gae(rewards, values, episode_end, last_value, recipe.principal_gamma,
+               recipe.principal_lambda, final_values)
 
 
 def standardize(x: jax.Array) -> jax.Array:
@@ -300,18 +336,37 @@ def network_specs(config: TwinTrainConfig, obs: Any
     return players, principal
 
 
-def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int
-                   ) -> optax.GradientTransformation:
-    """Global-norm clip then Adam (torch defaults) at the annealed lr of the iteration
-    the update belongs to (the lr changes between iterations, as in RLlib)."""
+def players_lr(config: TwinTrainConfig, iteration: jax.Array) -> jax.Array:
+    """The players' lr at an iteration: annealed over the run (`lr_at`), times the recipe's
+    phase-2 scale (`recipe.schedule`)."""
     t = config.train
+    return lr_at(iteration * config.env_steps_per_iteration, t.lr, config.total_env_steps,
+                 t.lr_anneal) * config.schedule(iteration).players_lr_scale
+
+
+def principal_lr(config: TwinTrainConfig, trained_iterations: jax.Array) -> jax.Array:
+    """The principal's lr after it has trained `trained_iterations` iterations (it trains
+    only in phase 2): the recipe's constant lr, or linear from it to 0 over phase 2."""
+    r = config.recipe
+    if r.principal_lr_schedule == "constant":
+        return jnp.float32(r.principal_lr)
+    length = max(1, config.train.num_iterations - config.phase1_iterations)
+    frac = jnp.clip(jnp.asarray(trained_iterations, jnp.float32) / length, 0.0, 1.0)
+    return jnp.float32(r.principal_lr) * (1.0 - frac)
+
+
+def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int,
+                   lr_fn: Callable[[jax.Array], jax.Array] | None = None
+                   ) -> optax.GradientTransformation:
+    """Global-norm clip then Adam (torch defaults) at the lr of the iteration the update
+    belongs to (the lr changes between iterations, as in RLlib): `lr_fn(iterations this
+    optimiser has stepped through)`, by default the players' (`players_lr`)."""
+    lr_fn = lr_fn or (lambda iteration: players_lr(config, iteration))
 
     def schedule(count: jax.Array) -> jax.Array:
-        iteration = count // updates_per_iteration
-        return lr_at(iteration * config.env_steps_per_iteration, t.lr, config.total_env_steps,
-                     t.lr_anneal)
+        return lr_fn(count // updates_per_iteration)
 
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip),
+    return optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
                        optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
 
 
@@ -333,8 +388,9 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     E, P, L = config.num_envs, config.periods_per_rollout, g.tax_period
     kind, fixed_rates = parse_scripted(t.principal, g)
     learned = kind == "learned"
+    r = config.recipe
 
-    reset_v = jax.vmap(game.reset, in_axes=(0, None, None))
+    reset_v = jax.vmap(game.reset, in_axes=(0, None, 0))
     step_v = jax.vmap(game.step)
     metrics_v = jax.vmap(game.episode_metrics)
     set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
@@ -357,20 +413,40 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     q_rows = P * E
     q_mb, q_num = minibatch_plan(q_rows, t.principal_minibatch_size)
     players_tx = make_optimizer(config, t.num_epochs * p_num)
-    principal_tx = make_optimizer(config, t.num_epochs * q_num)
-    ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff,
-                  "entropy_coeff": t.entropy_coeff}
-    curriculum = t.tax_cap_curriculum(learned=learned, total_env_steps=config.total_env_steps)
+    # The principal's lr follows its own trained iterations (it trains in phase 2 only).
+    principal_tx = make_optimizer(config, r.principal_num_epochs * q_num,
+                                  lambda k: principal_lr(config, k))
+    ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff}
+
+    def episode_etas(inputs: RunInputs, key: jax.Array) -> jax.Array:
+        """f32[E]: each new episode's fixed eta (NaN: the vote), drawn per game under
+        the recipe's eta_sampling, else the run input."""
+        if recipes.sampled_etas(r.eta_sampling) is None:
+            return jnp.broadcast_to(inputs.fixed_eta, (E,))
+        return recipes.draw_etas(r.eta_sampling, key, (E,))
+
+    def no_tax_init(params: Any) -> Any:
+        """The principal's policy starts near phi_0 = 0 (recipe.principal_init_no_tax):
+        logits layer weights zero, biases giving level 0 that probability per head."""
+        if not r.principal_init_no_tax:
+            return params
+        bias = jnp.zeros((num_b, num_k), jnp.float32).at[:, 0].set(
+            recipes.no_tax_bias(num_k, r.principal_init_no_tax)).reshape(-1)
+        pi = params["params"]["pi"]
+        pi = {"kernel": jnp.zeros_like(pi["kernel"]), "bias": bias.astype(pi["bias"].dtype)}
+        return {**params, "params": {**params["params"], "pi": pi}}
 
     def init(rng: jax.Array, selfishness: jax.Array, inputs: RunInputs | None = None
              ) -> RunnerState:
         inputs = run_inputs(g, t.principal) if inputs is None else inputs
         rng, k_players, k_principal, k_env = jax.random.split(rng, 4)
         players_params = networks.init_params(players_spec, k_players)
-        principal_params = (networks.init_params(principal_spec, k_principal) if learned
-                            else {})
+        principal_params = (no_tax_init(networks.init_params(principal_spec, k_principal))
+                            if learned else {})
         selfishness = jnp.asarray(selfishness, jnp.float32)
-        game_state, obs = reset_v(jax.random.split(k_env, E), selfishness, inputs.fixed_eta)
+        k_env, k_eta = jax.random.split(k_env)
+        game_state, obs = reset_v(jax.random.split(k_env, E), selfishness,
+                                  episode_etas(inputs, k_eta))
         return RunnerState(
             players_params, players_tx.init(players_params), principal_params,
             principal_tx.init(principal_params) if learned else {}, game_state, obs,
@@ -386,8 +462,10 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
             per_head = logits.reshape((E, num_b, num_k))
             levels = jax.random.categorical(key, per_head, axis=-1).astype(jnp.int32)
             logp, _ = networks.multi_categorical_logp_entropy(logits, levels, num_b)
+            _, head_entropy = networks.categorical_logp_entropy(per_head, levels)  # (E, B)
         else:
             value = logp = jnp.zeros(E, jnp.float32)
+            head_entropy = jnp.zeros((E, num_b), jnp.float32)
             if kind == "random":
                 levels = jax.random.randint(key, (E, num_b), 0, num_k, jnp.int32)
             else:  # fixed rates (none: zeros), a run input; recorded as their levels
@@ -398,7 +476,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
         else:
             game_state, new_obs = set_levels_v(state.game_state, levels, cap)
         decision = (obs.principal_image, obs.principal_features, levels, logp, value)
-        return game_state, new_obs, decision
+        return game_state, new_obs, decision, head_entropy
 
     def player_step(carry, key):
         state = carry
@@ -408,35 +486,38 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                                           obs.player_features)
         actions = jax.random.categorical(k_act, logits, axis=-1).astype(jnp.int32)
         logp, _ = networks.categorical_logp_entropy(logits, actions)
-        game_state, new_obs, rewards, principal_reward, done, _ = step_v(
+        game_state, new_obs, rewards, principal_reward, done, info = step_v(
             state.game_state, actions, jax.random.split(k_env, E))
         rewards = rewards.astype(jnp.float32)
         transition = Transitions(obs.player_image, obs.player_features, actions, logp, value,
                                  rewards, done)
-        out = {"t": transition, "principal_reward": principal_reward, "done": done}
+        out = {"t": transition, "principal_reward": principal_reward, "done": done,
+               "round_end": info["round_end"]}
         return state._replace(game_state=game_state, obs=new_obs,
                               episode_returns=state.episode_returns + rewards), out
 
     def period(carry, key):
         state, cap = carry
-        k_principal, k_steps, k_reset = jax.random.split(key, 3)
-        game_state, obs, decision = principal_turn(state, cap, k_principal)
+        k_principal, k_steps, k_reset, k_eta = jax.random.split(key, 4)
+        game_state, obs, decision, head_entropy = principal_turn(state, cap, k_principal)
         state = state._replace(game_state=game_state, obs=obs)
         state, steps = jax.lax.scan(player_step, state, jax.random.split(k_steps, L))
         done = steps["done"][-1]  # episodes end only at a period's end
+        round_end = steps["round_end"][-1]  # so do rounds
         # Values of the final observations, for GAE's time-limit bootstrap at episode ends.
         _, players_final = players_net.apply(state.players_params, state.obs.player_image,
                                              state.obs.player_features)
         principal_final = principal_net.apply(
             state.principal_params, state.obs.principal_image,
-            state.obs.principal_features)[1] if learned else jnp.zeros(E, jnp.float32)
+            state.obs.principal_features)[1] if learned and r.principal_round_end == "truncated" \
+            else jnp.zeros(E, jnp.float32)
         # The finished episodes' figures (SEDTwin.episode_metrics), read by the host
         # where `done`; the players' returns are summed here.
         episodes = {"done": done, "returns": state.episode_returns,
                     "metrics": metrics_v(state.game_state)}
         # Reset finished games once per period (a select under vmap costs one reset).
         fresh_state, fresh_obs = reset_v(jax.random.split(k_reset, E), state.selfishness,
-                                         state.inputs.fixed_eta)
+                                         episode_etas(state.inputs, k_eta))
         pick = lambda a, b: jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
         state = state._replace(game_state=jax.tree_util.tree_map(pick, fresh_state,
                                                                   state.game_state),
@@ -449,41 +530,44 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                                   done)
         return (state, cap), {"players": steps["t"], "principal": principal_t,
                               "episodes": episodes, "players_final": players_final,
-                              "principal_final": principal_final}
+                              "principal_final": principal_final, "round_end": round_end,
+                              "head_entropy": head_entropy, "levels": levels}
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
-                      num_mb: int, logp_fn):
-        """PPO epochs over one module's flat batch (rows first)."""
+                      num_mb: int, logp_fn, *, num_epochs: int, entropy_coeff: Any):
+        """PPO epochs over one module's flat batch (rows first). The stats are means over
+        the minibatch steps, with the gradient's global norm before clipping."""
         rows = batch["advantages"].shape[0]
 
         def loss_fn(p, b):
             logits, value = net.apply(p, b["image"], b["features"])
             logp, entropy = logp_fn(logits, b["action"])
             return ppo_loss(logp, b["logp"], b["advantages"], value, b["targets"], entropy,
-                            **ppo_kwargs)
+                            entropy_coeff=entropy_coeff, **ppo_kwargs)
 
         def minibatch_step(carry, index):
             p, o = carry
             b = jax.tree_util.tree_map(lambda x: x[index], batch)
             (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, b)
             updates, o = tx.update(grads, o, p)
-            return (optax.apply_updates(p, updates), o), {"total_loss": loss, **aux}
+            return (optax.apply_updates(p, updates), o), {
+                "total_loss": loss, **aux, "grad_norm": optax.global_norm(grads)}
 
         def epoch(carry, k):
             order = jax.random.permutation(k, rows)[: mb * num_mb].reshape(num_mb, mb)
             return jax.lax.scan(minibatch_step, carry, order)
 
         (params, opt_state), stats = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(key, t.num_epochs))
+            epoch, (params, opt_state), jax.random.split(key, num_epochs))
         return params, opt_state, jax.tree_util.tree_map(jnp.mean, stats)
 
     def flat(x: jax.Array, lead: int) -> jax.Array:
         return x.reshape((-1,) + x.shape[lead:])
 
     def update(state: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
-        env_steps = state.iteration * config.env_steps_per_iteration
-        cap = tax_cap_at(env_steps, **curriculum)
+        plan = config.schedule(state.iteration)
+        cap = plan.tax_cap
         rng, k_roll, k_players, k_principal = jax.random.split(state.rng, 4)
         (state, _), roll = jax.lax.scan(period, (state._replace(rng=rng), cap),
                                         jax.random.split(k_roll, P))
@@ -502,26 +586,51 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
                  "advantages": standardize(adv.reshape(-1)), "targets": targets.reshape(-1)}
         players_params, players_opt, players_stats = module_update(
             players_net, state.players_params, state.players_opt, players_tx, batch, k_players,
-            p_mb, p_num, networks.categorical_logp_entropy)
+            p_mb, p_num, networks.categorical_logp_entropy, num_epochs=t.num_epochs,
+            entropy_coeff=t.entropy_coeff)
         metrics: dict[str, Any] = {"players": players_stats}
         principal_params, principal_opt = state.principal_params, state.principal_opt
         if learned:
             qt = roll["principal"]  # (P, E)
             _, q_last = principal_net.apply(state.principal_params, state.obs.principal_image,
                                             state.obs.principal_features)
-            q_adv, q_targets = gae(qt.reward, qt.value, qt.done, q_last, t.gamma, t.lambda_,
-                                   roll["principal_final"])
+            q_adv, q_targets = principal_gae(r, qt.reward, qt.value, roll["round_end"],
+                                             qt.done, q_last, roll["principal_final"])
             q_batch = {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
                        "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
                        "advantages": standardize(q_adv.reshape(-1)),
                        "targets": q_targets.reshape(-1)}
-            principal_params, principal_opt, metrics["principal"] = module_update(
+            new_params, new_opt, principal_stats = module_update(
                 principal_net, principal_params, principal_opt, principal_tx, q_batch,
                 k_principal, q_mb, q_num,
-                lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b))
+                lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b),
+                num_epochs=r.principal_num_epochs, entropy_coeff=plan.principal_entropy_coeff)
+            # Phase 1 (players alone): the principal's update is discarded, so its
+            # parameters, Adam moments and lr schedule start with phase 2.
+            keep = lambda new, old: jnp.where(plan.principal_active, new, old)  # noqa: E731
+            principal_params = jax.tree_util.tree_map(keep, new_params, principal_params)
+            principal_opt = jax.tree_util.tree_map(keep, new_opt, principal_opt)
+            change = optax.global_norm(jax.tree_util.tree_map(
+                jnp.subtract, principal_params, state.principal_params))
+            metrics["principal"] = principal_stats
+            metrics["principal_diagnostics"] = {
+                "active": plan.principal_active.astype(jnp.float32),
+                "samples": jnp.float32(q_rows),
+                "updates": jnp.where(plan.principal_active,
+                                     jnp.float32(r.principal_num_epochs * q_num), 0.0),
+                "lr": jnp.where(plan.principal_active, principal_lr(
+                    config, state.iteration - config.phase1_iterations), 0.0),
+                "entropy_coeff": plan.principal_entropy_coeff,
+                "grad_norm": principal_stats["grad_norm"],
+                "param_change": change,
+                "head_entropy": roll["head_entropy"].mean(axis=(0, 1)),  # (B,)
+                "mean_rate": (jnp.asarray(g.rate_levels, jnp.float32)[roll["levels"]]
+                              * cap).mean(axis=(0, 1)),  # (B,) requested x cap
+            }
         metrics.update({
             "tax_cap": cap,
-            "lr": lr_at(env_steps, t.lr, config.total_env_steps, t.lr_anneal),
+            "principal_round_end": roll["round_end"],  # (P, E): its episode ends (terminal)
+            "lr": players_lr(config, state.iteration),
             "reward_mean": pt.reward.mean(),
             "principal_reward_mean": roll["principal"].reward.mean(),
             # Per period (P, E, ...): which games finished an episode, and its figures.

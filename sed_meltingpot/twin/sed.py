@@ -482,6 +482,7 @@ class SEDTwin:
             "productivity": totals.sum(),
             "equality": 1.0 - welfare.gini_core(totals, jnp),
             "income_equality": 1.0 - welfare.gini_core(jnp.maximum(income, 0.0), jnp),
+            "egalitarian_income": income.min(),
             "sustainability": jnp.where(m.eat_count > 0, m.eat_time / m.eat_count, nan),
             "peace": jnp.where(steps > 0, 1.0 - m.zapped_steps / (steps * self.num_players),
                                nan),

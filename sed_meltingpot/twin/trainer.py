@@ -36,11 +36,15 @@ from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.training.trainer import RunSetupError, _iteration_record, plan_run
 from sed_meltingpot.twin import checkpoint as ckpt
 from sed_meltingpot.twin import ppo
+from sed_meltingpot.twin.recipe import PrincipalRecipe
+
+DEFAULT_RECIPE = PrincipalRecipe()
 
 # training/callbacks.SCALAR_METRICS (that module imports Ray; a test keeps them equal).
 SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
-                  "productivity", "equality", "income_equality", "sustainability", "peace",
-                  "tax_revenue", "principal_return", "steps", "tax_cap")
+                  "productivity", "equality", "income_equality", "egalitarian_income",
+                  "sustainability", "peace", "tax_revenue", "principal_return", "steps",
+                  "tax_cap")
 SMOOTHING_EPISODES = 20  # the RLlib path's metrics_num_episodes_for_smoothing / window
 
 
@@ -175,7 +179,8 @@ class TwinRunPlan:
 def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
               num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
               num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
-              restore: str | None = None, overwrite: bool = False) -> TwinRunPlan:
+              restore: str | None = None, overwrite: bool = False,
+              recipe: PrincipalRecipe = DEFAULT_RECIPE) -> TwinRunPlan:
     """Checks every setting, the output folders and --restore (ValueError /
     RunSetupError naming the flag) before anything is compiled or written."""
     if not isinstance(num_seeds, int) or num_seeds < 1:
@@ -183,7 +188,7 @@ def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     config = ppo.TwinTrainConfig(
         game=game, train=train_config, num_envs=num_envs,
         rollout_length=rollout_length or train_config.rollout_fragment_length,
-        dtype=dtype).validate()
+        dtype=dtype, recipe=recipe).validate()
     seeds = [train_config.seed + k for k in range(num_seeds)]
     dirs = run_dirs(output_dir, seeds)
     sources = [None] * num_seeds if not restore else (
@@ -205,14 +210,16 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
           num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
           num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
           restore: str | None = None, checkpoint_every: int = 10, overwrite: bool = False,
+          recipe: PrincipalRecipe = DEFAULT_RECIPE,
           on_iteration: Callable[[dict[str, Any]], None] | None = None,
           print_fn: Callable[[str], None] = print, game_impl: Any = None
           ) -> dict[str, Any] | list[dict[str, Any]]:
     """Trains players and principal on the twin; returns the final summary (a list of
-    them, one per seed, with num_seeds > 1). `game_impl` replaces the SEDTwin (tests)."""
+    them, one per seed, with num_seeds > 1). `recipe`: how a learned principal trains
+    (twin/recipe.py). `game_impl` replaces the SEDTwin (tests)."""
     plan = plan_runs(game, train_config, output_dir, num_envs=num_envs,
                      rollout_length=rollout_length, num_seeds=num_seeds, dtype=dtype,
-                     restore=restore, overwrite=overwrite)
+                     restore=restore, overwrite=overwrite, recipe=recipe)
     config, seeds, dirs, recorded = plan.config, plan.seeds, plan.dirs, plan.recorded
     plans = plan.plans
     types = [p.selfishness for p in plans]
@@ -245,7 +252,9 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                 "train": dataclasses.asdict(recorded[k]), "selfishness": types[k],
                 "twin": {"num_envs": config.num_envs, "rollout_length": config.rollout_length,
                          "num_seeds": num_seeds, "dtype": dtype,
-                         "game_steps_per_iteration": config.game_steps_per_iteration}}),
+                         "game_steps_per_iteration": config.game_steps_per_iteration,
+                         "recipe": dataclasses.asdict(recipe),
+                         "phase1_iterations": config.phase1_iterations}}),
                 f, indent=2)
         source_dir = plans[k].source_dir
         log = runlog.ProgressLog(folder, resume_iteration=resume_iteration, warn=print_fn,
@@ -257,8 +266,6 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     books = [EpisodeBook() for _ in seeds]
     records: list[dict[str, Any]] = [log.records[-1] if log.records else {} for log in logs]
     last_checkpoint: list[str | None] = [None] * num_seeds
-    curriculum = train_config.tax_cap_curriculum(learned=config.learned,
-                                                 total_env_steps=config.total_env_steps)
     prev_time = time.time()
     iteration = int(state.iteration[0])
     try:
@@ -266,12 +273,12 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             while iteration < train_config.num_iterations and stop.signum is None:
                 state, metrics = update(state)
                 host = jax.device_get({k: metrics[k] for k in (
-                    "episodes", "players", "principal") if k in metrics})
+                    "episodes", "players", "principal", "principal_diagnostics")
+                    if k in metrics})
                 iteration = int(state.iteration[0])
                 now = time.time()
                 dt, prev_time = now - prev_time, now
-                cap_next = float(ppo.tax_cap_at(
-                    iteration * config.env_steps_per_iteration, **curriculum))
+                cap_next = float(config.schedule(iteration).tax_cap)
                 for k in range(num_seeds):
                     ended = books[k].add(_seed_slice(host["episodes"], k))
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
@@ -280,8 +287,11 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                         iteration=iteration, time_this_iter_s=dt, config=config, book=books[k],
                         episodes_this_iter=ended,
                         tax_cap_next=cap_next, losses=losses)
-                    record = logs[k].add(_iteration_record(result, num_players=n,
-                                                           learned=config.learned))
+                    record = _iteration_record(result, num_players=n, learned=config.learned)
+                    if "principal_diagnostics" in host:
+                        record.update(principal_diagnostics(
+                            _seed_slice(host["principal_diagnostics"], k)))
+                    record = logs[k].add(record)
                     records[k] = record
                     if writers[k] is not None:
                         for key, value in record.items():
@@ -314,6 +324,26 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         print_fn(runlog.format_summary(summary))
         summaries.append(summary)
     return summaries[0] if num_seeds == 1 else summaries
+
+
+def principal_diagnostics(diagnostics: dict[str, Any]) -> dict[str, float]:
+    """The learned principal's per-iteration diagnostics (`ppo.make_functions`' update) as
+    progress.jsonl / TensorBoard scalars: principal_active (phase 2), principal_samples
+    (its transitions this iteration), principal_updates (Adam steps), principal_lr,
+    principal_entropy_coeff, principal_grad_norm (mean over its minibatches, before
+    clipping), principal_param_change (global norm of this iteration's parameter step),
+    principal_entropy_b<k> (its policy's entropy per bracket at its decisions) and
+    principal_rate_b<k> (mean requested rate times the tax cap)."""
+    out: dict[str, float] = {}
+    for key, value in diagnostics.items():
+        value = np.asarray(value)
+        if value.ndim == 0:
+            out[f"principal_{key}"] = float(value)
+            continue
+        name = {"head_entropy": "entropy", "mean_rate": "rate"}[key]
+        for b, v in enumerate(value):
+            out[f"principal_{name}_b{b}"] = float(v)
+    return out
 
 
 def _seed_slice(tree: Any, k: int) -> Any:
