@@ -95,7 +95,10 @@ class LuaEvaluator:
     sed_meltingpot.evaluation; loads the run's modules once."""
 
     def __init__(self, run_dir: str) -> None:
-        import torch
+        from sed_meltingpot.optional import extra_import
+
+        with extra_import("rllib", "the experiment's Lua evaluation"):
+            import torch
 
         # One thread: these networks are tiny, and on a busy machine torch's
         # thread pool waits for cores far longer than it computes (measured
@@ -610,7 +613,10 @@ def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
         for job in jobs:
             done(job, run_job(job))
         return results
-    import ray
+    from sed_meltingpot.optional import extra_import
+
+    with extra_import("rllib", "--num_workers > 1 / --ray_address (Ray tasks)"):
+        import ray
 
     if not ray.is_initialized():
         if ray_address:
