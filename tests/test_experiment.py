@@ -899,3 +899,66 @@ def test_readme_small_grid_table_matches_the_committed_results():
     assert float(low) == pytest.approx(min(m for m, _ in changes), abs=0.006)
     assert float(high) == pytest.approx(max(m for m, _ in changes), abs=0.006)
     assert int(significant) == sum(lo > 0 for _, lo in changes)
+
+
+def test_readme_taxed_grid_tables_match_the_committed_results():
+    """The README's post-tax-income grid (issue 16): every W_eta cell is the mean and
+    95% half-width of the per-seed values in docs/results/small_taxed/results.csv, and
+    every paired comparison's diff, p (t from the per-seed differences, p from
+    tests/t_distribution.py) and Holm p (over the objective's 8 comparisons of learned
+    and sampled, step-down by hand) are recomputed here."""
+    import re
+
+    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small_taxed", "results.csv"))
+    section = readme_section("### Small grid on post-tax income, with the principal's recipe",
+                             "What the numbers say")
+    tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
+              for block in section.split("\n\n") if block.startswith("| ")]
+    assert len(tables) == 2
+    cells_table, paired_table = tables
+    objectives = ("eta=0", "eta=0.5", "eta=1")
+
+    def per_seed(objective: str, principal: str, substrate: str = ex.SUBSTRATE_TWIN):
+        out = {int(r["seed"]): float(r["W_eta"]) for r in rows
+               if r["objective"] == objective and r["principal"] == principal
+               and r["substrate"] == substrate and r["welfare_on"] == "taxed"}
+        assert sorted(out) == [0, 1, 2, 3, 4], (objective, principal, substrate)
+        return out
+
+    assert len(cells_table) == 7
+    for line in cells_table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        substrate = ex.SUBSTRATE_LUA if "Lua" in cells[0] else ex.SUBSTRATE_TWIN
+        principal = cells[0].split(" ")[0]
+        for objective, cell in zip(objectives, cells[1:], strict=True):
+            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
+            v = np.array(list(per_seed(objective, principal, substrate).values()))
+            assert mean == pytest.approx(v.mean(), abs=0.051), (cells[0], objective)
+            assert half == pytest.approx(t975(4) * v.std(ddof=1) / math.sqrt(5), abs=0.051)
+
+    quoted = {}
+    for line in paired_table:
+        objective, baseline, diff, p, p_holm = (c.strip() for c in line.strip("|").split("|"))
+        quoted[objective, baseline] = (float(diff), float(p), float(p_holm))
+    assert len(quoted) == 12
+    for objective in objectives:
+        family = []
+        for learner in ("learned", "sampled"):
+            for baseline in ("none", "progressive", "flat100", "random"):
+                a, b = per_seed(objective, learner), per_seed(objective, baseline)
+                d = np.array([a[s] - b[s] for s in sorted(a)])
+                t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+                family.append((learner, baseline, d.mean(),
+                               2 * (1 - t_distribution.student_t_cdf(abs(t), len(d) - 1))))
+        order = sorted(range(len(family)), key=lambda i: family[i][3])
+        adjusted, running = {}, 0.0
+        for k, i in enumerate(order):
+            running = max(running, min(1.0, (len(family) - k) * family[i][3]))
+            adjusted[i] = running
+        for i, (learner, baseline, diff, p) in enumerate(family):
+            if learner != "learned":
+                continue
+            q_diff, q_p, q_holm = quoted[objective, baseline]
+            assert q_diff == pytest.approx(diff, abs=0.051), (objective, baseline)
+            assert q_p == pytest.approx(p, abs=0.0006), (objective, baseline)
+            assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)
