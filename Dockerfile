@@ -33,7 +33,8 @@ WORKDIR /app
 COPY . /app
 
 # The project's one install step (offline-safe dm-meltingpot build), with the
-# lua and rllib extras and without dev (EXTRAS ""), into /opt/venv. dm-meltingpot pulls in opencv-python, whose
+# lua and rllib extras and without dev (EXTRAS ""), into /opt/venv.
+# dm-meltingpot pulls in opencv-python, whose
 # cv2 needs X11/OpenGL system libraries (libxcb, libGL, glib) that slim images
 # lack and that RLlib imports at start-up; the headless build of the same
 # release has the same cv2 without them. Then drop what pip left behind.

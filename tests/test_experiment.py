@@ -901,17 +901,20 @@ def test_readme_small_grid_table_matches_the_committed_results():
     assert int(significant) == sum(lo > 0 for _, lo in changes)
 
 
-def test_readme_taxed_grid_tables_match_the_committed_results():
-    """The README's post-tax-income grid (issue 16): every W_eta cell is the mean and
-    95% half-width of the per-seed values in docs/results/small_taxed/results.csv, and
-    every paired comparison's diff, p (t from the per-seed differences, p from
+README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe"}
+
+
+@pytest.mark.parametrize("welfare_on", sorted(README_RECIPE_GRIDS))
+def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
+    """The README's recipe grid (issue 16), per definition: every W_eta cell is the mean
+    and 95% half-width of the per-seed values in docs/results/small_taxed/results.csv,
+    and every paired comparison's diff, p (t from the per-seed differences, p from
     tests/t_distribution.py) and Holm p (over the objective's 8 comparisons of learned
     and sampled, step-down by hand) are recomputed here."""
     import re
 
     rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small_taxed", "results.csv"))
-    section = readme_section("### Small grid on post-tax income, with the principal's recipe",
-                             "What the numbers say")
+    section = readme_section(README_RECIPE_GRIDS[welfare_on], "What the numbers say")
     tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
               for block in section.split("\n\n") if block.startswith("| ")]
     assert len(tables) == 2
@@ -921,7 +924,7 @@ def test_readme_taxed_grid_tables_match_the_committed_results():
     def per_seed(objective: str, principal: str, substrate: str = ex.SUBSTRATE_TWIN):
         out = {int(r["seed"]): float(r["W_eta"]) for r in rows
                if r["objective"] == objective and r["principal"] == principal
-               and r["substrate"] == substrate and r["welfare_on"] == "taxed"}
+               and r["substrate"] == substrate and r["welfare_on"] == welfare_on}
         assert sorted(out) == [0, 1, 2, 3, 4], (objective, principal, substrate)
         return out
 
