@@ -901,7 +901,8 @@ def test_readme_small_grid_table_matches_the_committed_results():
     assert int(significant) == sum(lo > 0 for _, lo in changes)
 
 
-README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe"}
+README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe",
+                      "apples": "### The same grid on apples eaten"}
 
 
 @pytest.mark.parametrize("welfare_on", sorted(README_RECIPE_GRIDS))
