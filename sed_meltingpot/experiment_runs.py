@@ -204,6 +204,13 @@ def game_from_run_config(run_config: dict[str, Any]) -> Any:
     return GameConfig(**values).validate()
 
 
+def twin_obs_settings(run_config: dict[str, Any]) -> tuple[str, int]:
+    """(obs_mode, frame_stack) a jax run's networks were trained on (run_config.json)."""
+    train = run_config.get("train", {})
+    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
+    return ("tiles" if ppt == 1 else "pixels"), frame_stack
+
+
 def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:
     """(num_episodes, 2) keys of the random principal's draws: episode k's is
     PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET) folded with `stream` (the training
@@ -317,9 +324,7 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
     game = dataclasses.replace(game_from_run_config(run_config), voting_rule=voting_rule)
     sigma = jnp.asarray(game.selfishness, jnp.float32)
     game = dataclasses.replace(game, selfishness=None)  # types are an argument of play
-    train = run_config.get("train", {})
-    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
-    obs_mode = "tiles" if ppt == 1 else "pixels"
+    obs_mode, frame_stack = twin_obs_settings(run_config)
     path = ckpt.latest_checkpoint(run_dir)
     players_spec, players_params = ckpt.load_params(path, "players")
     principal_spec, principal_params = (ckpt.load_params(path, "principal")

@@ -35,6 +35,7 @@ from sed_meltingpot.experiment_runs import (
     game_from_run_config,
     random_levels,
     random_principal_keys,
+    twin_obs_settings,
 )
 from sed_meltingpot.lever import LeverRecords
 from sed_meltingpot.twin import networks
@@ -76,14 +77,12 @@ def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
         raise ValueError(f"{run_dir!r} is not a jax-engine run (run_config.json engine="
                          f"{run_config.get('engine')!r}); the lever analysis plays the twin")
     game = game_from_run_config(run_config)
-    train = run_config.get("train", {})
-    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
+    obs_mode, frame_stack = twin_obs_settings(run_config)
     checkpoint = ckpt.latest_checkpoint(run_dir)
     spec, params = ckpt.load_params(checkpoint, "players")
     if spec is None:
         raise ValueError(f"{checkpoint!r} holds no players' network")
-    return game, Players(spec, params, "tiles" if ppt == 1 else "pixels", frame_stack,
-                         checkpoint)
+    return game, Players(spec, params, obs_mode, frame_stack, checkpoint)
 
 
 _PLAY: dict[tuple, Callable[..., Any]] = {}

@@ -28,6 +28,7 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from sed_meltingpot.hyperparameters import hyperparameter
@@ -138,8 +139,6 @@ def sampled_etas(spec: str) -> tuple[float, ...] | str | None:
 def draw_etas(spec: str, key: Any, shape: tuple[int, ...]) -> Any:
     """f32 etas of `shape` for `spec` (`sampled_etas`): NaN everywhere for "none" (the
     players' vote, `SEDTwin.vote`), U[0, 1] for "uniform", else uniform over the list."""
-    import jax
-
     etas = sampled_etas(spec)
     if etas is None:
         return jnp.full(shape, jnp.nan, jnp.float32)
@@ -192,9 +191,7 @@ def schedule(iteration: Any, recipe: PrincipalRecipe, *, num_iterations: int, le
     active = it >= p1
     if not learned:
         cap = jnp.float32(1.0)
-    elif not tax_cap_anneal:
-        cap = jnp.where(active, jnp.float32(tax_cap_end), 0.0)
-    elif tax_cap_fraction <= 0:
+    elif not tax_cap_anneal or tax_cap_fraction <= 0:
         cap = jnp.where(active, jnp.float32(tax_cap_end), 0.0)
     else:
         ramp = _linear(tax_cap_start, tax_cap_end, progress / tax_cap_fraction)
