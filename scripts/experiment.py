@@ -42,15 +42,16 @@ from sed_meltingpot.config import WELFARE_ON
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
                   "smoke: wiring test (minutes on 2 cores); small: hours on 2 cores with "
-                  "--engine=jax (README Results); paper: the paper's game, for a GPU machine "
-                  "or a cluster.")
+                  "--engine=jax (README Results); paper_fast: the paper's game with the fast "
+                  "preset, about 2 h on 2 cores with --engine=jax; paper: the paper's game, "
+                  "for a GPU machine or a cluster.")
 flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
                   "jax: the JAX twin (its learned runs are also evaluated on the Lua "
                   "substrate); rllib: RLlib on the Lua substrate (no sampled principal).")
 flags.DEFINE_string("output_dir", "outputs/experiment", "Where results and runs go.")
 flags.DEFINE_string("seeds", None,
                     "Training seeds: comma list (0,1,2) or range (0-4); default 0..N-1 with "
-                    "the grid's N (smoke 2, small and paper 5).")
+                    "the grid's N (smoke 2, paper_fast 3, small and paper 5).")
 flags.DEFINE_list("objectives", list(ex.OBJECTIVES), f"Subset of {list(ex.OBJECTIVES)}.")
 flags.DEFINE_list("principals", None,
                   f"Subset of {list(ex.PRINCIPALS)}; must include learned. Default: all "

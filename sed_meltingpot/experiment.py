@@ -241,6 +241,16 @@ GRIDS: dict[str, Grid] = {
         welfare_on=WELFARE_ON,
         description="4 players on the default map, 200-step episodes of 4 tax periods, "
                     "fast preset (1 pixel per tile, small networks), 1 frame"),
+    "paper_fast": Grid(
+        name="paper_fast", game=GameConfig(), num_seeds=3, num_iterations=400,
+        train_batch_size=1000, rollout_fragment_length=200, frame_stack=1,
+        minibatch_size=256, principal_minibatch_size=32,
+        twin_iterations=125, num_envs=16, rollout_length=200,
+        eval_episodes=32, search_resolution=2, search_episodes=8, lua_episodes=1,
+        welfare_on=WELFARE_ON,
+        description="the paper's game (7 players, 1000-step episodes, tax period 50) with "
+                    "the fast preset (1 pixel per tile, small networks), 1 frame, 400k "
+                    "game steps per run; sized for 2 cores with the jax engine"),
     "paper": Grid(
         name="paper", game=GameConfig(), num_seeds=5, num_iterations=10_000,
         train_batch_size=1000, rollout_fragment_length=200, frame_stack=4,
