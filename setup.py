@@ -71,6 +71,7 @@ setuptools.setup(
     packages=[
         "sed_meltingpot",
         "sed_meltingpot.evaluation",
+        "sed_meltingpot.experiment",
         "sed_meltingpot.training",
         "sed_meltingpot.twin",
         "sed_meltingpot.lua",

@@ -26,7 +26,8 @@ from absl import app, flags
 from sed_meltingpot import substrate
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.optional import extra_import
-from sed_meltingpot.training.config import PRESETS, TrainConfig, build_ppo_config, preset
+from sed_meltingpot.training.config import PRESETS, TrainConfig, preset
+from sed_meltingpot.training.rllib_config import build_ppo_config
 
 flags.DEFINE_list("presets", ["paper", "fast"], f"Presets to measure ({', '.join(PRESETS)}).")
 flags.DEFINE_list("runners", ["1", "2"], "Numbers of env runners to measure.")

@@ -195,7 +195,8 @@ def rllib_training_row(preset_name: str, runners: int, iterations: int, batch: i
         from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
 
     from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.training.config import TrainConfig, build_ppo_config, preset
+    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.training.rllib_config import build_ppo_config
 
     per_round = TrainConfig.rollout_fragment_length * max(1, runners)
     batch = per_round * max(1, round(batch / per_round))  # whole fragments of every runner

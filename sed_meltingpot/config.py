@@ -11,11 +11,14 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from sed_meltingpot import voting
 from sed_meltingpot.hyperparameters import hyperparameter
 from sed_meltingpot.substrates import apple_picking_data
 
-DEFAULT_THRESHOLDS = (0, 10, 20, 10000)  # apples; brackets (1,10), (11,20), (21,10000)
-DEFAULT_NUM_RATE_LEVELS = 11  # {0.0, 0.1, ..., 1.0} per bracket
+# The tax schedule's defaults are declared with the tax math, so the import
+# points down (config -> tax, never back); re-exported here with the others.
+from sed_meltingpot.tax import DEFAULT_NUM_RATE_LEVELS, DEFAULT_THRESHOLDS
+
 #: What W_eta is computed on (GameConfig.welfare_on).
 WELFARE_ON = ("apples", "taxed")
 
@@ -112,8 +115,6 @@ class GameConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value!r} is outside [0, 1]")
-        from sed_meltingpot import voting  # here: voting imports rewards, not config
-
         voting.get_voting_rule(self.voting_rule)  # ValueError names the rule
         if self.welfare_on not in WELFARE_ON:
             raise ValueError(f"welfare_on={self.welfare_on!r} must be one of {WELFARE_ON}")

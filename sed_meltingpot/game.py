@@ -16,8 +16,10 @@ separate decision maker, and knows nothing of any training library:
   principal's reward is the change of that objective's value each step, so
   over a round its returns telescope to the objective's value.
 
-Everything a trainer or evaluator needs is returned per step (`StepResult`)
-or recorded per period and per round, so nothing has to be recomputed.
+The rules are `kernel.py`'s, which the JAX twin (`twin/sed.py`) runs too; this
+module is their numpy shell over the Lua substrate. Everything a trainer or
+evaluator needs is returned per step (`StepResult`) or recorded per period and
+per round, so nothing has to be recomputed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot import constraints, rewards, tax, voting, welfare
+from sed_meltingpot import constraints, kernel, rewards, tax, voting, welfare
 from sed_meltingpot import substrate as substrate_lib
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.substrates import apple_picking_data
@@ -140,49 +142,10 @@ class StepResult:
     info: StepInfo
 
 
-@dataclasses.dataclass
-class PeriodState:
-    """The running tax period: made at each period start, settled at its end."""
-
-    start_step: int
-    incomes: np.ndarray  # apples per player so far (a_i)
-    requested_rates: np.ndarray
-    rates: np.ndarray  # effective rates (after projection and cap)
-    objective_gain: float = 0.0  # the principal's reward so far
-
-    @classmethod
-    def start(cls, step: int, num_players: int, num_brackets: int) -> PeriodState:
-        zeros = np.zeros(num_brackets)
-        return cls(step, np.zeros(num_players), zeros.copy(), zeros.copy())
-
-
-@dataclasses.dataclass
-class RoundState:
-    """The running voting round: made at each round start (after the vote)."""
-
-    index: int
-    start_step: int
-    eta: float
-    apples: np.ndarray  # per player over the round
-    taxed: np.ndarray  # post-tax incomes over the round
-    objective: float = 0.0  # the objective's value so far
-
-
-@dataclasses.dataclass
-class EpisodeState:
-    """What one episode keeps for `episode_metrics`."""
-
-    index: int
-    step: int = 0
-    apples: list[np.ndarray] = dataclasses.field(default_factory=list)  # per step
-    zapped: list[np.ndarray] = dataclasses.field(default_factory=list)
-    r_tax: list[np.ndarray] = dataclasses.field(default_factory=list)
-    periods: list[PeriodRecord] = dataclasses.field(default_factory=list)
-    rounds: list[RoundRecord] = dataclasses.field(default_factory=list)
-
-
 class SEDGame:
-    """The Social Environment Design game; see the module docstring."""
+    """The Social Environment Design game; see the module docstring. The numpy shell
+    of `kernel`: the substrate moves the world, the kernel applies the rules, and
+    this class validates the inputs and keeps the records."""
 
     def __init__(self, config: GameConfig | None = None, seed: int | None = 0) -> None:
         self.config = config = (config or GameConfig()).validate()
@@ -199,17 +162,22 @@ class SEDGame:
                                 tax.validate_rates(config.reference_rates, b, "reference_rates"))
         self._welfare = welfare.get_welfare(config.welfare)
         self._vote_rule = voting.get_voting_rule(config.voting_rule)
+        self._rules = kernel.make_rules(
+            config, welfare_fn=lambda values, eta, xp: self._welfare(values, float(eta)),
+            vote=lambda sigma, fixed_eta, xp: self.vote(), project=self._project,
+            dtype=np.float64)
         self._tax_cap = 1.0
         self.period_records: list[PeriodRecord] = []
         self.round_records: list[RoundRecord] = []
         # Set by reset(); None before the first one (`_require_reset`).
-        self._ep: EpisodeState | None = None
-        self._round: RoundState | None = None
-        self._period: PeriodState | None = None
-        self._last_period_apples = np.zeros(config.num_players)
-        self._rounds_started = 0
+        self._state: kernel.SEDState | None = None
+        self._episode = -1
+        self._episode_periods: list[PeriodRecord] = []
+        self._episode_rounds: list[RoundRecord] = []
+        self._round_index = -1  # the running round, counted over the game's lifetime
+        self._period_start = 0
+        self._period_gain = 0.0  # the principal's reward over the running period
         self._started = False  # an episode is running
-        self._principal_due = False
 
     # ----------------------------------------------------------------- setup
     @property
@@ -232,57 +200,62 @@ class SEDGame:
         """Actions per player: the substrate's action set (noop, moves, turns, zap)."""
         return len(self._substrate_config.action_set)
 
-    def _require_reset(self, what: str) -> None:
+    def _require_reset(self, what: str) -> kernel.SEDState:
         """Episode state exists only after the first `reset()`: say so, instead
         of an AttributeError on a private field."""
-        if self._ep is None:
+        if self._state is None:
             raise RuntimeError(f"SEDGame.{what} is undefined before the first reset(); "
                                "call reset() first")
+        return self._state
 
     @property
     def episode_step(self) -> int:
         """Steps played in the current episode."""
-        self._require_reset("episode_step")
-        return self._ep.step
+        return int(self._require_reset("episode_step").step)
 
     @property
     def episode_periods(self) -> list[PeriodRecord]:
         """The periods settled in the current episode (`period_records`: all of them)."""
         self._require_reset("episode_periods")
-        return list(self._ep.periods)
+        return list(self._episode_periods)
 
     @property
     def eta(self) -> float:
-        self._require_reset("eta")
-        return self._round.eta
+        return float(self._require_reset("eta").eta)
 
     @property
     def rates(self) -> np.ndarray:
         """The effective rates of the current period."""
-        self._require_reset("rates")
-        return self._period.rates.copy()
+        return self._require_reset("rates").rates.copy()
 
     @property
     def principal_due(self) -> bool:
         """True at the start of a tax period, until `set_rates` is called."""
-        self._require_reset("principal_due")
-        return self._principal_due
+        state = self._require_reset("principal_due")
+        return self._started and bool(state.principal_due)
 
     @property
     def substrate(self):
         return self._env
 
     def vote(self) -> float:
-        """eta from the players' reported types (paper: f(sigma) = mean sigma)."""
-        eta = voting.vote(self._vote_rule, self.selfishness)
-        w = self.config.principal_weight
-        if w > 0:
-            eta = (1.0 - w) * eta + w * self.config.principal_type
-        return eta
+        """eta from the players' reported types (paper: f(sigma) = mean sigma), blended
+        with the principal's own type (GameConfig.principal_weight)."""
+        return float(voting.blend_principal(voting.vote(self._vote_rule, self.selfishness),
+                                            self.config.principal_weight,
+                                            self.config.principal_type))
 
     def objective(self, values: np.ndarray) -> float:
         """The current objective W_eta of per-player totals `values`."""
-        return float(self._welfare(np.asarray(values, dtype=float), self._round.eta))
+        return float(self._welfare(np.asarray(values, dtype=float), self.eta))
+
+    def _project(self, requested: np.ndarray, xp: Any = np) -> np.ndarray:
+        """Onto D(phi_0, phi) <= delta (GameConfig.divergence_norm); the box otherwise."""
+        if not np.isfinite(self.config.divergence_delta):
+            return requested
+        return constraints.project_rates(requested, self.reference_rates,
+                                         self.config.divergence_delta,
+                                         norm=self.config.divergence_norm)
 
     # -------------------------------------------------------------- dynamics
     def reset(self, seed: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -299,10 +272,12 @@ class SEDGame:
             self._env.close()
             self._env = substrate_lib.build_from_config(self._substrate_config, seed=int(seed))
         timestep = self._env.reset()
-        self._ep = EpisodeState(index=self._ep.index + 1 if self._ep else 0)
-        self._last_period_apples = np.zeros(self.num_players)
-        self._period = None  # a new episode starts untaxed
-        self._start_round()
+        self._episode += 1
+        self._episode_periods, self._episode_rounds = [], []
+        self._round_index += 1
+        self._period_start, self._period_gain = 0, 0.0
+        # A new episode starts untaxed, with the vote taken and the principal due.
+        self._state = kernel.reset(self._rules, self.selfishness, _ready(timestep), None, np)
         self._started = True
         self._last_timestep = timestep
         return self._player_observations(timestep), self.principal_observation()
@@ -312,21 +287,14 @@ class SEDGame:
         effective rates (after the divergence projection and the cap)."""
         if not self._started:
             raise RuntimeError("call reset() before set_rates()")
-        if not self._principal_due:
-            step = self._ep.step
+        if not self.principal_due:
+            step = self.episode_step
             raise RuntimeError(
                 f"the principal acts only at the start of a tax period (step {step} "
-                f"is {step - self._period.start_step} steps into one)")
+                f"is {step - self._period_start} steps into one)")
         requested = tax.validate_rates(rates, self.config.num_brackets)
-        projected = requested
-        if np.isfinite(self.config.divergence_delta):
-            projected = constraints.project_rates(
-                requested, self.reference_rates, self.config.divergence_delta,
-                norm=self.config.divergence_norm)
-        self._period.requested_rates = requested.copy()
-        self._period.rates = np.asarray(projected, dtype=float) * self._tax_cap
-        self._principal_due = False
-        return self._period.rates.copy()
+        self._state = kernel.set_rates(self._rules, self._state, requested, self._tax_cap, np)
+        return self._state.rates.copy()
 
     def set_rate_levels(self, levels: Sequence[int]) -> np.ndarray:
         """`set_rates` with one discrete level index per bracket."""
@@ -340,177 +308,99 @@ class SEDGame:
         return self.set_rates(np.asarray(self.config.rate_levels)[levels])
 
     def step(self, actions: Sequence[int]) -> StepResult:
-        """One step of all players: the substrate steps, the period's taxes are
-        settled at its last step, rewards mixed (Eq. 8), the objective tracked,
-        and the period, round and episode closed where they end."""
+        """One step of all players: the substrate steps, then the kernel settles the
+        period's taxes at its last step, mixes the rewards (Eq. 8), tracks the
+        objective and closes the period, round and episode where they end; this
+        shell records what closed."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        if self._principal_due:
+        if self.principal_due:
             raise RuntimeError("the principal must set_rates() at the start of each tax period")
-        cfg = self.config
         timestep = self._env.step(validate_actions(actions, self.num_players, self.num_actions))
         self._last_timestep = timestep
         obs = timestep.observation
         apples = np.array([o["APPLES_EATEN"] for o in obs], dtype=float)
         nearby = np.stack([o["NEARBY"] for o in obs]).astype(bool)
         zapped = np.array([o["ZAPPED"] for o in obs], dtype=bool)
-        ep, round_, period = self._ep, self._round, self._period
-        ep.step += 1
-        step_in_round = ep.step - round_.start_step
-        period_end = step_in_round % cfg.tax_period == 0
-        round_end = step_in_round == cfg.round_length
+        before = self._state
+        state, step_rewards, principal_reward, kernel_done, out = kernel.step(
+            self._rules, before, apples, nearby, zapped, _ready(timestep), np)
         done = bool(timestep.last())
-
-        period.incomes += apples
-        r_tax, taxes, transfers = self._settle_taxes(apples, period_end)
-        step_rewards = rewards.mix_rewards(
-            r_tax, self.selfishness, nearby, neighbour_aggregate=cfg.neighbour_aggregate)
-        value, principal_reward = self._track_objective(apples, r_tax)
-        ep.apples.append(apples)
-        ep.zapped.append(zapped)
-        ep.r_tax.append(r_tax)
-
-        period_record = self._close_period(value, taxes, transfers, done) if period_end else None
-        round_record = self._close_round(value, done) if round_end else None
+        if done != bool(kernel_done):
+            raise RuntimeError(f"the substrate's episode ended={done} at step {int(state.step)}"
+                               f" but episode_length={self.config.episode_length}")
+        self._state = state
+        self._period_gain += float(principal_reward)
+        round_index, value = self._round_index, float(out["objective"])
+        period_record = self._close_period(before, out) if out["period_end"] else None
+        round_record = self._close_round(before, out, done) if out["round_end"] else None
         if done:
             self._started = False
-            self._principal_due = False
         info = StepInfo(
-            episode=ep.index, step=ep.step, round=round_.index,
-            period=(step_in_round - 1) // cfg.tax_period, apples=apples, nearby=nearby,
-            zapped=zapped, r_tax=r_tax, rates=period.rates.copy(), eta=round_.eta,
+            episode=self._episode, step=int(state.step), round=round_index,
+            period=int(out["period"]), apples=apples, nearby=nearby, zapped=zapped,
+            r_tax=out["r_tax"], rates=before.rates.copy(), eta=float(before.eta),
             objective=value, num_apples=float(obs[0]["WORLD.NUM_APPLES"]),
-            period_end=period_end, round_end=round_end, period_record=period_record,
-            round_record=round_record)
+            period_end=bool(out["period_end"]), round_end=bool(out["round_end"]),
+            period_record=period_record, round_record=round_record)
         return StepResult(self._player_observations(timestep), step_rewards,
                           float(principal_reward), done, info)
 
-    def _settle_taxes(self, apples: np.ndarray, period_end: bool
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(post-tax incomes r_tax of this step, taxes, transfers): at a period's last
-        step the bracket tax on the period's incomes is collected and redistributed
-        evenly (paper Section 4); otherwise r_tax is the apples eaten."""
-        if not period_end:
-            return apples.copy(), None, None
-        taxes = tax.bracket_tax(self._period.incomes, self._period.rates, self.thresholds)
-        transfers = tax.transfers_core(taxes)
-        return apples + transfers, taxes, transfers
-
-    def _track_objective(self, apples: np.ndarray, r_tax: np.ndarray) -> tuple[float, float]:
-        """(the round's objective after this step, its change: the principal's reward)."""
-        round_ = self._round
-        round_.apples += apples
-        round_.taxed += r_tax
-        value = self.objective(round_.taxed if self.config.welfare_on == "taxed"
-                               else round_.apples)
-        gain = value - round_.objective
-        round_.objective = value
-        self._period.objective_gain += gain
-        return value, gain
-
-    def _close_period(self, value: float, taxes: np.ndarray, transfers: np.ndarray,
-                      done: bool) -> PeriodRecord:
-        """Records the settled period and starts the next (the principal's turn)."""
-        period, round_, ep = self._period, self._round, self._ep
+    def _close_period(self, before: kernel.SEDState, out: dict[str, Any]) -> PeriodRecord:
+        """Records the settled period; the next starts with the principal's turn."""
+        taxes = out["taxes"]
         record = PeriodRecord(
-            episode=ep.index, round_index=round_.index,
-            period=self.period_in_round(),
-            start_step=period.start_step, requested_rates=period.requested_rates.copy(),
-            effective_rates=period.rates.copy(), tax_cap=self._tax_cap,
-            incomes=period.incomes.copy(), taxes=taxes, transfers=transfers,
-            tax_revenue=float(taxes.sum()), eta=round_.eta, objective=value,
-            principal_reward=period.objective_gain)
+            episode=self._episode, round_index=self._round_index, period=int(out["period"]),
+            start_step=self._period_start, requested_rates=before.requested.copy(),
+            effective_rates=before.rates.copy(), tax_cap=float(before.tax_cap),
+            incomes=out["period_apples"].copy(), taxes=taxes, transfers=out["transfers"],
+            tax_revenue=float(taxes.sum()), eta=float(before.eta),
+            objective=float(out["objective"]), principal_reward=self._period_gain)
         self.period_records.append(record)
-        ep.periods.append(record)
-        self._last_period_apples = period.incomes.copy()
-        self._start_period()
-        self._principal_due = not done
+        self._episode_periods.append(record)
+        self._period_start, self._period_gain = int(out["step"]), 0.0
         return record
 
-    def _close_round(self, value: float, done: bool) -> RoundRecord:
-        """Records the round; continual rounds start the next in the same world."""
-        round_, ep = self._round, self._ep
+    def _close_round(self, before: kernel.SEDState, out: dict[str, Any], done: bool
+                     ) -> RoundRecord:
+        """Records the round; continual rounds start the next in the same world (the
+        kernel has taken its vote)."""
         record = RoundRecord(
-            episode=ep.index, round_index=round_.index, start_step=round_.start_step,
-            end_step=ep.step, eta=round_.eta, reported_types=self.selfishness.copy(),
-            apples=round_.apples.copy(), objective=value)
+            episode=self._episode, round_index=self._round_index,
+            start_step=int(before.round_start), end_step=int(out["step"]),
+            eta=float(before.eta), reported_types=self.selfishness.copy(),
+            apples=out["round_apples"].copy(), objective=float(out["objective"]))
         self.round_records.append(record)
-        ep.rounds.append(record)
+        self._episode_rounds.append(record)
         if not done:
-            self._start_round()  # continual rounds: same world, new vote
+            self._round_index += 1
         return record
 
     def episode_metrics(self) -> dict[str, Any]:
-        """The social metrics of the current (or just finished) episode.
-
-        Computed with `sed_meltingpot.welfare` from what the game recorded, so
-        training and evaluation report the same definitions.
-        """
-        self._require_reset("episode_metrics()")
-        ep = self._ep
-        apples = np.array(ep.apples).reshape(-1, self.num_players)
-        zapped = np.array(ep.zapped).reshape(-1, self.num_players)
-        r_tax = np.array(ep.r_tax).reshape(-1, self.num_players)
-        totals = apples.sum(axis=0)
-        periods, rounds = ep.periods, ep.rounds
-        rates = (np.array([p.effective_rates for p in periods]) if periods
-                 else np.zeros((0, self.config.num_brackets)))
-        return {
-            "steps": int(apples.shape[0]),
-            "apples_per_player": totals,
-            "income_per_player": r_tax.sum(axis=0),
-            "objective": float(np.mean([r.objective for r in rounds])) if rounds else float("nan"),
-            "eta": float(np.mean([r.eta for r in rounds])) if rounds else self._round.eta,
-            "utilitarian": float(welfare.utilitarian(totals)),
-            "egalitarian": float(welfare.egalitarian(totals)),
-            "nash_welfare": float(welfare.nash_welfare(totals)),
-            "productivity": float(welfare.productivity(totals)),
-            "equality": float(welfare.equality(totals)),
-            "income_equality": float(welfare.equality(np.maximum(r_tax.sum(axis=0), 0.0))),
-            # min_i of post-tax income: with `utilitarian` (the sum, which the balanced
-            # tax keeps) it gives W_eta on post-tax income (welfare_on="taxed").
-            "egalitarian_income": float(welfare.egalitarian(r_tax.sum(axis=0))),
-            "sustainability": welfare.sustainability(apples),
-            "peace": welfare.peace(zapped) if zapped.size else float("nan"),
-            "tax_revenue": float(sum(p.tax_revenue for p in periods)),
-            "period_rates": rates,
-            "mean_rates": rates.mean(axis=0) if len(rates) else np.full(
-                self.config.num_brackets, np.nan),
-            "principal_return": float(sum(p.principal_reward for p in periods)),
-            "tax_cap": float(np.mean([p.tax_cap for p in periods])) if periods else float("nan"),
-        }
+        """The social metrics of the current (or just finished) episode
+        (`kernel.episode_metrics`, the twin's definitions): Python floats for the
+        scalars, and `period_rates` holds the settled periods only."""
+        state = self._require_reset("episode_metrics()")
+        metrics = kernel.episode_metrics(self._rules, state, np)
+        periods = int(state.metrics.periods)
+        out: dict[str, Any] = {}
+        for key, value in metrics.items():
+            value = np.asarray(value)
+            out[key] = float(value) if value.ndim == 0 else value.copy()
+        out["steps"] = int(state.step)
+        out["period_rates"] = out["period_rates"][:periods]
+        return out
 
     # ----------------------------------------------------------- observations
-    def _start_round(self) -> None:
-        """A voting round starts: the vote sets eta, and its first period starts
-        with the principal's turn."""
-        self._round = RoundState(
-            index=self._rounds_started, start_step=self._ep.step, eta=self.vote(),
-            apples=np.zeros(self.num_players), taxed=np.zeros(self.num_players))
-        self._rounds_started += 1
-        self._start_period()
-        self._principal_due = True
-
-    def _start_period(self) -> None:
-        """A tax period starts. Its rates are the last period's (shown to the players
-        until the principal sets new ones; continual rounds too), zero in an
-        episode's first period."""
-        previous = self._period
-        self._period = PeriodState.start(self._ep.step, self.num_players,
-                                         self.config.num_brackets)
-        if previous is not None:
-            self._period.requested_rates = previous.requested_rates.copy()
-            self._period.rates = previous.rates.copy()
-
     def period_position(self) -> float:
         """Fraction of the current tax period already played, in [0, 1)."""
-        self._require_reset("period_position()")
-        return (self._ep.step - self._period.start_step) / self.config.tax_period
+        state = self._require_reset("period_position()")
+        return float(kernel.period_position(self._rules, state, np))
 
     def period_in_round(self) -> int:
         """Index of the current tax period within its voting round."""
-        self._require_reset("period_in_round()")
-        return (self._period.start_step - self._round.start_step) // self.config.tax_period
+        state = self._require_reset("period_in_round()")
+        return int(kernel.period_in_round(self._rules, state))
 
     def principal_observation_shape(self) -> tuple[int, int, int]:
         """Shape of WORLD.RGB (known before the first reset)."""
@@ -522,9 +412,15 @@ class SEDGame:
         self._require_reset("player_observations()")
         return self._player_observations(self._last_timestep)
 
+    def player_features(self) -> np.ndarray:
+        """f32[n, B + 3] [sigma, rates, period position, ready_to_shoot]: the players'
+        network features (`kernel.player_features`, as the twin's)."""
+        state = self._require_reset("player_features()")
+        return kernel.player_features(self._rules, state, np)
+
     def _player_observations(self, timestep) -> list[dict[str, Any]]:
         position = np.float32(self.period_position())
-        rates = self._period.rates.astype(np.float32)
+        rates = self._state.rates.astype(np.float32)
         out = []
         for i, obs in enumerate(timestep.observation):
             player = {key: obs[key] for key in PLAYER_SUBSTRATE_KEYS}
@@ -536,17 +432,22 @@ class SEDGame:
 
     def principal_observation(self) -> dict[str, Any]:
         """What the principal sees: the whole map and the players' totals."""
-        self._require_reset("principal_observation()")
+        state = self._require_reset("principal_observation()")
         obs = self._last_timestep.observation[0]
         return {
             "WORLD.RGB": obs["WORLD.RGB"],
-            "PERIOD_APPLES": self._period.incomes.astype(np.float32),
-            "LAST_PERIOD_APPLES": self._last_period_apples.astype(np.float32),
-            "ROUND_APPLES": self._round.apples.astype(np.float32),
-            "ETA": np.float32(self._round.eta),
-            "TAX_RATES": self._period.rates.astype(np.float32),
+            "PERIOD_APPLES": state.period_apples.astype(np.float32),
+            "LAST_PERIOD_APPLES": state.last_period_apples.astype(np.float32),
+            "ROUND_APPLES": state.round_apples.astype(np.float32),
+            "ETA": np.float32(state.eta),
+            "TAX_RATES": state.rates.astype(np.float32),
             "PERIOD_IN_ROUND": np.int32(self.period_in_round()),
         }
 
     def close(self) -> None:
         self._env.close()
+
+
+def _ready(timestep: Any) -> np.ndarray:
+    """READY_TO_SHOOT of each player in a substrate timestep."""
+    return np.array([o["READY_TO_SHOOT"] for o in timestep.observation], dtype=float)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sed_meltingpot import kernel
 from sed_meltingpot.substrates import apple_picking_data
 
 SPRITE = apple_picking_data.SPRITE_SIZE  # pixels per tile rendered by the substrate
@@ -29,12 +30,11 @@ def downsample(image: np.ndarray, pixels_per_tile: int) -> np.ndarray:
 def principal_input(observation: dict[str, Any], periods_per_round: int,
                     pixels_per_tile: int) -> dict[str, np.ndarray]:
     """`SEDGame.principal_observation()` as the principal's network sees it:
-    the downsampled WORLD.RGB and features [log1p of each player's apples in
-    the last period (n) and in the round so far (n), eta, current rates (B),
-    position of the period in the round]."""
-    features = np.concatenate([
-        np.log1p(observation["LAST_PERIOD_APPLES"]), np.log1p(observation["ROUND_APPLES"]),
-        [observation["ETA"]], observation["TAX_RATES"],
-        [observation["PERIOD_IN_ROUND"] / periods_per_round]]).astype(np.float32)
+    the downsampled WORLD.RGB and `kernel.principal_feature_vector` [log1p of each
+    player's apples in the last period (n) and in the round so far (n), eta, current
+    rates (B), position of the period in the round], the twin's formula."""
+    features = kernel.principal_feature_vector(
+        observation["LAST_PERIOD_APPLES"], observation["ROUND_APPLES"], observation["ETA"],
+        observation["TAX_RATES"], observation["PERIOD_IN_ROUND"], periods_per_round, np)
     return {"image": downsample(observation["WORLD.RGB"], pixels_per_tile),
             "features": features}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot.tax import _unit_interval_array
+from sed_meltingpot.validators import unit_interval_array
 
 __all__ = ["mix_rewards", "mix_rewards_core", "sample_selfishness", "validate_selfishness"]
 
@@ -42,7 +42,7 @@ def validate_selfishness(
         raise ValueError(
             f"{name} has length {arr.shape[0]}, expected {num_players} (one per player)"
         )
-    return _unit_interval_array(arr, name)
+    return unit_interval_array(arr, name)
 
 
 def sample_selfishness(num_players: int, seed: int | None) -> np.ndarray:

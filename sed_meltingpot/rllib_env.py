@@ -213,7 +213,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
             rewards[PRINCIPAL] = result.principal_reward
         if result.done:
             self.last_episode_metrics = self.game.episode_metrics()
-            obs = self._players_obs(result.observations)
+            obs = self._players_obs()
             if self.learned_principal:
                 obs[PRINCIPAL] = self._principal_obs()
             # Truncated, not terminated: see "Episode end" in the module docstring.
@@ -223,7 +223,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
                 obs = {PRINCIPAL: self._principal_obs()}
                 return obs, rewards, {"__all__": False}, {"__all__": False}, {}
             self._scripted_decision()
-        return (self._players_obs(result.observations), rewards, {"__all__": False},
+        return (self._players_obs(), rewards, {"__all__": False},
                 {"__all__": False}, {})
 
     # -------------------------------------------------------------- helpers
@@ -237,22 +237,13 @@ class SEDMultiAgentEnv(MultiAgentEnv):
     def _view(self, obs: dict[str, Any]) -> np.ndarray:
         return downsample(obs["RGB"], self.pixels_per_tile)
 
-    def _players_obs(self, observations: list[dict[str, Any]] | None = None
-                     ) -> dict[str, dict[str, np.ndarray]]:
-        """Frames plus features; rates and period position are read from the
-        game, so `observations` (the game's, for READY_TO_SHOOT) may be those
-        the last step returned, also after a scripted rate change."""
-        position = self.game.period_position()
-        rates = self.game.rates
-        if observations is None:
-            observations = self.game.player_observations()
-        out = {}
-        for i, agent in enumerate(self.players):
-            features = np.concatenate([
-                [self.game.selfishness[i]], rates,
-                [position, observations[i]["READY_TO_SHOOT"]]]).astype(np.float32)
-            out[agent] = {"image": self._frames[i], "features": features}
-        return out
+    def _players_obs(self) -> dict[str, dict[str, np.ndarray]]:
+        """Frames plus features (`SEDGame.player_features`: the kernel's, as the twin's);
+        rates, period position and READY_TO_SHOOT are read from the game, so they are
+        current after a scripted rate change too."""
+        features = self.game.player_features()
+        return {agent: {"image": self._frames[i], "features": features[i]}
+                for i, agent in enumerate(self.players)}
 
     def _principal_obs(self) -> dict[str, np.ndarray]:
         cfg = self.game.config

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot import config
+from sed_meltingpot.validators import unit_interval_array
 
 __all__ = [
+    "DEFAULT_NUM_RATE_LEVELS",
     "DEFAULT_RATE_LEVELS",
     "DEFAULT_THRESHOLDS",
     "NO_TAX",
@@ -42,33 +43,27 @@ __all__ = [
     "validate_thresholds",
 ]
 
-#: Bracket edges tau_0 < ... < tau_B in apples per tax period (paper Appendix A);
-#: declared once, in `sed_meltingpot.config`.
-DEFAULT_THRESHOLDS: tuple[int, ...] = config.DEFAULT_THRESHOLDS
+# The tax schedule's defaults live here, not in `sed_meltingpot.config` (which
+# imports them): the pure tax math sits below the game config, with no circle.
+
+#: Bracket edges tau_0 < ... < tau_B in apples per tax period (paper Appendix A):
+#: brackets (1, 10), (11, 20), (21, 10000).
+DEFAULT_THRESHOLDS: tuple[int, ...] = (0, 10, 20, 10000)
+
+#: Discrete rate levels per bracket for the principal's action: {0.0, 0.1, ..., 1.0}.
+DEFAULT_NUM_RATE_LEVELS = 11
 
 #: The default discrete action space of one bracket: 0.0, 0.1, ..., 1.0.
 DEFAULT_RATE_LEVELS: tuple[float, ...] = tuple(
-    float(x) for x in np.round(np.linspace(0.0, 1.0, config.DEFAULT_NUM_RATE_LEVELS), 1)
+    float(x) for x in np.round(np.linspace(0.0, 1.0, DEFAULT_NUM_RATE_LEVELS), 1)
 )
 
 #: phi_0 of the paper: no tax in any bracket.
 NO_TAX: tuple[float, ...] = (0.0, 0.0, 0.0)
 
 
-def _unit_interval_array(values: ArrayLike, name: str) -> np.ndarray:
-    """Return ``values`` as a float array, raising if any entry is NaN or outside [0, 1].
-
-    Shared by the other pure-math modules (selfishness, eta, rates) so that every
-    "must lie in [0, 1]" error reads the same way.
-    """
-    arr = np.asarray(values, dtype=float)
-    bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN fails both comparisons.
-    if np.any(bad):
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        label = name if arr.ndim == 0 else f"{name}[{', '.join(map(str, index))}]"
-        value = arr[index] if arr.ndim else arr.item()
-        raise ValueError(f"{label}={float(value)!r} is outside [0, 1]")
-    return arr
+#: Deprecated private name of `validators.unit_interval_array`, kept for one release.
+_unit_interval_array = unit_interval_array
 
 
 def validate_thresholds(
@@ -122,7 +117,7 @@ def validate_rates(
         raw = raw.astype(float)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be numbers in [0, 1], got {tuple(raw.tolist())}") from err
-    return _unit_interval_array(raw, name)
+    return unit_interval_array(raw, name)
 
 
 def _validate_income(income: ArrayLike) -> np.ndarray:

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from sed_meltingpot import registry
 from sed_meltingpot.rewards import validate_selfishness
-from sed_meltingpot.tax import _unit_interval_array
+from sed_meltingpot.validators import unit_interval_array
 
 __all__ = [
     "FIXED_PREFIX",
@@ -31,6 +31,7 @@ __all__ = [
     "VOTING_RULES",
     "FixedVote",
     "VotingRule",
+    "blend_principal",
     "fixed_eta",
     "get_voting_rule",
     "is_voting_rule",
@@ -65,6 +66,14 @@ VOTE_CORES: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def blend_principal(eta: Any, weight: float, principal_type: float) -> Any:
+    """eta = (1 - w) f(sigma) + w theta_principal: the principal's own type blended into
+    the vote with weight w (GameConfig.principal_weight; w = 0 leaves the players'
+    vote). Unvalidated, for any array namespace; the game's shells and `mean_vote`
+    call it."""
+    return (1.0 - weight) * eta + weight * principal_type if weight > 0 else eta
+
+
 def mean_vote(
     selfishness: ArrayLike, principal_type: float | None = None, principal_weight: float = 0.0
 ) -> float:
@@ -75,14 +84,14 @@ def mean_vote(
     w = 0 (default) is the paper's rule.
     """
     sigma = validate_selfishness(selfishness)
-    w = float(_unit_interval_array(principal_weight, "principal_weight"))
+    w = float(unit_interval_array(principal_weight, "principal_weight"))
     eta = float(VOTE_CORES["mean"](sigma, np))
     if principal_type is None:
         if w > 0:
             raise ValueError("principal_type must be given (in [0, 1]) when principal_weight > 0")
         return eta
-    theta = float(_unit_interval_array(principal_type, "principal_type"))
-    return (1.0 - w) * eta + w * theta
+    theta = float(unit_interval_array(principal_type, "principal_type"))
+    return float(blend_principal(eta, w, theta))
 
 
 def median_vote(selfishness: ArrayLike) -> float:
@@ -196,4 +205,4 @@ def vote(rule: str | VotingRule, selfishness: ArrayLike) -> float:
         eta_f = float(np.asarray(eta, dtype=float).item())
     except (TypeError, ValueError) as err:
         raise ValueError(f"voting rule returned {eta!r}, expected one eta in [0, 1]") from err
-    return float(_unit_interval_array(eta_f, "eta"))
+    return float(unit_interval_array(eta_f, "eta"))

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sed_meltingpot import registry
-from sed_meltingpot.tax import _unit_interval_array
+from sed_meltingpot.validators import unit_interval_array
 
 __all__ = [
     "WELFARE_CORES",
@@ -59,7 +59,7 @@ def _per_player(u: ArrayLike, name: str) -> np.ndarray:
 
 
 def _check_eta(eta: float) -> float:
-    return float(_unit_interval_array(eta, "eta"))
+    return float(unit_interval_array(eta, "eta"))
 
 
 def interpolated_core(u: Any, eta: Any, xp: Any = np) -> Any:

@@ -14,7 +14,8 @@ import os
 
 from sed_meltingpot import rewards
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training.config import TrainConfig, build_ppo_config, env_config
+from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.training.rllib_config import build_ppo_config, env_config
 from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from sed_meltingpot.training.trainer import MODULE_PATH
 

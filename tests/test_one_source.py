@@ -3,7 +3,8 @@
 Substrate facts (actions, view, sprite size, observation names, avatar
 colours) live in `substrates/apple_picking_data.py` (Melting Pot-free) and
 `substrates/apple_picking.py` (colours); game defaults in
-`sed_meltingpot/config.py`. The tests check (a) those homes against Melting
+`sed_meltingpot/config.py`, the tax schedule's in `sed_meltingpot/tax.py` (which
+config imports: tax sits below config, issue 17). The tests check (a) those homes against Melting
 Pot's own Commons Harvest config, the independent reference, (b) that the
 modules using them hold the very same objects, and (c) by reading the source,
 that no module declares its own literal copy again. The registries of voting
@@ -21,7 +22,8 @@ from sed_meltingpot.substrates import apple_picking_data as data
 from sed_meltingpot import config, registry, tax, voting, welfare
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-HOMES = {ROOT / "substrates" / "apple_picking_data.py", ROOT / "sed_meltingpot" / "config.py"}
+HOMES = {ROOT / "substrates" / "apple_picking_data.py", ROOT / "sed_meltingpot" / "config.py",
+         ROOT / "sed_meltingpot" / "tax.py"}
 # Names that, outside their home, must be bound to the home's value, not a literal.
 FACT_NAMES = {
     "SPRITE", "SPRITE_SIZE", "NUM_ACTIONS", "VIEW_TILES", "VIEW_SHAPE", "NUM_PLAYERS",

@@ -30,8 +30,9 @@ from sed_meltingpot.pettingzoo_env import SEDParallelEnv  # noqa: E402
 from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAgentEnv  # noqa: E402
 from sed_meltingpot.training import runlog  # noqa: E402
 from sed_meltingpot.training.callbacks import sed_envs  # noqa: E402
-from sed_meltingpot.training.config import TrainConfig, build_ppo_config, preset  # noqa: E402
+from sed_meltingpot.training.config import TrainConfig, preset  # noqa: E402
 from sed_meltingpot.training.learner import LOSS_MASK, PerModuleMinibatchIterator  # noqa: E402
+from sed_meltingpot.training.rllib_config import build_ppo_config  # noqa: E402
 from sed_meltingpot.training.trainer import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -325,11 +325,6 @@ def test_toy_run_progress_keys_equal_the_rllib_trainers(toy_run):
         assert set(record) == want | diagnostics
 
 
-def test_scalar_metrics_equal_the_rllib_callbacks():
-    callbacks = pytest.importorskip("sed_meltingpot.training.callbacks")
-    assert twin_trainer.SCALAR_METRICS == callbacks.SCALAR_METRICS
-
-
 def test_restore_continues_the_iteration_count_and_weights(toy_run, tmp_path):
     out, summary, _ = toy_run
     saved_spec, saved = ckpt.load_params(summary["checkpoint"], "principal")
@@ -412,6 +407,43 @@ def test_vmapped_seeds_train_independently():
     kernel = np.asarray(state.players_params["params"]["pi"]["kernel"])
     np.testing.assert_array_equal(kernel[0], kernel[2])  # same seed, same types
     assert not np.array_equal(kernel[0], kernel[1])
+
+
+# ------------------------------------------------------ the game interface
+def test_the_twin_and_the_toy_game_are_trainable_games():
+    """Both games the trainer drives have every member of `TrainableGame` (what
+    twin/ppo.py calls); a class lacking any one is not one, and make_functions refuses
+    it, naming the member."""
+    from sed_meltingpot.twin.protocol import MEMBERS, TrainableGame
+    from sed_meltingpot.twin.sed import SEDTwin
+
+    assert set(MEMBERS) == {"reset", "step", "set_rates", "set_rate_levels",
+                            "episode_metrics"}
+    assert ppo.TrainableGame is TrainableGame
+    assert isinstance(SEDTwin(TOY_GAME), TrainableGame)
+    assert isinstance(ToyGame(TOY_GAME, "tiles", 1), TrainableGame)
+    cfg = ppo.TwinTrainConfig(TOY_GAME, TOY_TRAIN, num_envs=2, rollout_length=20)
+    for missing in MEMBERS:
+        cls = type(f"No_{missing}", (), {m: getattr(ToyGame, m) for m in MEMBERS
+                                         if m != missing})
+        assert not isinstance(cls(), TrainableGame), missing
+        with pytest.raises(TypeError, match=f"lacks {missing}"):
+            ppo.make_functions(cfg, cls())
+
+
+def test_fixed_rates_reach_the_toy_game_through_set_rates():
+    """A scripted principal's fixed rates go through `set_rates` (no rounding to levels):
+    the finished episodes played exactly those rates."""
+    train = dataclasses.replace(TOY_TRAIN, num_iterations=1, principal="fixed:0.15,0.2,0.3")
+    cfg = ppo.TwinTrainConfig(TOY_GAME, train, num_envs=2, rollout_length=20)
+    fns = ppo.make_functions(cfg, ToyGame(TOY_GAME, "tiles", 1))
+    state = fns.init(jax.random.PRNGKey(0), jnp.array([0.2, 0.5, 0.8]))
+    _, metrics = jax.jit(fns.update)(state)
+    episodes = jax.device_get(metrics["episodes"])
+    done = np.asarray(episodes["done"])
+    assert done.sum() == 2  # each game's one episode
+    np.testing.assert_allclose(np.asarray(episodes["metrics"]["mean_rates"])[done],
+                               [[0.15, 0.2, 0.3]] * 2, rtol=1e-6)
 
 
 # ------------------------------------------------------------- imports / CLI

@@ -1,5 +1,6 @@
-"""A small stand-in for `sed_meltingpot.twin.sed.SEDTwin` with the same interface and
-observation layout (TWIN_API.md), for testing the PPO machinery alone.
+"""A small stand-in for `sed_meltingpot.twin.sed.SEDTwin` with the same interface (a
+`twin.protocol.TrainableGame`) and observation layout (its `Obs`), for testing the PPO
+machinery alone.
 
 Rules (chosen so that learning has an obvious signal): a player earns 1 when it plays
 action 1 ("forward"), 0 otherwise; the principal earns, per step, the players' mean
@@ -70,11 +71,17 @@ class ToyGame:
     def principal_due(self, state: ToyState) -> jax.Array:
         return state.due
 
+    def set_rates(self, state: ToyState, rates: jax.Array, tax_cap: Any
+                  ) -> tuple[ToyState, Obs]:
+        """The rates as given, times the cap (no projection, no check that it is due)."""
+        state = state._replace(rates=jnp.asarray(rates, jnp.float32) * tax_cap,
+                               due=jnp.bool_(False))
+        return state, self._obs(state)
+
     def set_rate_levels(self, state: ToyState, levels: jax.Array, tax_cap: Any
                         ) -> tuple[ToyState, Obs]:
-        rates = jnp.asarray(self.config.rate_levels, jnp.float32)[levels] * tax_cap
-        state = state._replace(rates=rates, due=jnp.bool_(False))
-        return state, self._obs(state)
+        return self.set_rates(state, jnp.asarray(self.config.rate_levels, jnp.float32)[levels],
+                              tax_cap)
 
     def step(self, state: ToyState, actions: jax.Array, key: jax.Array):
         g = self.config

@@ -17,19 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from sed_meltingpot.kernel import SCALAR_METRICS
 from sed_meltingpot.optional import extra_import
-from sed_meltingpot.training.config import TAX_CAP_END, TrainConfig
+from sed_meltingpot.training.config import CURRICULUM_KEY, TAX_CAP_END, TrainConfig
 
 with extra_import("rllib", __name__):
     from ray.rllib.callbacks.callbacks import RLlibCallback
     from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-CURRICULUM_KEY = "tax_cap_curriculum"  # env_config key: {enabled, start, end, fraction, total}
-SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
-                  "productivity", "equality", "income_equality", "egalitarian_income",
-                  "sustainability", "peace", "tax_revenue", "principal_return", "steps",
-                  "tax_cap")
-
+__all__ = ["CURRICULUM_KEY", "SCALAR_METRICS", "SEDCallbacks", "apply_tax_cap", "sed_envs",
+           "tax_cap"]
 
 _DEFAULT_TRAIN = TrainConfig()  # fallbacks for a curriculum missing a key
 

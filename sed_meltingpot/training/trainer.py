@@ -32,7 +32,8 @@ from sed_meltingpot import rewards
 from sed_meltingpot.config import GameConfig
 from sed_meltingpot.optional import extra_import
 from sed_meltingpot.training import runlog
-from sed_meltingpot.training.config import TrainConfig, build_ppo_config
+from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.training.rllib_config import build_ppo_config
 from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
 
 MODULE_PATH = os.path.join("learner_group", "learner", "rl_module")

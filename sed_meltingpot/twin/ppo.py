@@ -37,6 +37,12 @@ uint8 in the rollout buffer; its size is num_envs x rollout_length x players ima
 Known difference from the RLlib path: the players' bootstrap value at a rollout's end is
 taken on the observation before the next period's rates are set (RLlib's players next see
 the observation after the principal's turn).
+
+Layout: the configuration and run inputs are `twin/ppo_config.py` (TwinTrainConfig,
+RunInputs, the schedules), GAE and the loss `twin/ppo_losses.py`, the game interface
+`twin/protocol.py` (TrainableGame: SEDTwin, or a test's stand-in); this module is the
+algorithm: state types, then `make_functions` (init, rollout, GAE, update) and
+`make_train`. Their names are re-exported here (`ppo.TwinTrainConfig`, `ppo.gae`, ...).
 """
 
 from __future__ import annotations
@@ -48,231 +54,34 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from sed_meltingpot import voting
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.hyperparameters import hyperparameter
-from sed_meltingpot.substrates import apple_picking_data
-from sed_meltingpot.training.config import TAX_CAP_END, TrainConfig
 from sed_meltingpot.twin import networks
 from sed_meltingpot.twin import recipe as recipes
+from sed_meltingpot.twin.ppo_config import (
+    COMPILED_VOTING_RULE,
+    NUM_ACTIONS,
+    RunInputs,
+    TwinTrainConfig,
+    compile_game,
+    lr_at,
+    make_game,
+    parse_scripted,
+    players_lr,
+    principal_lr,
+    run_inputs,
+    tax_cap_at,
+)
+from sed_meltingpot.twin.ppo_losses import gae, ppo_loss, principal_gae, standardize
+from sed_meltingpot.twin.protocol import TrainableGame, check_trainable
 
-NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
-# The rule a `fixed:<eta>` game is compiled with (`compile_game`): GameConfig's default,
-# also the voted objective's, so the experiment's objectives share one program.
-COMPILED_VOTING_RULE = GameConfig().voting_rule
-
-
-# ------------------------------------------------------------------ config
-@dataclasses.dataclass(frozen=True)
-class TwinTrainConfig:
-    """A twin training run: the game, the RLlib path's TrainConfig (PPO settings,
-    networks, curriculum, principal kind) and the twin's own sizes.
-
-    `rollout_length` game steps per game per iteration (a multiple of the tax period);
-    `num_envs` games in parallel; `dtype` the networks' compute dtype.
-    `train.train_batch_size`, `num_env_runners` and the like are not used: one
-    iteration is num_envs x rollout_length game steps (`env_steps_per_iteration`).
-    """
-
-    game: GameConfig = GameConfig()
-    train: TrainConfig = TrainConfig()
-    num_envs: int = hyperparameter(
-        16, "jax engine: games played in parallel; an iteration is --num_envs x "
-        "--rollout_fragment_length game steps.", lower_bound=1)
-    rollout_length: int = 200  # from --rollout_fragment_length
-    dtype: str = hyperparameter(
-        "float32", "jax engine: the networks' compute dtype, float32 or bfloat16 (for GPUs).")
-    recipe: recipes.PrincipalRecipe = recipes.PrincipalRecipe()
-
-    @property
-    def learned(self) -> bool:
-        return self.train.principal == "learned"
-
-    @property
-    def obs_mode(self) -> str:
-        return "tiles" if self.train.pixels_per_tile == 1 else "pixels"
-
-    @property
-    def periods_per_rollout(self) -> int:
-        return self.rollout_length // self.game.tax_period
-
-    @property
-    def game_steps_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_length
-
-    @property
-    def env_steps_per_iteration(self) -> int:
-        turns = self.num_envs * self.periods_per_rollout if self.learned else 0
-        return self.game_steps_per_iteration + turns
-
-    @property
-    def total_env_steps(self) -> int:
-        return self.train.num_iterations * self.env_steps_per_iteration
-
-    def schedule(self, iteration: Any) -> recipes.Schedule:
-        """The recipe's settings for the iteration being trained (`recipe.schedule`)."""
-        t = self.train
-        return recipes.schedule(
-            iteration, self.recipe, num_iterations=t.num_iterations, learned=self.learned,
-            tax_cap_anneal=t.tax_cap_anneal, tax_cap_start=t.tax_cap_start,
-            tax_cap_end=TAX_CAP_END, tax_cap_fraction=t.tax_cap_fraction)
-
-    @property
-    def phase1_iterations(self) -> int:
-        return recipes.phase1_iterations(self.recipe, self.train.num_iterations, self.learned)
-
-    def validate(self) -> TwinTrainConfig:
-        self.game.validate()
-        self.train.validate()
-        for name in ("num_envs", "rollout_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
-        if self.rollout_length % self.game.tax_period:
-            raise ValueError(f"rollout_length (--rollout_fragment_length)={self.rollout_length} "
-                             "must be a multiple of "
-                             f"tax_period={self.game.tax_period} (the principal acts at each "
-                             "period start)")
-        if self.train.pixels_per_tile not in (1, 8):
-            raise ValueError(f"pixels_per_tile={self.train.pixels_per_tile} must be 1 (tiles) "
-                             "or 8 (pixels) with the jax engine")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
-        self.recipe.validate()
-        parse_scripted(self.train.principal, self.game)
-        return self
-
-
-def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:
-    """('learned' | 'random' | 'rates', the fixed rates of 'none' (zeros) and
-    'fixed:..', else None), checked like `principals.parse_principal`."""
-    from sed_meltingpot.principals import FixedRates, parse_principal
-
-    if spec == "learned":
-        return "learned", None
-    principal = parse_principal(spec, num_brackets=game.num_brackets,
-                                rate_levels=game.rate_levels)
-    if isinstance(principal, FixedRates):
-        return "rates", np.asarray(principal.rates, dtype=np.float32)
-    return spec, None
-
-
-class RunInputs(NamedTuple):
-    """A run's settings that enter the compiled program as inputs, not constants: runs
-    that differ only in them (the experiment's objectives and fixed schedules) then
-    share one compiled program, in this process and in the persistent compile cache."""
-
-    fixed_eta: jax.Array  # f32: eta of a `fixed:<eta>` voting rule; NaN: the players vote
-    rates: jax.Array  # f32[B]: a scripted principal's fixed rates (zeros: no tax)
-
-
-def run_inputs(game: GameConfig, principal: str) -> RunInputs:
-    """The inputs of a game (its voting rule) and principal spec (as `parse_scripted`)."""
-    eta = voting.fixed_eta(game.voting_rule)
-    _, rates = parse_scripted(principal, game)
-    return RunInputs(
-        jnp.float32(np.nan if eta is None else eta),
-        jnp.asarray(np.zeros(game.num_brackets) if rates is None else rates, jnp.float32))
-
-
-def compile_game(game: GameConfig) -> GameConfig:
-    """The game the twin is compiled for: a `fixed:<eta>` voting rule becomes an input
-    (`RunInputs.fixed_eta`), so the compiled game votes with the default on-device rule
-    and every fixed eta overrides that vote at run time."""
-    if voting.fixed_eta(game.voting_rule) is None:
-        return game
-    return dataclasses.replace(game, voting_rule=COMPILED_VOTING_RULE)
-
-
-# --------------------------------------------------------- pure PPO pieces
-def gae(rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax.Array,
-        gamma: float, lam: float, final_values: jax.Array | None = None
-        ) -> tuple[jax.Array, jax.Array]:
-    """Generalised advantage estimation over a time-major batch (T, ...).
-
-    `dones[t]` is True when the episode ended with transition t: the advantage sum stops
-    there. With `final_values` (the value of each episode's final observation, read at
-    the done steps) the end is a time limit, as the RLlib path treats it (truncated,
-    README "Episode end"; Pardo et al. 2018): transition t bootstraps from it. Without,
-    the end is terminal (nothing bootstrapped). `last_value` bootstraps the rollout's
-    last step. Returns (advantages, value targets = advantages + values).
-    """
-    if final_values is None:
-        final_values = jnp.zeros_like(values)
-
-    def step(carry: tuple[jax.Array, jax.Array], x: tuple[jax.Array, ...]):
-        next_adv, next_value = carry
-        reward, value, done, final = x
-        live = 1.0 - done.astype(jnp.float32)
-        bootstrap = jnp.where(done, final, next_value)
-        delta = reward + gamma * bootstrap - value
-        adv = delta + gamma * lam * live * next_adv
-        return (adv, value), adv
-
-    init = (jnp.zeros_like(last_value), last_value)
-    _, advantages = jax.lax.scan(step, init, (rewards, values, dones, final_values),
-                                 reverse=True)
-    return advantages, advantages + values
-
-
-def principal_gae(recipe: recipes.PrincipalRecipe, rewards: jax.Array, values: jax.Array,
-                  round_end: jax.Array, episode_end: jax.Array, last_value: jax.Array,
-                  final_values: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """GAE over the principal's turns (P periods, time-major) with its own gamma/lambda.
-
-    terminal (default): each round end ends its episode with nothing bootstrapped: its
-    objective restarts there, and the final observation (period position 1.0) is an
-    input none of its decisions saw. truncated: only the episode end stops the sum, as a
-    time limit bootstrapped from `final_values` (the RLlib path's treatment)."""
-    if recipe.principal_round_end == "terminal":
-        return gae(rewards, values, round_end, last_value, recipe.principal_gamma,
-                   recipe.principal_lambda)
-    return gae(rewards, values, episode_end, last_value, recipe.principal_gamma,
-               recipe.principal_lambda, final_values)
-
-
-def standardize(x: jax.Array) -> jax.Array:
-    """(x - mean) / max(1e-4, std), RLlib's advantage standardisation."""
-    return (x - x.mean()) / jnp.maximum(1e-4, x.std())
-
-
-def ppo_loss(logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, value: jax.Array,
-             targets: jax.Array, entropy: jax.Array, *, clip: float, vf_coeff: float,
-             entropy_coeff: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """RLlib's PPO loss (ppo_torch_learner) without KL and value clipping:
-    mean(-min(A r, A clip(r, 1-c, 1+c)) + vf_coeff (V - target)^2 - entropy_coeff H)."""
-    ratio = jnp.exp(logp - old_logp)
-    surrogate = jnp.minimum(advantages * ratio,
-                            advantages * jnp.clip(ratio, 1.0 - clip, 1.0 + clip))
-    vf_loss = jnp.square(value - targets)
-    total = jnp.mean(-surrogate + vf_coeff * vf_loss - entropy_coeff * entropy)
-    return total, {"policy_loss": -surrogate.mean(), "vf_loss": vf_loss.mean(),
-                   "entropy": entropy.mean()}
-
-
-def lr_at(env_steps: jax.Array | float, lr: float, total_env_steps: int, anneal: bool
-          ) -> jax.Array:
-    """lr annealed linearly to 0 over the run's env steps (RLlib's [[0, lr], [total, 0]])."""
-    if not anneal:
-        return jnp.asarray(lr, jnp.float32)
-    frac = jnp.clip(jnp.asarray(env_steps, jnp.float32) / max(1, total_env_steps), 0.0, 1.0)
-    return jnp.float32(lr) * (1.0 - frac)
-
-
-def tax_cap_at(env_steps: jax.Array | float, *, enabled: bool, start: float, end: float,
-               fraction: float, total: int) -> jax.Array:
-    """Tax-cap curriculum: start -> end linearly over the first `fraction` of `total`
-    env steps (training/callbacks.tax_cap; Zheng et al. 2022, paper Appendix A)."""
-    if not enabled:
-        return jnp.float32(1.0)
-    ramp = fraction * total
-    if ramp <= 0:
-        return jnp.float32(end)
-    progress = jnp.clip(jnp.asarray(env_steps, jnp.float32) / ramp, 0.0, 1.0)
-    return jnp.float32(start) + jnp.float32(end - start) * progress
+__all__ = [  # defined here, and re-exported from ppo_config, ppo_losses and protocol
+    "RunnerState", "TrainFunctions", "Transitions", "make_functions", "make_optimizer",
+    "make_train", "minibatch_plan", "network_specs", "num_params",
+    "COMPILED_VOTING_RULE", "NUM_ACTIONS", "RunInputs", "TwinTrainConfig", "compile_game",
+    "lr_at", "make_game", "parse_scripted", "players_lr", "principal_lr", "run_inputs",
+    "tax_cap_at", "gae", "ppo_loss", "principal_gae", "standardize", "TrainableGame",
+]
 
 
 # ------------------------------------------------------------ state types
@@ -307,17 +116,10 @@ class TrainFunctions(NamedTuple):
     update: Callable[[RunnerState], tuple[RunnerState, dict[str, Any]]]
     players_spec: networks.NetworkSpec
     principal_spec: networks.NetworkSpec | None
-    game: Any
+    game: TrainableGame
 
 
-def make_game(config: TwinTrainConfig) -> Any:
-    """The SED twin for a config (imported late: the twin is written by other modules)."""
-    from sed_meltingpot.twin.sed import SEDTwin
-
-    return SEDTwin(compile_game(config.game), obs_mode=config.obs_mode,
-                   frame_stack=config.train.frame_stack)
-
-
+# ------------------------------------------------- networks and optimisers
 def network_specs(config: TwinTrainConfig, obs: Any
                   ) -> tuple[networks.NetworkSpec, networks.NetworkSpec | None]:
     """Players' and principal's NetworkSpec from one (unbatched) observation."""
@@ -334,25 +136,6 @@ def network_specs(config: TwinTrainConfig, obs: Any
         num_features=int(obs.principal_features.shape[-1]),
         num_logits=g.num_brackets * g.num_rate_levels, conv2_stride=2).validate()
     return players, principal
-
-
-def players_lr(config: TwinTrainConfig, iteration: jax.Array) -> jax.Array:
-    """The players' lr at an iteration: annealed over the run (`lr_at`), times the recipe's
-    phase-2 scale (`recipe.schedule`)."""
-    t = config.train
-    return lr_at(iteration * config.env_steps_per_iteration, t.lr, config.total_env_steps,
-                 t.lr_anneal) * config.schedule(iteration).players_lr_scale
-
-
-def principal_lr(config: TwinTrainConfig, trained_iterations: jax.Array) -> jax.Array:
-    """The principal's lr after it has trained `trained_iterations` iterations (it trains
-    only in phase 2): the recipe's constant lr, or linear from it to 0 over phase 2."""
-    r = config.recipe
-    if r.principal_lr_schedule == "constant":
-        return jnp.float32(r.principal_lr)
-    length = max(1, config.train.num_iterations - config.phase1_iterations)
-    frac = jnp.clip(jnp.asarray(trained_iterations, jnp.float32) / length, 0.0, 1.0)
-    return jnp.float32(r.principal_lr) * (1.0 - frac)
 
 
 def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int,
@@ -378,15 +161,16 @@ def minibatch_plan(rows: int, minibatch: int) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------ make_train
-def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
+def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
+                   ) -> TrainFunctions:
     """init and one-iteration update of a run; `game` defaults to the SEDTwin for
-    `config` (tests pass a stand-in with the same interface)."""
+    `config` (tests pass a stand-in: any `TrainableGame`)."""
     config.validate()
-    game = game if game is not None else make_game(config)
+    game = check_trainable(game if game is not None else make_game(config))
     t, g = config.train, config.game
     n, num_b, num_k = g.num_players, g.num_brackets, g.num_rate_levels
     E, P, L = config.num_envs, config.periods_per_rollout, g.tax_period
-    kind, fixed_rates = parse_scripted(t.principal, g)
+    kind, _ = parse_scripted(t.principal, g)
     learned = kind == "learned"
     r = config.recipe
 
@@ -394,13 +178,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     step_v = jax.vmap(game.step)
     metrics_v = jax.vmap(game.episode_metrics)
     set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
-    set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None)) if hasattr(
-        game, "set_rates") else None
-    if kind == "rates" and set_rates_v is None:
-        levels = np.rint(fixed_rates * (num_k - 1))
-        if not np.allclose(levels / (num_k - 1), fixed_rates):
-            raise ValueError(f"principal {t.principal!r}: this game sets only rate levels "
-                             f"{g.rate_levels}")
+    set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None))
 
     # Shapes from one game, to size the networks.
     _, probe_obs = jax.eval_shape(game.reset, jax.random.PRNGKey(0), jnp.zeros(n, jnp.float32))
@@ -471,7 +249,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
             else:  # fixed rates (none: zeros), a run input; recorded as their levels
                 rates = jnp.broadcast_to(state.inputs.rates, (E, num_b))
                 levels = jnp.rint(rates * (num_k - 1)).astype(jnp.int32)
-        if kind == "rates" and set_rates_v is not None:
+        if kind == "rates":
             game_state, new_obs = set_rates_v(state.game_state, rates, cap)
         else:
             game_state, new_obs = set_levels_v(state.game_state, levels, cap)
@@ -644,7 +422,7 @@ def make_functions(config: TwinTrainConfig, game: Any = None) -> TrainFunctions:
     return TrainFunctions(init, update, players_spec, principal_spec, game)
 
 
-def make_train(config: TwinTrainConfig, game: Any = None
+def make_train(config: TwinTrainConfig, game: TrainableGame | None = None
                ) -> Callable[..., tuple[RunnerState, dict[str, Any]]]:
     """`train(rng, selfishness)`: the whole run (num_iterations updates under one
     `lax.scan`), jittable and vmappable over seeds (`jax.vmap(train)(rngs, types)`).

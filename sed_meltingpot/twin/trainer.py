@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sed_meltingpot.config import GameConfig
+from sed_meltingpot.kernel import SCALAR_METRICS
 from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.training.trainer import RunSetupError, _iteration_record, plan_run
@@ -40,11 +41,6 @@ from sed_meltingpot.twin.recipe import PrincipalRecipe
 
 DEFAULT_RECIPE = PrincipalRecipe()
 
-# training/callbacks.SCALAR_METRICS (that module imports Ray; a test keeps them equal).
-SCALAR_METRICS = ("objective", "eta", "utilitarian", "egalitarian", "nash_welfare",
-                  "productivity", "equality", "income_equality", "egalitarian_income",
-                  "sustainability", "peace", "tax_revenue", "principal_return", "steps",
-                  "tax_cap")
 SMOOTHING_EPISODES = 20  # the RLlib path's metrics_num_episodes_for_smoothing / window
 
 

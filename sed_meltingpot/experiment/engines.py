@@ -1,0 +1,399 @@
+"""The results experiment's training engines and where they play episodes.
+
+An engine trains a run into a folder and evaluates a run's players under a principal:
+
+    engine.train(grid, tasks, run_dirs, log)          # one or several seeds
+    engine.evaluate(grid, run_dir, voting_rule, principal, seed, num_episodes, stream)
+        -> per-episode scalars (evaluation.episode_scalars keys, plus W_apples and
+           W_taxed: rows.episode_welfare)
+
+`stream` is the training seed of the run: the random principal's draws depend on it
+and on the episode (so they are independent across seeds and episodes), while the
+worlds and the players' sampling draws depend only on the evaluation seed (common
+random numbers across principals and seeds).
+
+`RllibEngine` trains with RLlib (sed_meltingpot.training.trainer) and plays on
+the Lua substrate; `JaxEngine` trains on the JAX twin (seeds vmapped in one
+process, the learned principal with the grid's `PrincipalRecipe`) and plays on the
+twin (`twin_episodes`), and its learned players and principal are also played on the
+Lua substrate for the transfer gap (`Grid.lua_episodes`). Lua evaluation
+(`lua_episodes`) goes through sed_meltingpot.evaluation (load_run,
+evaluate_principal), so the numbers are the game's own `episode_metrics()`.
+JAX, RLlib and torch are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sed_meltingpot import evaluation
+from sed_meltingpot.experiment.grid import (
+    JAX_ONLY,
+    LEARNED,
+    SAMPLED,
+    SUBSTRATE_LUA,
+    SUBSTRATE_TWIN,
+    Grid,
+)
+from sed_meltingpot.experiment.plan import TrainTask
+from sed_meltingpot.experiment.rows import check_objective, episode_welfare
+from sed_meltingpot.principals import FixedRates, RandomPrincipal
+
+Log = Callable[[str], None]
+# How the grid names a principal: "learned" | spec ("none", "fixed:..", "random") | rates
+PrincipalSpec = str | tuple[float, ...]
+
+
+class Engine(Protocol):
+    name: str
+    substrate: str  # where `evaluate` plays: "lua" or "twin"
+    batch_seeds: bool  # True: train() takes several seeds of one (principal, objective) at once
+
+    def train(self, grid: Grid, tasks: Sequence[TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None: ...
+
+    def evaluate(self, grid: Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]: ...
+
+
+# ------------------------------------------------------------------- Lua
+class StreamRandomPrincipal(RandomPrincipal):
+    """The random principal whose draws depend on the episode's seed and on `stream`
+    (the training seed), so that runs of different seeds do not replay the same rates."""
+
+    def __init__(self, rate_levels: Sequence[float], num_brackets: int, stream: int) -> None:
+        super().__init__(rate_levels, num_brackets)
+        self.stream = int(stream)
+
+    def reset(self, seed: int) -> None:
+        import numpy as np
+
+        self._rng = np.random.default_rng([int(seed), self.stream])
+
+
+def lua_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """An episode's scalars with W_eta under both definitions (`episode_welfare`)."""
+    return {**evaluation.episode_scalars(metrics), **episode_welfare(metrics)}
+
+
+class LuaEvaluator:
+    """Plays a trained run's players on the Lua substrate through
+    sed_meltingpot.evaluation; loads the run's modules once."""
+
+    def __init__(self, run_dir: str) -> None:
+        from sed_meltingpot.optional import extra_import
+
+        with extra_import("rllib", "the experiment's Lua evaluation"):
+            import torch
+
+        # One thread: these networks are tiny, and on a busy machine torch's
+        # thread pool waits for cores far longer than it computes (measured
+        # 10x slower episodes on 2 shared cores).
+        torch.set_num_threads(1)
+        self.run = evaluation.load_run(run_dir)
+
+    def episodes(self, voting_rule: str, principal: PrincipalSpec, seed: int, num_episodes: int,
+                 stream: int = 0) -> list[dict[str, float]]:
+        setup = evaluation.build_setup(self.run, {"voting_rule": voting_rule}, seed=seed)
+        players = evaluation.make_players("checkpoint", self.run)
+        game = setup.game
+        if isinstance(principal, tuple):
+            acting: Any = FixedRates(principal)
+        elif principal == "random":
+            acting = StreamRandomPrincipal(game.rate_levels, game.num_brackets, stream)
+        else:
+            acting = evaluation.make_principal(
+                "trained" if principal == LEARNED else principal, setup, self.run)
+        episodes = evaluation.evaluate_principal(setup, players, acting,
+                                                 num_episodes=num_episodes, seed=seed,
+                                                 scalars_fn=lua_scalars)
+        check_objective(episodes, game.welfare_on)
+        return episodes
+
+
+_LUA_CACHE: dict[str, LuaEvaluator] = {}
+
+
+def lua_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
+                 num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
+    if run_dir not in _LUA_CACHE:
+        _LUA_CACHE.clear()  # one run at a time: modules are small but envs are not
+        _LUA_CACHE[run_dir] = LuaEvaluator(run_dir)
+    return _LUA_CACHE[run_dir].episodes(voting_rule, principal, seed, num_episodes, stream)
+
+
+def _train_config(grid: Grid, task: TrainTask, *, num_iterations: int,
+                  rollout_fragment_length: int, train_batch_size: int) -> Any:
+    """The grid's TrainConfig for one run; the engines differ only in how an
+    iteration is sized (RLlib: batch of fragments; jax: games x rollout)."""
+    from sed_meltingpot.training.config import TrainConfig, preset
+
+    overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
+    return TrainConfig(
+        num_iterations=num_iterations, seed=task.seed, principal=task.spec,
+        rollout_fragment_length=rollout_fragment_length,
+        train_batch_size=train_batch_size, num_env_runners=0,
+        frame_stack=grid.frame_stack, tax_cap_fraction=grid.tax_cap_fraction,
+        principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
+
+
+def _train_game(grid: Grid, task: TrainTask) -> Any:
+    return dataclasses.replace(grid.game, voting_rule=task.voting_rule,
+                               welfare_on=task.game_welfare_on).validate()
+
+
+# ----------------------------------------------------------------- RLlib
+class RllibEngine:
+    """RLlib multi-agent PPO (sampling in the driver: one core per run),
+    evaluated on the Lua substrate."""
+
+    name = "rllib"
+    substrate = SUBSTRATE_LUA
+    batch_seeds = False
+
+    def train_config(self, grid: Grid, task: TrainTask) -> Any:
+        return _train_config(grid, task, num_iterations=grid.num_iterations,
+                             rollout_fragment_length=grid.rollout_fragment_length,
+                             train_batch_size=grid.train_batch_size)
+
+    def train(self, grid: Grid, tasks: Sequence[TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None:
+        from sed_meltingpot.training.trainer import train
+
+        for task, run_dir in zip(tasks, run_dirs, strict=True):
+            if task.principal in JAX_ONLY:
+                raise ValueError(f"principal {task.principal!r} trains only with --engine=jax")
+            os.makedirs(run_dir, exist_ok=True)
+            with open(os.path.join(run_dir, "train.log"), "a") as f:
+                # overwrite: a run without summary.json was cut short; start it again.
+                train(_train_game(grid, task), self.train_config(grid, task), run_dir,
+                      checkpoint_every=0, overwrite=True,
+                      print_fn=lambda s, f=f: print(s, file=f, flush=True))
+
+    def evaluate(self, grid: Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]:
+        return lua_episodes(run_dir, voting_rule, principal, seed, num_episodes, stream)
+
+
+# ------------------------------------------------------------------- JAX
+def game_from_run_config(run_config: dict[str, Any]) -> Any:
+    """The GameConfig of a run's run_config.json, with its players' types
+    (nulls stand for non-finite defaults, as evaluation.load_setup reads them);
+    without importing the RLlib env, so it works where only JAX is installed."""
+    from sed_meltingpot.config import GameConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GameConfig)}
+    values = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in run_config["game"].items() if v is not None or defaults.get(k) is None}
+    if run_config.get("selfishness"):
+        values["selfishness"] = tuple(float(x) for x in run_config["selfishness"])
+    return GameConfig(**values).validate()
+
+
+def twin_obs_settings(run_config: dict[str, Any]) -> tuple[str, int]:
+    """(obs_mode, frame_stack) a jax run's networks were trained on (run_config.json)."""
+    train = run_config.get("train", {})
+    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
+    return ("tiles" if ppt == 1 else "pixels"), frame_stack
+
+
+def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:
+    """(num_episodes, 2) keys of the random principal's draws: episode k's is
+    PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET) folded with `stream` (the training
+    seed), as the Lua path seeds its principal per episode (`StreamRandomPrincipal`)."""
+    import jax
+    import jax.numpy as jnp
+
+    offset = evaluation.PRINCIPAL_SEED_OFFSET
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + k + offset), stream)
+                      for k in range(num_episodes)])
+
+
+def random_levels(principal_keys: Any, period: Any, num_brackets: int, num_levels: int) -> Any:
+    """int32 (E, B): the random principal's rate levels of tax period `period`, uniform,
+    from each episode's key (`random_principal_keys`) folded with the period."""
+    import jax
+
+    def draw(key: Any) -> Any:
+        return jax.random.randint(jax.random.fold_in(key, period), (num_brackets,), 0,
+                                  num_levels)
+
+    return jax.vmap(draw)(principal_keys)
+
+
+def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
+                  players_spec: Any, principal_spec: Any, num_episodes: int) -> Any:
+    """A jitted `play(reset_keys, play_key, principal_keys, sigma, players_params,
+    principal_params, rates, fixed_eta) -> episode metrics (per episode)` for
+    `num_episodes` games vmapped. Compiled once per game settings and principal kind:
+    networks' weights, types, fixed rates and a fixed eta are arguments, so every run,
+    schedule and objective of a grid reuses it."""
+    from sed_meltingpot.twin.ppo import compile_game
+
+    game = compile_game(game)
+    key = (game, obs_mode, frame_stack, kind, players_spec, principal_spec, num_episodes)
+    if key in _TWIN_PLAY:
+        return _TWIN_PLAY[key]
+    import jax
+    import jax.numpy as jnp
+
+    from sed_meltingpot.twin import networks
+    from sed_meltingpot.twin.sed import SEDTwin
+
+    sed = SEDTwin(game, obs_mode=obs_mode, frame_stack=frame_stack)
+    players = networks.ImageFeaturesNet(players_spec)
+    principal = networks.ImageFeaturesNet(principal_spec) if principal_spec else None
+    E, B, K = num_episodes, game.num_brackets, game.num_rate_levels
+    periods, period_len = game.episode_length // game.tax_period, game.tax_period
+    reset_v = jax.vmap(sed.reset, in_axes=(0, None, None))
+    step_v = jax.vmap(sed.step)
+    set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
+    metrics_v = jax.vmap(sed.episode_metrics)
+
+    def play(reset_keys, play_key, principal_keys, sigma, players_params, principal_params,
+             rates, fixed_eta):
+        g, obs = reset_v(reset_keys, sigma, fixed_eta)
+
+        def period(carry, inputs):
+            g, obs = carry
+            k, index = inputs
+            kq, ks = jax.random.split(k)
+            if kind == "learned":
+                logits = principal.apply(principal_params, obs.principal_image,
+                                         obs.principal_features)[0].reshape(E, B, K)
+                r = sed.levels_to_rates(jax.random.categorical(kq, logits))
+            elif kind == "random":
+                r = sed.levels_to_rates(random_levels(principal_keys, index, B, K))
+            else:
+                r = jnp.broadcast_to(rates, (E, B))
+            g, obs = set_rates_v(g, r, 1.0)
+
+            def step(carry, k2):
+                g, obs = carry
+                ka, ke = jax.random.split(k2)
+                logits = players.apply(players_params, obs.player_image,
+                                       obs.player_features)[0]
+                actions = jax.random.categorical(ka, logits).astype(jnp.int32)
+                g, obs, *_ = step_v(g, actions, jax.random.split(ke, E))
+                return (g, obs), None
+
+            (g, obs), _ = jax.lax.scan(step, (g, obs), jax.random.split(ks, period_len))
+            return (g, obs), None
+
+        (g, obs), _ = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),
+                                                      jnp.arange(periods)))
+        return metrics_v(g)
+
+    _TWIN_PLAY[key] = jax.jit(play)
+    return _TWIN_PLAY[key]
+
+
+_TWIN_PLAY: dict[tuple, Any] = {}
+
+
+def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
+                  num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
+    """Plays a jax run's players (and learned principal) on the twin under the run's
+    welfare definition: episode k from PRNGKey(seed + k); policies sample as in
+    training; the random principal draws from `random_principal_keys(seed, stream)`.
+    Scalars come from SEDTwin.episode_metrics (the game's metrics on device), plus
+    W_eta under both definitions from its per-player totals (`episode_welfare`)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sed_meltingpot.twin import checkpoint as ckpt
+    from sed_meltingpot.twin import ppo
+
+    with open(os.path.join(run_dir, "run_config.json")) as f:
+        run_config = json.load(f)
+    game = dataclasses.replace(game_from_run_config(run_config), voting_rule=voting_rule)
+    sigma = jnp.asarray(game.selfishness, jnp.float32)
+    game = dataclasses.replace(game, selfishness=None)  # types are an argument of play
+    obs_mode, frame_stack = twin_obs_settings(run_config)
+    path = ckpt.latest_checkpoint(run_dir)
+    players_spec, players_params = ckpt.load_params(path, "players")
+    principal_spec, principal_params = (ckpt.load_params(path, "principal")
+                                        if principal == LEARNED else (None, {}))
+    spec = str(FixedRates(principal)) if isinstance(principal, tuple) else principal
+    kind, _ = ppo.parse_scripted(spec, game)
+    if kind == "learned" and principal_spec is None:
+        raise ValueError(f"{path} has no learned principal")
+    inputs = ppo.run_inputs(game, spec)
+    play = _twin_play_fn(game, obs_mode, frame_stack, kind, players_spec, principal_spec,
+                         num_episodes)
+    keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
+    metrics = jax.device_get(play(
+        jnp.stack([k[0] for k in keys]), keys[0][1],
+        random_principal_keys(seed, stream, num_episodes), sigma, players_params,
+        principal_params, inputs.rates, inputs.fixed_eta))
+    episodes = []
+    for e in range(num_episodes):
+        one = {k: np.asarray(v)[e] for k, v in metrics.items()}
+        episodes.append({**evaluation.episode_scalars(one), **episode_welfare(one)})
+    check_objective(episodes, game.welfare_on)
+    return episodes
+
+
+def task_recipe(grid: Grid, task: TrainTask) -> Any:
+    """The PrincipalRecipe a jax run trains with: the grid's (None: the defaults), with
+    the grid's eta sampling for the sampled principal."""
+    from sed_meltingpot.twin.recipe import PrincipalRecipe
+
+    recipe = grid.recipe or PrincipalRecipe()
+    if task.principal == SAMPLED:
+        recipe = dataclasses.replace(recipe, eta_sampling=grid.eta_sampling)
+    return recipe.validate()
+
+
+class JaxEngine:
+    """The JAX twin (issue 9): the seeds of one (principal, objective) trained
+    in one process, vmapped; evaluated on the twin (and the learned players
+    and principal also on the Lua substrate)."""
+
+    name = "jax"
+    substrate = SUBSTRATE_TWIN
+    batch_seeds = True
+
+    def train_config(self, grid: Grid, task: TrainTask) -> Any:
+        return _train_config(grid, task, num_iterations=grid.twin_iterations,
+                             rollout_fragment_length=grid.rollout_length,
+                             train_batch_size=grid.num_envs * grid.rollout_length)
+
+    def train(self, grid: Grid, tasks: Sequence[TrainTask], run_dirs: Sequence[str],
+              log: Log) -> None:
+        from sed_meltingpot.twin import trainer as twin_trainer
+
+        seeds = [t.seed for t in tasks]
+        if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+            raise ValueError(f"the jax engine trains consecutive seeds together, got {seeds}")
+        group = run_dirs[0] if len(seeds) == 1 else os.path.dirname(run_dirs[0])
+        if list(run_dirs) != twin_trainer.run_dirs(group, seeds):
+            raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
+        twin_trainer.enable_compilation_cache()  # a rerun or resume skips the compiles
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, "train.log"), "a") as f:
+            twin_trainer.train(_train_game(grid, tasks[0]), self.train_config(grid, tasks[0]),
+                               group, num_envs=grid.num_envs,
+                               rollout_length=grid.rollout_length, num_seeds=len(seeds),
+                               checkpoint_every=0, overwrite=True,
+                               recipe=task_recipe(grid, tasks[0]),
+                               print_fn=lambda s, f=f: print(s, file=f, flush=True))
+
+    def evaluate(self, grid: Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,
+                 seed: int, num_episodes: int, stream: int) -> list[dict[str, float]]:
+        return twin_episodes(run_dir, voting_rule, principal, seed, num_episodes, stream)
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {"rllib": RllibEngine, "jax": JaxEngine}
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return ENGINES[name]()
+    except KeyError:
+        raise ValueError(f"--engine={name!r} must be one of {sorted(ENGINES)}") from None

@@ -1,0 +1,119 @@
+"""One row of results.csv: its columns, W_eta under both definitions, CSV I/O.
+
+The unit of replication is the training seed: each row (one per definition,
+objective, principal, seed and substrate) is the mean over the evaluation episodes
+of one trained run, played on held-out seeds (`grid.EVAL_SEED`) that are the same
+for every principal. Every row carries W_eta under both definitions (`W_apples`,
+`W_taxed`, from the episode's per-player totals: `episode_welfare`); `W_eta` is the
+one of the row's `welfare_on`. The statistics and reports read rows only.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sed_meltingpot import welfare
+from sed_meltingpot.evaluation.stats import METRICS, mean_ci
+from sed_meltingpot.experiment.grid import DEFAULT_WELFARE_ON
+
+#: CSV columns besides the metrics ("objective" is the objective's label, "welfare_on"
+#: the definition W_eta is on).
+ID_COLUMNS = ("welfare_on", "objective", "principal", "seed", "substrate", "players_from",
+              "rates", "episodes")
+#: The evaluation's metric "objective" (the game's W_eta) is the column W_eta here,
+#: since "objective" names the cell's objective; it is then set to the row's definition.
+RENAME = {"objective": "W_eta"}
+#: The column of W_eta under each definition (config.WELFARE_ON).
+DEFINITION_COLUMNS = {"apples": "W_apples", "taxed": "W_taxed"}
+DEFINITION_LABELS = {"apples": "W on apples eaten (paper Section 4)",
+                     "taxed": "W on post-tax income"}
+
+
+def metric_columns(num_brackets: int) -> list[str]:
+    return ([RENAME.get(m, m) for m in METRICS] + list(DEFINITION_COLUMNS.values())
+            + [f"rate_b{b}" for b in range(num_brackets)])
+
+
+def episode_welfare(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """W_eta of one episode under each definition: `welfare.interpolated` of its
+    apples_per_player and of its income_per_player (post-tax) at its eta. Exact with one
+    round per episode (the grids'; `Grid.validate`), where the game's objective is W_eta
+    of the round's totals."""
+    eta = float(metrics["eta"])
+    return {"W_apples": float(welfare.interpolated(metrics["apples_per_player"], eta)),
+            "W_taxed": float(welfare.interpolated(metrics["income_per_player"], eta))}
+
+
+def check_objective(episodes: Sequence[Mapping[str, float]], welfare_on: str,
+                    tolerance: float = 1e-4) -> None:
+    """The game's own objective of episodes played with `welfare_on` must be the
+    `episode_welfare` column of that definition (float32 accumulators: relative
+    `tolerance`); ValueError otherwise, so no row silently mixes definitions."""
+    column = DEFINITION_COLUMNS[welfare_on]
+    for k, e in enumerate(episodes):
+        game, ours = float(e["objective"]), float(e[column])
+        if math.isfinite(game) and abs(game - ours) > tolerance * max(1.0, abs(ours)):
+            raise ValueError(f"episode {k}: the game's objective {game!r} (welfare_on="
+                             f"{welfare_on}) is not {column}={ours!r} from its totals")
+
+
+def episodes_row(episodes: Sequence[Mapping[str, float]], welfare_on: str | None = None,
+                 **ids: Any) -> dict[str, Any]:
+    """One CSV row: the mean over the evaluation episodes of each scalar
+    (NaN episodes skipped, as `evaluation.mean_ci` does), plus the ids. With
+    `welfare_on` the row is under that definition: W_eta is its column of
+    `episode_welfare`."""
+    if not episodes:
+        raise ValueError("a row needs at least one evaluated episode")
+    row: dict[str, Any] = dict(ids)
+    row["episodes"] = len(episodes)
+    for key in episodes[0]:
+        row[RENAME.get(key, key)] = mean_ci(e[key] for e in episodes).mean
+    if welfare_on is not None:
+        row["welfare_on"] = welfare_on
+        row["W_eta"] = row[DEFINITION_COLUMNS[welfare_on]]
+    return row
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str, num_brackets: int) -> str:
+    columns = list(ID_COLUMNS) + metric_columns(num_brackets)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return path
+
+
+def read_csv(path: str) -> list[dict[str, Any]]:
+    """Rows of `write_csv`, numbers as floats (seed and episodes as ints). Files
+    written before the welfare_on column (all on apples) read as welfare_on=apples."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in row.items():
+            if key in ("seed", "episodes"):
+                row[key] = int(value)
+            elif key not in ID_COLUMNS:
+                row[key] = float(value) if value != "" else math.nan
+        row.setdefault("welfare_on", DEFAULT_WELFARE_ON)
+    return rows
+
+
+def definition_of(row: Mapping[str, Any]) -> str:
+    return row.get("welfare_on") or DEFAULT_WELFARE_ON
+
+
+def non_finite(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Names of the (row, key) pairs whose value is not a finite number."""
+    bad = []
+    for r in rows:
+        for k in keys:
+            v = r.get(k)
+            if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                bad.append(f"{r.get('welfare_on')}/{r.get('objective')}/{r.get('principal')}/"
+                           f"seed {r.get('seed')}/{r.get('substrate')}: {k}={v!r}")
+    return bad
