@@ -10,10 +10,18 @@ evaluation play every kind through this one protocol; a trained principal
 follows it through `evaluation.ModulePrincipal`. `str(principal)` is its
 command-line spelling, which `parse_principal` reads back (`none`,
 `fixed:r0,r1,r2`, `random`).
+
+`PrincipalSpec` is such a spelling, typed: `learned` (co-trained), `none`,
+`fixed:r0,r1,..` or `random`, as TrainConfig.principal, run_config.json, the
+scripts' flags and the experiment's grid write it. `PrincipalSpec.parse(text)`
+checks it once (errors name the value and the allowed forms) and `str(spec)` is
+its canonical spelling; `parse_principal`, twin.ppo_config.parse_scripted and
+experiment.grid.principal_spec go through it. No JAX, Ray or torch here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -96,19 +104,104 @@ def parse_rates(text: str) -> list[float]:
                          ) from e
 
 
+LEARNED, NO_TAX, FIXED, RANDOM = "learned", "none", "fixed", "random"
+#: A principal spec's kinds: co-trained, no tax, a fixed schedule, uniform random levels.
+PRINCIPAL_KINDS = (LEARNED, NO_TAX, FIXED, RANDOM)
+FIXED_PREFIX = FIXED + ":"
+
+
+def _rate_text(rate: float) -> str:
+    """The shortest text that reads back as `rate`, without a trailing '.0' (1 -> '1')."""
+    text = repr(float(rate))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _forms(num_brackets: int | None, scripted: bool) -> str:
+    last = "r0,r1,..." if num_brackets is None else f"r0,...,r{num_brackets - 1}"
+    kinds = "'none', 'random'" if scripted else "'learned', 'none', 'random'"
+    return f"{kinds} or 'fixed:{last}'"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrincipalSpec:
+    """A principal as it is spelled (module docstring): `kind` one of PRINCIPAL_KINDS,
+    `rates` the schedule of a `fixed` one (floats in [0, 1], one per bracket), None
+    for the others. `parse` reads a spelling, `str` gives the canonical one."""
+
+    kind: str
+    rates: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRINCIPAL_KINDS:
+            raise ValueError(f"principal kind {self.kind!r} must be one of "
+                             f"{list(PRINCIPAL_KINDS)}")
+        if self.kind != FIXED:
+            if self.rates is not None:
+                raise ValueError(f"principal {self.kind!r} takes no rates, got {self.rates!r}")
+            return
+        if self.rates is None:
+            raise ValueError("a fixed principal needs its rates, e.g. fixed:0.1,0.2,0.3")
+        rates = tax.validate_rates(self.rates, name="fixed principal rates")
+        # + 0.0: -0.0 reads as 0.0, so that equal schedules are equal specs.
+        object.__setattr__(self, "rates", tuple(float(r) + 0.0 for r in rates))
+
+    @classmethod
+    def parse(cls, text: str, *, num_brackets: int | None = None,
+              scripted: bool = False) -> PrincipalSpec:
+        """`learned` | `none` | `random` | `fixed:r0,r1,..`; `num_brackets` checks a
+        fixed schedule's length, `scripted` refuses `learned` (a principal that
+        plays without training). ValueError names the value and the allowed forms."""
+        forms = _forms(num_brackets, scripted)
+        if not isinstance(text, str):
+            raise ValueError(f"principal {text!r} must be a string: {forms}")
+        if text in (NO_TAX, RANDOM) or (text == LEARNED and not scripted):
+            return cls(text)
+        if not text.startswith(FIXED_PREFIX):
+            raise ValueError(f"principal {text!r} must be {forms}")
+        try:
+            rates = parse_rates(text[len(FIXED_PREFIX):])
+        except ValueError as e:
+            raise ValueError(f"principal {text!r}: rates must be numbers, e.g. "
+                             "fixed:0.1,0.2,0.3") from e
+        try:
+            if num_brackets is not None:  # the length first, as tax.validate_rates checks
+                tax.validate_rates(rates, num_brackets, "fixed principal rates")
+            return cls(FIXED, tuple(rates))
+        except ValueError as e:
+            raise ValueError(f"principal {text!r}: {e}") from e
+
+    def __str__(self) -> str:
+        if self.kind == FIXED:
+            return FIXED_PREFIX + ",".join(_rate_text(r) for r in self.rates or ())
+        return self.kind
+
+    @property
+    def learned(self) -> bool:
+        return self.kind == LEARNED
+
+    def rates_for(self, num_brackets: int) -> np.ndarray | None:
+        """The fixed rates of the spec (zeros for `none`), checked to be one per bracket;
+        None for `learned` and `random`."""
+        if self.kind == NO_TAX:
+            return np.zeros(num_brackets)
+        if self.kind != FIXED:
+            return None
+        return tax.validate_rates(self.rates, num_brackets, "fixed principal rates")
+
+    def build(self, *, num_brackets: int, rate_levels: Sequence[float],
+              seed: int | None = None) -> Principal:
+        """The principal that plays the spec (not for `learned`: a trained module)."""
+        if self.kind == RANDOM:
+            return RandomPrincipal(rate_levels, num_brackets, seed)
+        rates = self.rates_for(num_brackets)
+        if rates is None:
+            raise ValueError(f"principal {str(self)!r} is not scripted: it plays as a "
+                             "trained module (evaluation.ModulePrincipal)")
+        return FixedRates(rates)
+
+
 def parse_principal(spec: str, *, num_brackets: int, rate_levels: Sequence[float],
                     seed: int | None = None) -> Principal:
     """`none` | `fixed:r0,r1,r2` | `random` -> a principal callable."""
-    if spec == "none":
-        return no_tax(num_brackets)
-    if spec == "random":
-        return RandomPrincipal(rate_levels, num_brackets, seed)
-    if spec.startswith("fixed:"):
-        try:
-            rates = parse_rates(spec[len("fixed:"):])
-        except ValueError as e:
-            raise ValueError(f"principal {spec!r}: rates must be numbers, e.g. fixed:0.1,0.2,0.3"
-                             ) from e
-        return FixedRates(tax.validate_rates(rates, num_brackets, "fixed principal rates"))
-    raise ValueError(
-        f"principal {spec!r} must be 'none', 'random' or 'fixed:r0,...,r{num_brackets - 1}'")
+    return PrincipalSpec.parse(spec, num_brackets=num_brackets, scripted=True).build(
+        num_brackets=num_brackets, rate_levels=rate_levels, seed=seed)

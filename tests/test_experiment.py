@@ -966,3 +966,66 @@ def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
             assert q_diff == pytest.approx(diff, abs=0.051), (objective, baseline)
             assert q_p == pytest.approx(p, abs=0.0006), (objective, baseline)
             assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)
+
+
+#: The README's paper_fast tables (issue 16), one section per definition.
+README_PAPER_FAST = {"apples": "### The paper's game with the fast preset: apples eaten",
+                     "taxed": "### The paper's game with the fast preset: post-tax income"}
+
+
+@pytest.mark.parametrize("welfare_on", sorted(README_PAPER_FAST))
+def test_readme_paper_fast_tables_match_the_committed_results(welfare_on):
+    """The README's paper_fast grid, per definition: each W_eta cell (mean and 95%
+    half-width over the 3 training seeds) and each paired comparison of learned with
+    a baseline (diff, paired-t p from tests/t_distribution.py, Holm over the objective's
+    3 comparisons, step-down by hand) recomputed from docs/results/paper_fast/results.csv."""
+    import re
+
+    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "paper_fast", "results.csv"))
+    section = readme_section(README_PAPER_FAST[welfare_on], "What the numbers say")
+    tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
+              for block in section.split("\n\n") if block.startswith("| ")]
+    assert len(tables) == 2
+    cells_table, paired_table = tables
+    objectives, baselines, seeds = ("eta=0", "eta=1"), ("none", "progressive", "flat100"), 3
+
+    def per_seed(objective: str, principal: str) -> dict[int, float]:
+        out = {int(r["seed"]): float(r["W_eta"]) for r in rows
+               if r["objective"] == objective and r["principal"] == principal
+               and r["substrate"] == ex.SUBSTRATE_TWIN and r["welfare_on"] == welfare_on}
+        assert sorted(out) == list(range(seeds)), (objective, principal)
+        return out
+
+    assert len(cells_table) == 1 + len(baselines)
+    for line in cells_table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for objective, cell in zip(objectives, cells[1:], strict=True):
+            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
+            v = np.array(list(per_seed(objective, cells[0]).values()))
+            assert mean == pytest.approx(v.mean(), abs=0.051), (cells[0], objective)
+            assert half == pytest.approx(t975(seeds - 1) * v.std(ddof=1) / math.sqrt(seeds),
+                                         abs=0.051), (cells[0], objective)
+
+    quoted = {}
+    for line in paired_table:
+        objective, baseline, diff, p, p_holm = (c.strip() for c in line.strip("|").split("|"))
+        quoted[objective, baseline] = (float(diff), float(p), float(p_holm))
+    assert len(quoted) == len(objectives) * len(baselines)
+    for objective in objectives:
+        family = []
+        for baseline in baselines:
+            a, b = per_seed(objective, "learned"), per_seed(objective, baseline)
+            d = np.array([a[s] - b[s] for s in sorted(a)])
+            t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+            family.append((baseline, d.mean(),
+                           2 * (1 - t_distribution.student_t_cdf(abs(t), len(d) - 1))))
+        order = sorted(range(len(family)), key=lambda i: family[i][2])
+        adjusted, running = {}, 0.0
+        for k, i in enumerate(order):
+            running = max(running, min(1.0, (len(family) - k) * family[i][2]))
+            adjusted[i] = running
+        for i, (baseline, diff, p) in enumerate(family):
+            q_diff, q_p, q_holm = quoted[objective, baseline]
+            assert q_diff == pytest.approx(diff, abs=0.051), (objective, baseline)
+            assert q_p == pytest.approx(p, abs=0.0006), (objective, baseline)
+            assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)

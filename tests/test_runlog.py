@@ -219,3 +219,267 @@ def test_fresh_run_refuses_a_folder_that_holds_a_run(tmp_path):
     assert "already holds a run" in proc.stderr and "--overwrite" in proc.stderr
     assert "Traceback" not in proc.stderr and "Ray instance" not in proc.stderr
     assert (run / runlog.PROGRESS_FILE).read_text() == log_before
+
+
+# ------------------------------------------------------------ iteration records
+NAN = float("nan")
+
+
+def test_iteration_record_without_episodes_has_nan_figures_and_the_counts():
+    record = runlog.iteration_record(
+        iteration=3, env_steps=330.0, game_steps=300.0, env_steps_this_iter=110,
+        time_this_iter_s=2.5, episodes=4, episodes_this_iter=0.0, num_players=2,
+        tax_cap_next=0.4)
+    assert list(record) == [
+        "iteration", "env_steps", "game_steps", "env_steps_this_iter", "time_this_iter_s",
+        "episodes", "episodes_this_iter", "player_return_mean", "player_returns",
+        "principal_return", "tax_cap_next", "last_episode_period_rates"]
+    assert (record["env_steps"], record["game_steps"], record["episodes_this_iter"]) == (
+        330, 300, 0)
+    assert all(isinstance(record[k], int) for k in ("env_steps", "game_steps",
+                                                     "episodes_this_iter"))
+    assert record["player_return_mean"] != record["player_return_mean"]  # NaN
+    assert len(record["player_returns"]) == 2 and record["last_episode_period_rates"] == []
+    assert record["tax_cap_next"] == 0.4
+
+
+def test_iteration_record_keeps_named_figures_over_the_means_and_only_loss_keys():
+    record = runlog.iteration_record(
+        iteration=1, env_steps=10, game_steps=10, env_steps_this_iter=10, time_this_iter_s=1.0,
+        episodes=1, episodes_this_iter=1, num_players=2, player_return_mean=3.0,
+        player_returns=(1.0, 2.0), principal_return=5.0,
+        last_episode_period_rates=((0.1, 0.2), (0.3, 0.4)),
+        episode_means={"principal_return": 9.0, "objective": 7.0, "rate_b0": 0.2},
+        losses={"players": {"total_loss": 1.5, "vf_loss": 0.5, "grad_norm": 3.0},
+                "principal": {"entropy": 0.25}},
+        extra={"principal_lr": 0.001})
+    assert record["principal_return"] == 5.0  # not the episodes' mean
+    assert (record["objective"], record["rate_b0"]) == (7.0, 0.2)
+    assert record["player_returns"] == [1.0, 2.0]
+    assert record["last_episode_period_rates"] == [[0.1, 0.2], [0.3, 0.4]]
+    assert {k: record[k] for k in record if "loss" in k or "entropy" in k} == {
+        "total_loss_players": 1.5, "vf_loss_players": 0.5, "entropy_principal": 0.25}
+    assert "grad_norm_players" not in record
+    assert list(record)[-1] == "principal_lr"
+
+
+def test_iteration_record_refuses_returns_of_another_number_of_players():
+    with pytest.raises(ValueError, match=r"player_returns has 1 values, expected one per "
+                                         r"player \(3\)"):
+        runlog.iteration_record(iteration=1, env_steps=1, game_steps=1, env_steps_this_iter=1,
+                                time_this_iter_s=1.0, episodes=1, episodes_this_iter=1,
+                                num_players=3, player_returns=[1.0])
+
+
+# ------------------------------------------------------------ run records
+def write_config(folder, config) -> str:
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, runlog.RUN_CONFIG_FILE)
+    with open(path, "w") as f:
+        f.write(config if isinstance(config, str) else json.dumps(config))
+    return path
+
+
+def rllib_config() -> dict:
+    """run_config.json as the RLlib trainer writes it (engine left out), abridged:
+    absent settings are their defaults, a null stands for a non-finite default."""
+    return {"game": {"num_players": 3, "episode_length": 100, "tax_period": 25,
+                     "thresholds": [0, 10, 20, 10000], "num_rate_levels": 11,
+                     "selfishness": None, "divergence_delta": None, "map": None},
+            "train": {"principal": "fixed:0.10,0.3,0.5", "frame_stack": 2,
+                      "pixels_per_tile": 8, "conv_channels": [8, 16], "hidden": 64},
+            "selfishness": [0.25, 0.5, 1.0]}
+
+
+def test_read_run_types_an_rllib_runs_settings_and_lists_its_checkpoints(tmp_path):
+    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.principals import PrincipalSpec
+    from sed_meltingpot.training.config import TrainConfig
+
+    run = tmp_path / "run"
+    write_config(run, rllib_config())
+    for name, marker in (("iter_000002", "algorithm_state.pkl"),
+                         ("iter_000001", "rllib_checkpoint.json"),
+                         ("iter_000003", None), ("other", "rllib_checkpoint.json")):
+        (run / "checkpoints" / name).mkdir(parents=True)
+        if marker:
+            (run / "checkpoints" / name / marker).write_text("{}")
+    record = runlog.read_run(str(run))
+    assert record.engine == "rllib" and record.twin is None and record.run_dir == str(run)
+    assert record.game == GameConfig(num_players=3, episode_length=100, tax_period=25,
+                                     selfishness=(0.25, 0.5, 1.0))
+    assert record.game.divergence_delta == float("inf")  # stored as null
+    assert record.train == TrainConfig(principal="fixed:0.10,0.3,0.5", frame_stack=2,
+                                       conv_channels=(8, 16), hidden=64)
+    assert record.principal == PrincipalSpec("fixed", (0.1, 0.3, 0.5))
+    assert str(record.principal) == "fixed:0.1,0.3,0.5"
+    folder = str(run / "checkpoints")
+    assert record.checkpoints == (os.path.join(folder, "iter_000001"),
+                                  os.path.join(folder, "iter_000002"))
+    assert record.latest_checkpoint == os.path.join(folder, "iter_000002")
+
+
+def test_read_run_gives_a_jax_runs_twin_settings(tmp_path):
+    config = rllib_config()
+    config["engine"] = "jax"
+    config["train"].update(principal="learned", pixels_per_tile=1, frame_stack=1)
+    config["twin"] = {"num_envs": 4, "rollout_length": 50, "num_seeds": 2, "dtype": "float32",
+                      "game_steps_per_iteration": 200, "recipe": {"principal_lr": 0.001},
+                      "phase1_iterations": 3}
+    write_config(tmp_path, config)
+    record = runlog.read_run(str(tmp_path))
+    assert record.engine == "jax" and record.principal.learned and record.checkpoints == ()
+    assert record.twin == runlog.TwinSettings(
+        obs_mode="tiles", frame_stack=1, num_envs=4, rollout_length=50, num_seeds=2,
+        dtype="float32", game_steps_per_iteration=200, recipe={"principal_lr": 0.001},
+        phase1_iterations=3)
+    del config["twin"]  # an older jax run: observations only
+    config["train"]["pixels_per_tile"] = 8
+    write_config(tmp_path / "old", config)
+    record = runlog.read_run(str(tmp_path / "old"))
+    assert record.twin == runlog.TwinSettings(obs_mode="pixels", frame_stack=1)
+
+
+def test_written_run_config_reads_back(tmp_path):
+    import dataclasses
+
+    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.training.config import TrainConfig
+
+    game = GameConfig(num_players=2, episode_length=100, tax_period=50, voting_rule="fixed:0.5")
+    train = TrainConfig(principal="random", pixels_per_tile=1)
+    twin = {"num_envs": 2, "rollout_length": 100, "num_seeds": 1, "dtype": "bfloat16",
+            "game_steps_per_iteration": 200, "recipe": {"eta_sampling": "uniform"},
+            "phase1_iterations": 0}
+    for engine in (None, "jax"):
+        folder = tmp_path / str(engine)
+        folder.mkdir()
+        path = runlog.write_run_config(str(folder), game=game, train=train,
+                                       selfishness=(0.5, 1.0), engine=engine,
+                                       twin=twin if engine else None)
+        saved = json.load(open(path))
+        assert list(saved) == (["game", "train", "selfishness"] if engine is None else [
+            "engine", "game", "train", "selfishness", "twin"])
+        assert saved["game"]["divergence_delta"] is None  # inf, as JSON can hold it
+        record = runlog.read_run(str(folder))
+        assert record.engine == (engine or "rllib")
+        assert record.game == dataclasses.replace(game, selfishness=(0.5, 1.0))
+        assert record.train == train and str(record.principal) == "random"
+        assert (record.twin is None) == (engine is None)
+    assert record.twin == runlog.TwinSettings(obs_mode="tiles", frame_stack=4, **twin)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["game"].update(colour="red"), r"unknown game settings \['colour'\]"),
+    (lambda c: c["train"].update(batch=3), r"unknown train settings \['batch'\]"),
+    (lambda c: c.update(engine="torch"), r"engine='torch' must be one of \['rllib', 'jax'\]"),
+    (lambda c: c.update(extra=1), r"unknown entries \['extra'\]"),
+    (lambda c: c.pop("game"), r"has no 'game' settings"),
+    (lambda c: c["game"].update(tax_period=30), r"round length 100 .* tax_period=30"),
+    (lambda c: c["train"].update(frame_stack=0), r"frame_stack=0 must be a positive integer"),
+    (lambda c: c.update(selfishness=[0.5]), r"selfishness=\[0.5\] must hold one type per "
+                                             r"player \(num_players=3\)"),
+    (lambda c: c["train"].update(principal="fixed:0.1,0.2"),
+     r"principal 'fixed:0.1,0.2': fixed principal rates has length 2, expected 3"),
+    (lambda c: c["train"].update(principal="trained"),
+     r"principal 'trained' must be 'learned', 'none', 'random' or 'fixed:r0,...,r2'"),
+    (lambda c: c.update(twin={"num_envs": 2}), r"a 'twin' section belongs to a jax run"),
+    (lambda c: c.update(engine="jax", twin={"num_envs": "2"}),
+     r"twin num_envs='2' must be an integer"),
+    (lambda c: c.update(engine="jax", twin={"envs": 2}), r"unknown twin settings \['envs'\]"),
+])
+def test_read_run_names_the_file_and_the_bad_setting(tmp_path, change, message):
+    config = rllib_config()
+    change(config)
+    path = write_config(tmp_path, config)
+    with pytest.raises(ValueError, match=message) as raised:
+        runlog.read_run(str(tmp_path))
+    assert str(raised.value).startswith(f"{path}: ")
+
+
+def test_read_run_of_a_folder_without_or_with_a_broken_run_config(tmp_path):
+    with pytest.raises(FileNotFoundError, match=runlog.RUN_CONFIG_FILE):
+        runlog.read_run(str(tmp_path))
+    path = write_config(tmp_path, '{"game": {')
+    with pytest.raises(ValueError, match=f"{path}: not JSON"):
+        runlog.read_run(str(tmp_path))
+    write_config(tmp_path, "[1, 2]")
+    with pytest.raises(ValueError, match=r"holds list \[1, 2\], not an object"):
+        runlog.read_run(str(tmp_path))
+
+
+# ------------------------------------------------------------ principal specs
+@pytest.mark.parametrize("text,kind,rates,canonical", [
+    ("learned", "learned", None, "learned"),
+    ("none", "none", None, "none"),
+    ("random", "random", None, "random"),
+    ("fixed:0.1,0.3,0.5", "fixed", (0.1, 0.3, 0.5), "fixed:0.1,0.3,0.5"),
+    ("fixed:1.0,0.50,0", "fixed", (1.0, 0.5, 0.0), "fixed:1,0.5,0"),
+    ("fixed: 0.25, -0", "fixed", (0.25, 0.0), "fixed:0.25,0"),
+    ("fixed:0.3333333333333333", "fixed", (1 / 3,), "fixed:0.3333333333333333"),
+])
+def test_principal_spec_parses_and_spells_canonically(text, kind, rates, canonical):
+    from sed_meltingpot.principals import PrincipalSpec
+
+    spec = PrincipalSpec.parse(text)
+    assert (spec.kind, spec.rates, str(spec)) == (kind, rates, canonical)
+    assert PrincipalSpec.parse(str(spec)) == spec
+    assert spec.learned == (kind == "learned")
+
+
+@pytest.mark.parametrize("text,options,message", [
+    ("bogus", {}, r"^principal 'bogus' must be 'learned', 'none', 'random' or "
+                  r"'fixed:r0,r1,...'$"),
+    ("learned", {"scripted": True, "num_brackets": 3},
+     r"^principal 'learned' must be 'none', 'random' or 'fixed:r0,...,r2'$"),
+    ("fixed:a,0.2", {}, r"^principal 'fixed:a,0.2': rates must be numbers, e\.g\. "
+                        r"fixed:0\.1,0\.2,0\.3$"),
+    ("fixed:", {}, r"^principal 'fixed:': rates must be numbers"),
+    ("fixed:0.1,1.5,0.2", {}, r"^principal 'fixed:0.1,1.5,0.2': fixed principal "
+                              r"rates\[1\]=1\.5 is outside \[0, 1\]$"),
+    ("fixed:0.1,0.2", {"num_brackets": 3},
+     r"^principal 'fixed:0.1,0.2': fixed principal rates has length 2, expected 3"),
+    (None, {}, r"^principal None must be a string"),
+])
+def test_principal_spec_errors_name_the_value_and_the_forms(text, options, message):
+    from sed_meltingpot.principals import PrincipalSpec
+
+    with pytest.raises(ValueError, match=message):
+        PrincipalSpec.parse(text, **options)
+
+
+def test_principal_spec_fields_are_checked_and_build_the_scripted_principals():
+    import numpy as np
+
+    from sed_meltingpot.principals import FixedRates, PrincipalSpec, RandomPrincipal
+
+    with pytest.raises(ValueError, match=r"principal kind 'taxman' must be one of"):
+        PrincipalSpec("taxman")
+    with pytest.raises(ValueError, match=r"principal 'none' takes no rates"):
+        PrincipalSpec("none", (0.1,))
+    with pytest.raises(ValueError, match=r"a fixed principal needs its rates"):
+        PrincipalSpec("fixed")
+    none = PrincipalSpec.parse("none").build(num_brackets=2, rate_levels=(0.0, 1.0))
+    assert isinstance(none, FixedRates) and none.rates.tolist() == [0.0, 0.0]
+    fixed = PrincipalSpec("fixed", (0.2, 0.4)).build(num_brackets=2, rate_levels=(0.0, 1.0))
+    assert fixed.rates.tolist() == [0.2, 0.4]
+    assert isinstance(PrincipalSpec("random").build(num_brackets=2, rate_levels=(0.0, 1.0)),
+                      RandomPrincipal)
+    with pytest.raises(ValueError, match=r"principal 'learned' is not scripted"):
+        PrincipalSpec("learned").build(num_brackets=2, rate_levels=(0.0, 1.0))
+    assert PrincipalSpec("learned").rates_for(3) is None
+    np.testing.assert_array_equal(PrincipalSpec("none").rates_for(3), np.zeros(3))
+
+
+def test_the_existing_parsers_go_through_principal_spec():
+    from sed_meltingpot.experiment.grid import BEST_FIXED, principal_spec
+    from sed_meltingpot.principals import PrincipalSpec, parse_principal
+
+    assert principal_spec("progressive") == str(PrincipalSpec("fixed", (0.1, 0.3, 0.5)))
+    assert principal_spec(BEST_FIXED, (0.0, 0.5, 1.0)) == "fixed:0,0.5,1"
+    with pytest.raises(ValueError, match=r"principal 'fixed:0,1.5': fixed principal "
+                                         r"rates\[1\]=1\.5 is outside"):
+        principal_spec(BEST_FIXED, (0.0, 1.5))
+    with pytest.raises(ValueError, match=r"^principal 'learned' must be 'none', 'random' or "
+                                         r"'fixed:r0,...,r2'$"):
+        parse_principal("learned", num_brackets=3, rate_levels=(0.0, 1.0))

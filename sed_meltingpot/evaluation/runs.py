@@ -1,5 +1,6 @@
 """Loading a training run for evaluation (either engine's checkpoints): its
-game settings, the players' types, and the policies built from its modules."""
+game settings, the players' types (read by `training.runlog.read_run`), and the
+policies built from its modules."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sed_meltingpot.evaluation.policies import (
     apple_tile_colour,
 )
 from sed_meltingpot.principals import Principal, parse_principal
+from sed_meltingpot.training import runlog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,29 +57,20 @@ def find_run_config(checkpoint: str) -> str:
     run directory, two levels above checkpoints/iter_N)."""
     path = os.path.abspath(checkpoint)
     for _ in range(4):
-        candidate = os.path.join(path, "run_config.json")
+        candidate = os.path.join(path, runlog.RUN_CONFIG_FILE)
         if os.path.exists(candidate):
             return candidate
         path = os.path.dirname(path)
-    raise FileNotFoundError(f"no run_config.json in {checkpoint!r} or the folders above it")
+    raise FileNotFoundError(f"no {runlog.RUN_CONFIG_FILE} in {checkpoint!r} or the folders "
+                            "above it")
 
 
 def load_setup(checkpoint: str) -> EvalSetup:
-    """The game (with the run's types) and observation format of a run."""
-    from sed_meltingpot.rllib_env import game_config_from_dict
-
-    with open(find_run_config(checkpoint)) as f:
-        run = json.load(f)
-    # run_config.json stores non-finite floats (divergence_delta = inf) as
-    # null: a null where GameConfig's default is not None means that default.
-    defaults = {f.name: f.default for f in dataclasses.fields(GameConfig)}
-    game_values = {k: v for k, v in run["game"].items()
-                   if v is not None or defaults.get(k, None) is None}
-    game_values["selfishness"] = run.get("selfishness") or game_values.get("selfishness")
-    train = run.get("train", {})
-    return EvalSetup(game_config_from_dict(game_values).validate(),
-                     frame_stack=int(train.get("frame_stack", 4)),
-                     pixels_per_tile=int(train.get("pixels_per_tile", 8)))
+    """The game (with the run's types) and observation format of a run
+    (`runlog.read_run`; ValueError naming the file where its settings are bad)."""
+    run = runlog.read_run(os.path.dirname(find_run_config(checkpoint)))
+    return EvalSetup(run.game, frame_stack=run.train.frame_stack,
+                     pixels_per_tile=run.train.pixels_per_tile)
 
 
 class CheckpointError(ValueError):
@@ -141,7 +134,7 @@ def load_run(path: str) -> LoadedRun:
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{run_config} is damaged or not a run's settings "
                               f"({type(e).__name__}: {e})") from e
-    if os.path.exists(os.path.join(checkpoint, "twin_checkpoint.json")):
+    if os.path.exists(os.path.join(checkpoint, runlog.TWIN_CHECKPOINT_MARKER)):
         return _load_jax_run(setup, checkpoint)
     from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
 

@@ -181,24 +181,22 @@ class RllibEngine:
 
 # ------------------------------------------------------------------- JAX
 def game_from_run_config(run_config: dict[str, Any]) -> Any:
-    """The GameConfig of a run's run_config.json, with its players' types
-    (nulls stand for non-finite defaults, as evaluation.load_setup reads them);
-    without importing the RLlib env, so it works where only JAX is installed."""
-    from sed_meltingpot.config import GameConfig
+    """The GameConfig of a run's run_config.json, with its players' types, as
+    `training.runlog.parse_run_config` reads it (the whole file validated; ValueError
+    names the bad entry); without importing the RLlib env, so it works where only JAX
+    is installed."""
+    from sed_meltingpot.training.runlog import parse_run_config
 
-    defaults = {f.name: f.default for f in dataclasses.fields(GameConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in run_config["game"].items() if v is not None or defaults.get(k) is None}
-    if run_config.get("selfishness"):
-        values["selfishness"] = tuple(float(x) for x in run_config["selfishness"])
-    return GameConfig(**values).validate()
+    return parse_run_config(run_config).game
 
 
 def twin_obs_settings(run_config: dict[str, Any]) -> tuple[str, int]:
-    """(obs_mode, frame_stack) a jax run's networks were trained on (run_config.json)."""
-    train = run_config.get("train", {})
-    ppt, frame_stack = int(train.get("pixels_per_tile", 1)), int(train.get("frame_stack", 1))
-    return ("tiles" if ppt == 1 else "pixels"), frame_stack
+    """(obs_mode, frame_stack) a jax run's networks were trained on (run_config.json,
+    read by `training.runlog.parse_run_config`)."""
+    from sed_meltingpot.training.runlog import obs_mode_of, parse_run_config
+
+    train = parse_run_config(run_config).train
+    return obs_mode_of(train), train.frame_stack
 
 
 def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:

@@ -104,18 +104,22 @@ def format_rates(rates: Sequence[float]) -> str:
 
 
 def principal_spec(name: str, rates: Sequence[float] | None = None) -> str:
-    """The training/evaluation spelling of a principal (`principals.parse_principal`);
-    best_fixed needs the schedule the search chose."""
+    """The training/evaluation spelling of a principal (`principals.PrincipalSpec`,
+    checked and canonical); best_fixed needs the schedule the search chose."""
+    from sed_meltingpot.principals import PrincipalSpec
+
     if name in LEARNERS:
-        return "learned"
-    if name in ("none", "random"):
-        return name
-    if name in SCHEDULES:
-        return "fixed:" + format_rates(SCHEDULES[name])
-    if name == BEST_FIXED and rates is not None:
-        return "fixed:" + format_rates(rates)
-    raise ValueError(f"principal {name!r} must be one of {list(PRINCIPALS)} (best_fixed "
-                     "with the rates its search chose)")
+        spec = "learned"
+    elif name in ("none", "random"):
+        spec = name
+    elif name in SCHEDULES:
+        spec = "fixed:" + format_rates(SCHEDULES[name])
+    elif name == BEST_FIXED and rates is not None:
+        spec = "fixed:" + format_rates(rates)
+    else:
+        raise ValueError(f"principal {name!r} must be one of {list(PRINCIPALS)} (best_fixed "
+                         "with the rates its search chose)")
+    return str(PrincipalSpec.parse(spec))
 
 
 @dataclasses.dataclass(frozen=True)

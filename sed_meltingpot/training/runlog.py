@@ -15,6 +15,13 @@ trainer write the same `progress.jsonl` and `summary.json`:
   number of tax brackets.
 * `StopSignals` turns SIGTERM/SIGINT into "stop after this iteration", so
   the trainer saves a checkpoint before it exits (exit code 128 + signal).
+* `iteration_record` builds one iteration's record from plain numbers, the
+  same for both engines (each trainer extracts them from its own results).
+* `write_run_config` / `read_run` (from `run_record.py`, re-exported here with the
+  file names of `run_files.py`) write and read `run_config.json`: read
+  back, a run is a `RunRecord` (engine, GameConfig with the run's players'
+  types, TrainConfig, `principals.PrincipalSpec`, a jax run's
+  `TwinSettings`, its checkpoints), validated once, where it is read.
 """
 
 from __future__ import annotations
@@ -28,16 +35,32 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-PROGRESS_FILE = "progress.jsonl"
-SUMMARY_FILE = "summary.json"
-RUN_CONFIG_FILE = "run_config.json"
-CHECKPOINT_DIR = "checkpoints"
-TENSORBOARD_DIR = "tensorboard"
-# What a run directory holds; a fresh run refuses a directory with any of them.
-RUN_FILES = (PROGRESS_FILE, SUMMARY_FILE, RUN_CONFIG_FILE, CHECKPOINT_DIR, TENSORBOARD_DIR)
+from sed_meltingpot.training.run_files import (  # noqa: F401  (the run-folder API, re-exported)
+    CHECKPOINT_DIR,
+    CHECKPOINT_MARKERS,
+    ENGINES,
+    PROGRESS_FILE,
+    RUN_CONFIG_FILE,
+    RUN_FILES,
+    SUMMARY_FILE,
+    TENSORBOARD_DIR,
+    TWIN_CHECKPOINT_MARKER,
+    _finite,
+    clean,
+)
+from sed_meltingpot.training.run_record import (  # noqa: F401  (re-exported)
+    RunRecord,
+    TwinSettings,
+    is_checkpoint,
+    obs_mode_of,
+    parse_run_config,
+    read_run,
+    run_checkpoints,
+    write_run_config,
+)
 
 # Figures measured on completed episodes (besides `rate_b<k>` and
 # `apples_p<i>`): an iteration in which no episode ended has none of its own.
@@ -50,34 +73,12 @@ SUMMARY_KEYS = ("iteration", "game_steps", "objective", "eta", "productivity", "
                 "sustainability", "peace", "tax_revenue", "principal_return",
                 "player_return_mean", "last_episode_period_rates", "tax_cap",
                 "metrics_stale", "metrics_iteration")
+# Learner statistics copied into each record, per module (`iteration_record`).
+LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
 
 
 def is_episode_key(key: str) -> bool:
     return key in EPISODE_KEYS or key.startswith(("rate_b", "apples_p"))
-
-
-def _finite(value: Any) -> bool:
-    """A number, or a non-empty list with at least one finite number in it."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return any(_finite(v) for v in value)
-    return False
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def progress_path(run: str) -> str:
@@ -145,6 +146,60 @@ def clear_run(folder: str) -> None:
             shutil.rmtree(path)
         else:
             os.remove(path)
+
+
+def iteration_record(*, iteration: int, env_steps: int, game_steps: int,
+                     env_steps_this_iter: Any, time_this_iter_s: Any, episodes: Any,
+                     episodes_this_iter: int, num_players: int,
+                     player_return_mean: float = math.nan,
+                     player_returns: Sequence[float] | None = None,
+                     principal_return: float = math.nan, tax_cap_next: float = math.nan,
+                     last_episode_period_rates: Sequence[Sequence[float]] = (),
+                     episode_means: Mapping[str, float] | None = None,
+                     losses: Mapping[str, Mapping[str, float]] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One iteration's record, as both engines log it (`ProgressLog.add` then adds
+    wall_time_s, game_steps_per_s and the staleness of the episode figures).
+
+    Counts: `iteration`, lifetime `env_steps` (game steps plus a learned principal's
+    turns) and `game_steps`, `env_steps_this_iter`, `time_this_iter_s`, lifetime
+    `episodes` and `episodes_this_iter` (0: the episode figures are stale).
+    Episode figures (NaN / empty when no episode ended): the players' returns (their
+    sum `player_return_mean` and one per player), `principal_return`, the last
+    episode's rates per period and bracket, and `episode_means` (what
+    training/callbacks.py logs: the game's scalar metrics, `rate_b<k>`,
+    `apples_p<i>`), which never replace the figures named above.
+    `tax_cap_next`: the cap of the next iteration (`tax_cap` in the means is the one
+    applied). `losses`: per module, those of its statistics that are LOSS_KEYS, as
+    `<key>_<module>`. `extra` (e.g. the jax principal's diagnostics) is added last."""
+    returns = [math.nan] * num_players if player_returns is None else list(player_returns)
+    if len(returns) != num_players:
+        raise ValueError(f"player_returns has {len(returns)} values, expected one per "
+                         f"player ({num_players})")
+    record: dict[str, Any] = {
+        "iteration": iteration,
+        "env_steps": int(env_steps),
+        "game_steps": int(game_steps),
+        "env_steps_this_iter": env_steps_this_iter,
+        "time_this_iter_s": time_this_iter_s,
+        "episodes": episodes,
+        "episodes_this_iter": int(episodes_this_iter),
+        "player_return_mean": player_return_mean,
+        "player_returns": returns,
+        "principal_return": principal_return,
+        # The cap for the next iteration; `tax_cap` (from the episodes) is the one applied.
+        "tax_cap_next": tax_cap_next,
+        "last_episode_period_rates": [list(rates) for rates in last_episode_period_rates],
+    }
+    for key, value in (episode_means or {}).items():
+        record.setdefault(key, value)
+    # Each module's losses (the principal's included).
+    for module_id, stats in (losses or {}).items():
+        for key in LOSS_KEYS:
+            if key in stats:
+                record[f"{key}_{module_id}"] = stats[key]
+    record.update(extra or {})
+    return record
 
 
 class ProgressLog:

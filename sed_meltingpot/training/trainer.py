@@ -1,12 +1,14 @@
 """The training loop: build the algorithm, iterate, log, checkpoint, summarise.
 
 Outputs under `output_dir`:
-  progress.jsonl   one JSON object per iteration (see `_iteration_record`)
+  progress.jsonl   one JSON object per iteration (`runlog.iteration_record`, its
+                   inputs read from RLlib's result by `_iteration_record`)
   tensorboard/     TensorBoard event files of the same numbers
   checkpoints/iter_NNNNNN/   RLlib checkpoints (players and principal); a
                    module alone restores from
                    <checkpoint>/learner_group/learner/rl_module/<module id>
   run_config.json  the game and training settings, and the players' types
+                   (`runlog.write_run_config`; `runlog.read_run` reads it)
   summary.json     what the principal learned, written at the end
 
 A run directory belongs to one run: a fresh run refuses a folder that holds
@@ -34,7 +36,7 @@ from sed_meltingpot.optional import extra_import
 from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig
 from sed_meltingpot.training.rllib_config import build_ppo_config
-from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
+from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE, RunRecord
 
 MODULE_PATH = os.path.join("learner_group", "learner", "rl_module")
 # Settings that shape the networks: a checkpoint restores only into a run
@@ -45,8 +47,8 @@ RESTORE_TRAIN_FIELDS = ("frame_stack", "pixels_per_tile", "conv_channels", "hidd
 # run stops with NoSamplesError; RLlib restarts crashed runners meanwhile.
 MAX_EMPTY_ITERATIONS = 3
 RUNNER_RECOVERY_TIMEOUT_S = 180.0  # wait for a restarted env runner at most this long
-# Learner statistics copied into each progress record, per module.
-LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
+# Learner statistics copied into each progress record, per module (declared in runlog).
+LOSS_KEYS = runlog.LOSS_KEYS
 
 
 class NoSamplesError(RuntimeError):
@@ -76,9 +78,7 @@ def module_checkpoint(checkpoint: str, module_id: str) -> str:
 
 def latest_checkpoint(path: str) -> str:
     """`path` itself if it is a checkpoint, else the newest one under it."""
-    if any(os.path.exists(os.path.join(path, marker)) for marker in (
-            "algorithm_state.pkl", "rllib_checkpoint.json",
-            "twin_checkpoint.json")):  # the last: a jax-engine checkpoint (twin/checkpoint.py)
+    if runlog.is_checkpoint(path):  # of either engine (runlog.CHECKPOINT_MARKERS)
         return path
     folder = os.path.join(path, CHECKPOINT_DIR) if os.path.isdir(
         os.path.join(path, CHECKPOINT_DIR)) else path
@@ -103,22 +103,20 @@ def _as_plain(value: Any) -> Any:
     return tuple(_as_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _restore_mismatches(source: dict[str, Any], game: GameConfig, train: TrainConfig
+def _restore_mismatches(source: RunRecord, game: GameConfig, train: TrainConfig
                         ) -> list[str]:
     """Network-shaping settings in which the new run differs from the run
-    that wrote `source` (its run_config.json)."""
+    `source` (read from its run_config.json)."""
     found = []
-    for section, fields, config in (("game", RESTORE_GAME_FIELDS, game),
-                                    ("train", RESTORE_TRAIN_FIELDS, train)):
-        saved = source.get(section, {})
+    for saved, fields, config in ((source.game, RESTORE_GAME_FIELDS, game),
+                                  (source.train, RESTORE_TRAIN_FIELDS, train)):
         for name in fields:
-            if name in saved and _as_plain(saved[name]) != _as_plain(getattr(config, name)):
-                found.append(f"--{name}: checkpoint {saved[name]!r}, this run "
+            value = getattr(saved, name)
+            if _as_plain(value) != _as_plain(getattr(config, name)):
+                found.append(f"--{name}: checkpoint {value!r}, this run "
                              f"{getattr(config, name)!r}")
-    saved_principal = source.get("train", {}).get("principal")
-    if saved_principal is not None and (saved_principal == "learned") != (
-            train.principal == "learned"):
-        found.append(f"--principal: checkpoint {saved_principal!r}, this run "
+    if source.principal.learned != (train.principal == "learned"):
+        found.append(f"--principal: checkpoint {source.train.principal!r}, this run "
                      f"{train.principal!r} (a learned principal is a module of its own)")
     return found
 
@@ -144,8 +142,7 @@ def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     """Checks the output folder and `restore` without starting Ray or
     writing anything; raises RunSetupError naming the flag."""
     _check_writable(output_dir)
-    checkpoint = source_dir = None
-    source: dict[str, Any] = {}
+    checkpoint = source_dir = source = None
     if restore:
         if not os.path.exists(restore):
             raise RunSetupError(f"--restore={restore!r} does not exist")
@@ -157,8 +154,7 @@ def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         source_dir = _run_dir_of(checkpoint)
         if source_dir:
             try:
-                with open(os.path.join(source_dir, RUN_CONFIG_FILE)) as f:
-                    source = json.load(f)
+                source = runlog.read_run(source_dir)
             except (OSError, ValueError) as e:
                 raise RunSetupError(f"--restore={restore!r}: cannot read "
                                     f"{os.path.join(source_dir, RUN_CONFIG_FILE)}: {e}") from e
@@ -180,8 +176,8 @@ def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             "another --output_dir")
     if game.selfishness is not None:
         selfishness = game.selfishness
-    elif source.get("selfishness"):
-        selfishness = source["selfishness"]  # the restored players' types
+    elif source is not None and source.game.selfishness is not None:
+        selfishness = source.game.selfishness  # the restored players' types
     else:
         selfishness = rewards.sample_selfishness(game.num_players, train_config.seed)
     return RunPlan(checkpoint=checkpoint, source_dir=source_dir,
@@ -197,8 +193,10 @@ def _get(result: dict, *keys: str, default: Any = float("nan")) -> Any:
 
 
 def _iteration_record(result: dict, *, num_players: int, learned: bool) -> dict[str, Any]:
-    """The per-iteration numbers a researcher plots (`runlog.ProgressLog`
-    adds wall_time_s, game_steps_per_s and the staleness of episode figures)."""
+    """`runlog.iteration_record` of an RLlib `algo.train()` result: the per-iteration
+    numbers a researcher plots, read from where RLlib and training/callbacks.py put
+    them (`runlog.ProgressLog` adds wall_time_s, game_steps_per_s and the staleness of
+    episode figures)."""
     runners = result.get("env_runners", {})
     sed = runners.get("sed", {}) if isinstance(runners.get("sed"), dict) else {}
     last = runners.get("sed_last_episode", {})
@@ -209,34 +207,27 @@ def _iteration_record(result: dict, *, num_players: int, learned: bool) -> dict[
     for key, value in (last or {}).items():
         k, b = key[1:].split("_b")
         periods.setdefault(int(k), {})[int(b)] = value
-    record = {
-        "iteration": result.get("training_iteration"),
-        "env_steps": int(_get(runners, "num_env_steps_sampled_lifetime", default=0)),
-        "game_steps": int(agent_steps.get("player_0", 0)),
-        "env_steps_this_iter": _get(runners, "num_env_steps_sampled", default=0),
-        "time_this_iter_s": result.get("time_this_iter_s"),
-        "episodes": _get(runners, "num_episodes_lifetime", default=0),
-        "episodes_this_iter": _count(_get(runners, "num_episodes", default=0)),
-        "player_return_mean": module_returns.get("players", float("nan")) ,
-        "player_returns": [agent_returns.get(f"player_{i}", float("nan"))
-                           for i in range(num_players)],
-        "principal_return": module_returns.get("principal", float("nan")) if learned else
-        sed.get("principal_return", float("nan")),
-        # The cap for the next iteration; `tax_cap` (from the episodes) is the one applied.
-        "tax_cap_next": _get(result, "sed", "tax_cap_next"),
-        "last_episode_period_rates": [[periods[k][b] for b in sorted(periods[k])]
-                                      for k in sorted(periods)],
-    }
-    for key, value in sed.items():
-        record.setdefault(key, value)
+    nan = float("nan")
     # Each module's losses (the principal's included, see SEDPPOTorchLearner).
-    for module_id, stats in (result.get("learners") or {}).items():
-        if module_id.startswith("__") or not isinstance(stats, dict):
-            continue
-        for key in LOSS_KEYS:
-            if key in stats:
-                record[f"{key}_{module_id}"] = _get(stats, key)
-    return record
+    losses = {module_id: stats for module_id, stats in (result.get("learners") or {}).items()
+              if not module_id.startswith("__") and isinstance(stats, dict)}
+    return runlog.iteration_record(
+        iteration=result.get("training_iteration"),
+        env_steps=_get(runners, "num_env_steps_sampled_lifetime", default=0),
+        game_steps=agent_steps.get("player_0", 0),
+        env_steps_this_iter=_get(runners, "num_env_steps_sampled", default=0),
+        time_this_iter_s=result.get("time_this_iter_s"),
+        episodes=_get(runners, "num_episodes_lifetime", default=0),
+        episodes_this_iter=_count(_get(runners, "num_episodes", default=0)),
+        num_players=num_players,
+        player_return_mean=module_returns.get("players", nan),
+        player_returns=[agent_returns.get(f"player_{i}", nan) for i in range(num_players)],
+        principal_return=module_returns.get("principal", nan) if learned else
+        sed.get("principal_return", nan),
+        tax_cap_next=_get(result, "sed", "tax_cap_next"),
+        last_episode_period_rates=[[periods[k][b] for b in sorted(periods[k])]
+                                   for k in sorted(periods)],
+        episode_means=sed, losses=losses)
 
 
 def _count(value: Any) -> int:
@@ -294,9 +285,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         if plan.overwrite:
             runlog.clear_run(output_dir)
         os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, RUN_CONFIG_FILE), "w") as f:
-            json.dump(_clean({"game": dataclasses.asdict(game), "train": dataclasses.asdict(
-                train_config), "selfishness": selfishness}), f, indent=2)
+        runlog.write_run_config(output_dir, game=game, train=train_config,
+                                selfishness=selfishness)
         source_log = (os.path.join(plan.source_dir, runlog.PROGRESS_FILE)
                       if plan.source_dir else None)
         log = runlog.ProgressLog(output_dir, resume_iteration=resume_iteration,

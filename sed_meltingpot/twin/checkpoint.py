@@ -22,10 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from sed_meltingpot.training import runlog
 from sed_meltingpot.twin import networks
 
-CHECKPOINT_DIR = "checkpoints"  # the same folder name as training/trainer.py
-MARKER = "twin_checkpoint.json"
+CHECKPOINT_DIR = runlog.CHECKPOINT_DIR  # the run folder's, as for RLlib checkpoints
+MARKER = runlog.TWIN_CHECKPOINT_MARKER  # one of runlog.CHECKPOINT_MARKERS
 PLAYERS_FILE, PRINCIPAL_FILE, STATE_FILE = "players.msgpack", "principal.msgpack", \
     "train_state.msgpack"
 

@@ -2,10 +2,10 @@
 
 Each tax period the principal draws an independent uniform level per bracket
 (levels -> GameConfig.rate_levels, tax cap 1; the draws of the twin's random principal,
-`experiment_runs.random_levels`), so that the rates are independent of
+`experiment.engines.random_levels`), so that the rates are independent of
 everything else in the game and `sed_meltingpot.lever` can regress the period's
 objective change on them. The players are a jax-engine run's trained players
-(sampling their policy, loaded as `experiment_runs.twin_episodes` loads them) or
+(sampling their policy, loaded as `experiment.engines.twin_episodes` loads them) or
 uniform random actions (a run-free check). `num_games` games are vmapped in one
 jitted call that plays whole episodes; eta is the `fixed_eta` input of
 `SEDTwin.reset`, so every eta reuses one compiled program, and every eta plays the
@@ -31,7 +31,7 @@ import numpy as np
 
 from sed_meltingpot import rewards
 from sed_meltingpot.config import GameConfig
-from sed_meltingpot.experiment_runs import (
+from sed_meltingpot.experiment.engines import (
     game_from_run_config,
     random_levels,
     random_principal_keys,
@@ -61,7 +61,7 @@ class Players:
 
 def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
     """A jax-engine run's game (with its players' types) and trained players: the
-    run_config.json and newest checkpoint, read as `experiment_runs.twin_episodes` does.
+    run_config.json and newest checkpoint, read as `experiment.engines.twin_episodes` does.
     Raises ValueError / FileNotFoundError naming what is missing."""
     from sed_meltingpot.twin import checkpoint as ckpt
 
@@ -142,7 +142,7 @@ def play_episodes(game: GameConfig, players: Players, fixed_eta: float, first_ep
                   num_games: int, seed: int, sigma: np.ndarray, rate_stream: int = 0
                   ) -> dict[str, np.ndarray]:
     """Episodes first_episode .. + num_games - 1 in one call, keyed as
-    `experiment_runs.twin_episodes` keys them: episode k's world from PRNGKey(seed + k),
+    `experiment.engines.twin_episodes` keys them: episode k's world from PRNGKey(seed + k),
     the players' actions from the first episode's key, and the rates drawn as the twin's
     random principal draws them (`random_principal_keys(seed, rate_stream)`,
     `random_levels`). Another rate_stream replays the same worlds and, for players

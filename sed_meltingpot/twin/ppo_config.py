@@ -118,16 +118,14 @@ class TwinTrainConfig:
 
 def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:
     """('learned' | 'random' | 'rates', the fixed rates of 'none' (zeros) and
-    'fixed:..', else None), checked like `principals.parse_principal`."""
-    from sed_meltingpot.principals import FixedRates, parse_principal
+    'fixed:..', else None), checked by `principals.PrincipalSpec.parse`."""
+    from sed_meltingpot.principals import PrincipalSpec
 
-    if spec == "learned":
-        return "learned", None
-    principal = parse_principal(spec, num_brackets=game.num_brackets,
-                                rate_levels=game.rate_levels)
-    if isinstance(principal, FixedRates):
-        return "rates", np.asarray(principal.rates, dtype=np.float32)
-    return spec, None
+    parsed = PrincipalSpec.parse(spec, num_brackets=game.num_brackets)
+    rates = parsed.rates_for(game.num_brackets)
+    if rates is not None:
+        return "rates", np.asarray(rates, dtype=np.float32)
+    return parsed.kind, None
 
 
 class RunInputs(NamedTuple):

@@ -3,11 +3,12 @@ the RLlib trainer (sed_meltingpot/training/trainer.py), from `twin.ppo`'s jitted
 
 Outputs under `output_dir` (one such run directory per seed; with --num_seeds > 1 they
 are `output_dir/seed_<seed>`, trained together under `jax.vmap`):
-  progress.jsonl   one JSON object per iteration, the RLlib trainer's keys (built by its
-                   own `_iteration_record` from an RLlib-shaped result), game_steps_per_s
+  progress.jsonl   one JSON object per iteration, the RLlib trainer's keys (both engines
+                   build it with `runlog.iteration_record`), game_steps_per_s
   tensorboard/     the same numbers (if tensorboardX is installed)
   checkpoints/iter_NNNNNN/   twin checkpoints (twin/checkpoint.py)
-  run_config.json  game and training settings, the players' types, "engine": "jax"
+  run_config.json  game and training settings, the players' types, "engine": "jax" and
+                   the twin's settings (`runlog.write_run_config`, read by `runlog.read_run`)
   summary.json     what the principal learned, written at the end
 
 Episode figures are `SEDTwin.episode_metrics` (= SEDGame.episode_metrics, on device),
@@ -34,7 +35,7 @@ from sed_meltingpot.config import GameConfig
 from sed_meltingpot.kernel import SCALAR_METRICS
 from sed_meltingpot.training import runlog
 from sed_meltingpot.training.config import TrainConfig
-from sed_meltingpot.training.trainer import RunSetupError, _iteration_record, plan_run
+from sed_meltingpot.training.trainer import RunSetupError, plan_run
 from sed_meltingpot.twin import checkpoint as ckpt
 from sed_meltingpot.twin import ppo
 from sed_meltingpot.twin.recipe import PrincipalRecipe
@@ -94,36 +95,23 @@ class EpisodeBook:
                                                  for m in self.recent]))
         return out
 
-
-def rllib_shaped_result(*, iteration: int, time_this_iter_s: float, config: ppo.TwinTrainConfig,
-                        book: EpisodeBook, episodes_this_iter: int, tax_cap_next: float,
-                        losses: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """The fields of an RLlib `algo.train()` result that `_iteration_record` reads, so
-    that both engines log the same keys by the same code. Episode figures are given only
-    when episodes ended in the iteration (runlog.ProgressLog carries them otherwise)."""
-    game_steps = iteration * config.game_steps_per_iteration
-    runners: dict[str, Any] = {
-        "num_env_steps_sampled_lifetime": iteration * config.env_steps_per_iteration,
-        "num_agent_steps_sampled_lifetime": {"player_0": game_steps},
-        "num_env_steps_sampled": config.env_steps_per_iteration,
-        "num_episodes_lifetime": book.num_episodes,
-        "num_episodes": episodes_this_iter,
-    }
-    if episodes_this_iter:
-        runners["sed"] = book.sed_means()
-        per_player = np.mean(np.stack(book.returns), axis=0)
-        runners["agent_episode_returns_mean"] = {f"player_{i}": float(r)
-                                                 for i, r in enumerate(per_player)}
-        module = {"players": float(per_player.sum())}
-        if config.learned:
-            module["principal"] = float(np.mean([m["principal_return"] for m in book.recent]))
-        runners["module_episode_returns_mean"] = module
-        runners["sed_last_episode"] = {
-            f"p{k:03d}_b{b}": float(rate) for k, rates in enumerate(book.last["period_rates"])
-            for b, rate in enumerate(rates)}
-    return {"training_iteration": iteration, "time_this_iter_s": time_this_iter_s,
-            "env_runners": runners, "sed": {"tax_cap_next": tax_cap_next},
-            "learners": losses}
+    def figures(self, learned: bool) -> dict[str, Any]:
+        """`runlog.iteration_record`'s episode figures from the recent episodes, as the
+        RLlib path's metrics give them: the players' mean returns (their sum is
+        `player_return_mean`), the principal's (its module's mean return when learned,
+        else the episodes' metric), the last episode's rates and `sed_means`. Given
+        only for an iteration in which episodes ended (runlog.ProgressLog carries
+        them into the others)."""
+        means = self.sed_means()
+        per_player = np.mean(np.stack(self.returns), axis=0)
+        principal = (float(np.mean([m["principal_return"] for m in self.recent])) if learned
+                     else means.get("principal_return", float("nan")))
+        return {"player_return_mean": float(per_player.sum()),
+                "player_returns": [float(r) for r in per_player],
+                "principal_return": principal,
+                "last_episode_period_rates": [[float(rate) for rate in rates]
+                                              for rates in self.last["period_rates"]],
+                "episode_means": means}
 
 
 # ------------------------------------------------------------------ train
@@ -242,16 +230,13 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         if plans[k].overwrite:
             runlog.clear_run(folder)
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, runlog.RUN_CONFIG_FILE), "w") as f:
-            json.dump(runlog.clean({
-                "engine": "jax", "game": dataclasses.asdict(game),
-                "train": dataclasses.asdict(recorded[k]), "selfishness": types[k],
-                "twin": {"num_envs": config.num_envs, "rollout_length": config.rollout_length,
-                         "num_seeds": num_seeds, "dtype": dtype,
-                         "game_steps_per_iteration": config.game_steps_per_iteration,
-                         "recipe": dataclasses.asdict(recipe),
-                         "phase1_iterations": config.phase1_iterations}}),
-                f, indent=2)
+        runlog.write_run_config(
+            folder, engine="jax", game=game, train=recorded[k], selfishness=types[k],
+            twin={"num_envs": config.num_envs, "rollout_length": config.rollout_length,
+                  "num_seeds": num_seeds, "dtype": dtype,
+                  "game_steps_per_iteration": config.game_steps_per_iteration,
+                  "recipe": dataclasses.asdict(recipe),
+                  "phase1_iterations": config.phase1_iterations})
         source_dir = plans[k].source_dir
         log = runlog.ProgressLog(folder, resume_iteration=resume_iteration, warn=print_fn,
                                  source_log=os.path.join(source_dir, runlog.PROGRESS_FILE)
@@ -279,14 +264,18 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                     ended = books[k].add(_seed_slice(host["episodes"], k))
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
                               for m in ("players", "principal") if m in host}
-                    result = rllib_shaped_result(
-                        iteration=iteration, time_this_iter_s=dt, config=config, book=books[k],
-                        episodes_this_iter=ended,
-                        tax_cap_next=cap_next, losses=losses)
-                    record = _iteration_record(result, num_players=n, learned=config.learned)
-                    if "principal_diagnostics" in host:
-                        record.update(principal_diagnostics(
-                            _seed_slice(host["principal_diagnostics"], k)))
+                    diagnostics = (principal_diagnostics(_seed_slice(
+                        host["principal_diagnostics"], k)) if "principal_diagnostics" in host
+                        else None)
+                    record = runlog.iteration_record(
+                        iteration=iteration,
+                        env_steps=iteration * config.env_steps_per_iteration,
+                        game_steps=iteration * config.game_steps_per_iteration,
+                        env_steps_this_iter=config.env_steps_per_iteration,
+                        time_this_iter_s=dt, episodes=books[k].num_episodes,
+                        episodes_this_iter=ended, num_players=n, tax_cap_next=cap_next,
+                        losses=losses, extra=diagnostics,
+                        **(books[k].figures(config.learned) if ended else {}))
                     record = logs[k].add(record)
                     records[k] = record
                     if writers[k] is not None:
