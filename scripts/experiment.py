@@ -3,6 +3,7 @@
 Examples:
   python scripts/experiment.py --grid=smoke --engine=rllib --output_dir=outputs/experiment_smoke
   python scripts/experiment.py --grid=small --output_dir=outputs/experiment_small
+  python scripts/experiment.py --grid=paper_fast --output_dir=outputs/paper_fast  # ~2 h, 2 cores
   python scripts/experiment.py --grid=paper --output_dir=outputs/experiment_paper  # a GPU
 
 For every welfare definition (W_eta on apples eaten, the paper's, and on post-tax

@@ -128,6 +128,7 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
         family = [t for t in tests if t["welfare_on"] == w]
         if not family:
             continue
+        pairs = max(t["n"] for t in family)
         lines += [f"## Learned principals against each baseline: {definition_heading(w)}",
                   "",
                   "Paired by training seed (each seed's players are trained from the same "
@@ -136,9 +137,10 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
                   "two-sided, n - 1 df) is the test; Holm's correction within each "
                   "objective (one family per table above: every learner-baseline pair of "
                   "that definition and objective); the signed-rank test (scipy.stats."
-                  "wilcoxon, two-sided) is a check only: with 5 seeds its smallest p is "
-                  "0.0625. diff = mean over seeds of learner - baseline; n = pairs; n/a "
-                  "where fewer than two pairs or the differences do not vary.", ""]
+                  "wilcoxon, two-sided) is a check only: with n pairs its smallest p is "
+                  f"2 / 2^n ({_fmt_p(2.0 ** (1 - pairs))} here, n = {pairs}). diff = mean "
+                  "over seeds of learner - baseline; n = pairs; n/a where fewer than two "
+                  "pairs or the differences do not vary.", ""]
         body = [[t["objective"], t["learner"], t["baseline"], str(t["n"]),
                  _fmt_num(t["diff"]), _fmt_num(t["t"]), _fmt_num(t["df"]), _fmt_p(t["p"]),
                  _fmt_p(t["p_holm"]),
