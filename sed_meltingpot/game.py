@@ -163,7 +163,7 @@ class SEDGame:
         self._welfare = welfare.get_welfare(config.welfare)
         self._vote_rule = voting.get_voting_rule(config.voting_rule)
         self._rules = kernel.make_rules(
-            config, welfare_fn=lambda values, eta, xp: self._welfare(values, float(eta)),
+            config, welfare_fn=self._welfare_on_host(),
             vote=lambda sigma, fixed_eta, xp: self.vote(), project=self._project,
             dtype=np.float64)
         self._tax_cap = 1.0
@@ -248,6 +248,14 @@ class SEDGame:
     def objective(self, values: np.ndarray) -> float:
         """The current objective W_eta of per-player totals `values`."""
         return float(self._welfare(np.asarray(values, dtype=float), self.eta))
+
+    def _welfare_on_host(self) -> kernel.WelfareFn:
+        """The objective for the kernel: the built-in's array core (the kernel's totals
+        need no validation each step), else the registered custom function."""
+        core = welfare.welfare_core(self.config.welfare)
+        if core is not None:
+            return core
+        return lambda values, eta, xp: self._welfare(values, float(eta))
 
     def _project(self, requested: np.ndarray, xp: Any = np) -> np.ndarray:
         """Onto D(phi_0, phi) <= delta (GameConfig.divergence_norm); the box otherwise."""

@@ -19,8 +19,8 @@ Everything the rules decide is here, once:
 A shell differs only in its `Rules`: the float dtype (float64 / float32), the welfare
 function and voting rule (any registered one on the host; the array cores on device)
 and the divergence projection (L1 or L-inf on the host, L-inf on device).
-`xp` is numpy or jax.numpy; numpy has no `.at[]` updates and no lazy `where`, so two
-small helpers (`set_at`, `where_lazy`) give both namespaces one spelling. The vote's
+`xp` is numpy or jax.numpy; numpy has no `.at[]` updates and no lazy `where`, so small
+helpers (`set_at`, `select`, `where_lazy`) give both namespaces one spelling. The vote's
 blend with the principal's type is `voting.blend_principal`, which both shells call.
 """
 
@@ -49,6 +49,14 @@ def set_at(xp: Any, array: Any, index: Any, value: Any) -> Any:
         out[index] = value
         return out
     return array.at[index].set(value)
+
+
+def select(xp: Any, condition: Any, if_true: Any, otherwise: Any) -> Any:
+    """`where(condition, if_true, otherwise)` for a scalar condition: numpy picks one of
+    the two (no array operation per field and step), jax traces `where`."""
+    if xp is np:
+        return if_true if bool(condition) else otherwise
+    return xp.where(condition, if_true, otherwise)
 
 
 def where_lazy(xp: Any, condition: Any, if_true: Callable[[], Any], otherwise: Any) -> Any:
@@ -209,9 +217,9 @@ def set_rates(rules: Rules, s: SEDState, rates: Any, tax_cap: Any, xp: Any) -> S
     requested = xp.clip(_float(rules, rates, xp), 0.0, 1.0)
     projected = _float(rules, rules.project(requested, xp), xp)
     cap, due = _float(rules, tax_cap, xp), s.principal_due
-    return s.replace(requested=xp.where(due, requested, s.requested),
-                     rates=xp.where(due, projected * cap, s.rates),
-                     tax_cap=xp.where(due, cap, s.tax_cap),
+    return s.replace(requested=select(xp, due, requested, s.requested),
+                     rates=select(xp, due, projected * cap, s.rates),
+                     tax_cap=select(xp, due, cap, s.tax_cap),
                      principal_due=xp.asarray(False))
 
 
@@ -262,11 +270,14 @@ def _settle(rules: Rules, s: SEDState, period_apples: Any, period_end: Any, xp: 
             ) -> tuple[Any, Any]:
     """(taxes, transfers) of this step: at the period's last step the bracket tax on
     the period's incomes, redistributed evenly (sums to zero); zero otherwise."""
-    taxes = xp.where(period_end, tax.bracket_tax_core(
-        period_apples, s.rates, _float(rules, rules.lower, xp),
-        _float(rules, rules.width, xp), xp), 0.0)
-    taxes = _float(rules, taxes, xp)
-    return taxes, tax.transfers_core(taxes, xp)
+    def settle() -> Any:
+        return _float(rules, tax.bracket_tax_core(
+            period_apples, s.rates, _float(rules, rules.lower, xp),
+            _float(rules, rules.width, xp), xp), xp)
+
+    zeros = xp.zeros_like(period_apples)
+    taxes = _float(rules, where_lazy(xp, period_end, settle, zeros), xp)
+    return taxes, where_lazy(xp, period_end, lambda: tax.transfers_core(taxes, xp), zeros)
 
 
 def _accumulate(rules: Rules, s: SEDState, clock: dict[str, Any], apples: Any, r_tax: Any,
@@ -281,13 +292,13 @@ def _accumulate(rules: Rules, s: SEDState, clock: dict[str, Any], apples: Any, r
         zapped_steps=m.zapped_steps + f(zapped.sum()),
         eat_time=m.eat_time + f(s.step) * apples.sum(),
         eat_count=m.eat_count + apples.sum(), tax_revenue=m.tax_revenue + taxes.sum(),
-        period_rates=xp.where(period_end, set_at(xp, m.period_rates, index, s.rates),
-                              m.period_rates),
-        period_cap=xp.where(period_end, set_at(xp, m.period_cap, index, s.tax_cap),
-                            m.period_cap),
+        period_rates=where_lazy(xp, period_end, lambda: set_at(
+            xp, m.period_rates, index, s.rates), m.period_rates),
+        period_cap=where_lazy(xp, period_end, lambda: set_at(
+            xp, m.period_cap, index, s.tax_cap), m.period_cap),
         periods=m.periods + _int(period_end, xp),
-        round_objective=m.round_objective + xp.where(round_end, value, 0.0),
-        round_eta=m.round_eta + xp.where(round_end, s.eta, 0.0),
+        round_objective=m.round_objective + select(xp, round_end, value, 0.0),
+        round_eta=m.round_eta + select(xp, round_end, s.eta, 0.0),
         rounds=m.rounds + _int(round_end, xp),
         principal_return=m.principal_return + principal_reward)
 
@@ -303,15 +314,15 @@ def _advance(rules: Rules, s: SEDState, clock: dict[str, Any], period_apples: An
     zeros = xp.zeros_like(period_apples)
     return s.replace(
         step=clock["step"],
-        round_start=xp.where(new_round, clock["step"], s.round_start),
+        round_start=select(xp, new_round, clock["step"], s.round_start),
         round_index=s.round_index + _int(new_round, xp),
         eta=_float(rules, where_lazy(xp, new_round, lambda: rules.vote(
             s.sigma, s.fixed_eta, xp), s.eta), xp),
-        period_apples=xp.where(period_end, zeros, period_apples),
-        last_period_apples=xp.where(period_end, period_apples, s.last_period_apples),
-        round_apples=xp.where(new_round, zeros, round_apples),
-        round_taxed=xp.where(new_round, zeros, round_taxed),
-        objective=_float(rules, xp.where(new_round, 0.0, value), xp),
+        period_apples=select(xp, period_end, zeros, period_apples),
+        last_period_apples=select(xp, period_end, period_apples, s.last_period_apples),
+        round_apples=select(xp, new_round, zeros, round_apples),
+        round_taxed=select(xp, new_round, zeros, round_taxed),
+        objective=_float(rules, select(xp, new_round, 0.0, value), xp),
         principal_due=period_end & ~done, done=done, ready=ready, metrics=metrics)
 
 

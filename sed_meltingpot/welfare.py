@@ -174,6 +174,19 @@ def get_welfare(name: str) -> WelfareFn:
     return registry.lookup(WELFARE_FUNCTIONS, "welfare function", name)
 
 
+#: The built-in objectives, whose array form (`WELFARE_CORES`) is the same definition.
+_BUILTIN_WELFARE = dict(WELFARE_FUNCTIONS)
+
+
+def welfare_core(name: str) -> Callable[[Any, Any, Any], Any] | None:
+    """The array core ``core(u, eta, xp)`` of the objective registered as ``name``, or
+    None when a custom function took the name (it runs on the host only). The game's
+    shells call the core on values they built themselves, without re-validating them
+    every step."""
+    fn = get_welfare(name)
+    return WELFARE_CORES[name] if _BUILTIN_WELFARE.get(name) is fn else None
+
+
 # ---------------------------------------------------------------------------
 # Social metrics beside the objective (Perolat et al. 2017, the Harvest game of paper Section 4).
 

@@ -49,10 +49,6 @@ OBS_MODES = {"tiles": 1, "pixels": render.SPRITE}  # obs_mode -> pixels per tile
 # The built-in rules, whose JAX form (voting.VOTE_CORES) is the same definition.
 _BUILTIN_VOTES = {"mean": voting.mean_vote, "median": voting.median_vote,
                   "majority": voting.majority_vote}
-_BUILTIN_WELFARE = {"interpolated": welfare.interpolated,
-                    "utilitarian": welfare._utilitarian_objective,
-                    "egalitarian": welfare._egalitarian_objective,
-                    "nash": welfare._nash_objective}
 
 
 class Obs(NamedTuple):
@@ -132,11 +128,11 @@ class SEDTwin:
         self.num_periods = cfg.episode_length // cfg.tax_period
         self.periods_per_round = cfg.round_length // cfg.tax_period
         # The objective: a registered core, unless a custom function took the name.
-        fn = welfare.get_welfare(cfg.welfare)
-        if _BUILTIN_WELFARE.get(cfg.welfare) is not fn:
+        core = welfare.welfare_core(cfg.welfare)
+        if core is None:
             raise ValueError(f"welfare={cfg.welfare!r} has no JAX form; the twin serves "
                              f"{sorted(welfare.WELFARE_CORES)}")
-        self._welfare_core = welfare.WELFARE_CORES[cfg.welfare]
+        self._welfare_core = core
         # The vote: on device for the built-in rules and `fixed:<eta>` (voting.vote_core);
         # a custom registered rule runs on the host (the types are fixed per run, so eta
         # is a constant of the run).
