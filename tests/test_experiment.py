@@ -901,35 +901,33 @@ def test_readme_small_grid_table_matches_the_committed_results():
     assert int(significant) == sum(lo > 0 for _, lo in changes)
 
 
-README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe",
-                      "apples": "### The same grid on apples eaten"}
-
-
-@pytest.mark.parametrize("welfare_on", sorted(README_RECIPE_GRIDS))
-def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
-    """The README's recipe grid (issue 16), per definition: every W_eta cell is the mean
-    and 95% half-width of the per-seed values in docs/results/small_taxed/results.csv,
-    and every paired comparison's diff, p (t from the per-seed differences, p from
-    tests/t_distribution.py) and Holm p (over the objective's 8 comparisons of learned
-    and sampled, step-down by hand) are recomputed here."""
+def check_readme_grid_tables(results_dir: str, heading: str, welfare_on: str, *,
+                             objectives: tuple[str, ...], learners: tuple[str, ...],
+                             baselines: tuple[str, ...], num_seeds: int,
+                             num_cell_rows: int) -> None:
+    """A README grid section's two tables against docs/results/<results_dir>/results.csv:
+    every W_eta cell is the mean and 95% half-width of the per-seed values (rows whose
+    name holds "Lua" read the Lua substrate's), and every quoted comparison of
+    `learned` with a baseline has its diff, p (t from the per-seed differences, p from
+    tests/t_distribution.py) and Holm p (over the objective's comparisons of every
+    learner with every baseline, step-down by hand) recomputed here."""
     import re
 
-    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small_taxed", "results.csv"))
-    section = readme_section(README_RECIPE_GRIDS[welfare_on], "What the numbers say")
+    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", results_dir, "results.csv"))
+    section = readme_section(heading, "What the numbers say")
     tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
               for block in section.split("\n\n") if block.startswith("| ")]
     assert len(tables) == 2
     cells_table, paired_table = tables
-    objectives = ("eta=0", "eta=0.5", "eta=1")
 
     def per_seed(objective: str, principal: str, substrate: str = ex.SUBSTRATE_TWIN):
         out = {int(r["seed"]): float(r["W_eta"]) for r in rows
                if r["objective"] == objective and r["principal"] == principal
                and r["substrate"] == substrate and r["welfare_on"] == welfare_on}
-        assert sorted(out) == [0, 1, 2, 3, 4], (objective, principal, substrate)
+        assert sorted(out) == list(range(num_seeds)), (objective, principal, substrate)
         return out
 
-    assert len(cells_table) == 7
+    assert len(cells_table) == num_cell_rows
     for line in cells_table:
         cells = [c.strip() for c in line.strip("|").split("|")]
         substrate = ex.SUBSTRATE_LUA if "Lua" in cells[0] else ex.SUBSTRATE_TWIN
@@ -938,17 +936,18 @@ def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
             mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
             v = np.array(list(per_seed(objective, principal, substrate).values()))
             assert mean == pytest.approx(v.mean(), abs=0.051), (cells[0], objective)
-            assert half == pytest.approx(t975(4) * v.std(ddof=1) / math.sqrt(5), abs=0.051)
+            assert half == pytest.approx(t975(num_seeds - 1) * v.std(ddof=1)
+                                         / math.sqrt(num_seeds), abs=0.051), (cells[0], objective)
 
     quoted = {}
     for line in paired_table:
         objective, baseline, diff, p, p_holm = (c.strip() for c in line.strip("|").split("|"))
         quoted[objective, baseline] = (float(diff), float(p), float(p_holm))
-    assert len(quoted) == 12
+    assert len(quoted) == len(objectives) * len(baselines)
     for objective in objectives:
         family = []
-        for learner in ("learned", "sampled"):
-            for baseline in ("none", "progressive", "flat100", "random"):
+        for learner in learners:
+            for baseline in baselines:
                 a, b = per_seed(objective, learner), per_seed(objective, baseline)
                 d = np.array([a[s] - b[s] for s in sorted(a)])
                 t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
@@ -968,6 +967,22 @@ def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
             assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)
 
 
+README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe",
+                      "apples": "### The same grid on apples eaten"}
+
+
+@pytest.mark.parametrize("welfare_on", sorted(README_RECIPE_GRIDS))
+def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
+    """The README's recipe grid (issue 16), per definition, against
+    docs/results/small_taxed: 5 seeds, 7 rows (one on Lua), Holm over the objective's 8
+    comparisons of learned and sampled (`check_readme_grid_tables`)."""
+    check_readme_grid_tables(
+        "small_taxed", README_RECIPE_GRIDS[welfare_on], welfare_on,
+        objectives=("eta=0", "eta=0.5", "eta=1"), learners=("learned", "sampled"),
+        baselines=("none", "progressive", "flat100", "random"), num_seeds=5,
+        num_cell_rows=7)
+
+
 #: The README's paper_fast tables (issue 16), one section per definition.
 README_PAPER_FAST = {"apples": "### The paper's game with the fast preset: apples eaten",
                      "taxed": "### The paper's game with the fast preset: post-tax income"}
@@ -975,57 +990,10 @@ README_PAPER_FAST = {"apples": "### The paper's game with the fast preset: apple
 
 @pytest.mark.parametrize("welfare_on", sorted(README_PAPER_FAST))
 def test_readme_paper_fast_tables_match_the_committed_results(welfare_on):
-    """The README's paper_fast grid, per definition: each W_eta cell (mean and 95%
-    half-width over the 3 training seeds) and each paired comparison of learned with
-    a baseline (diff, paired-t p from tests/t_distribution.py, Holm over the objective's
-    3 comparisons, step-down by hand) recomputed from docs/results/paper_fast/results.csv."""
-    import re
-
-    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "paper_fast", "results.csv"))
-    section = readme_section(README_PAPER_FAST[welfare_on], "What the numbers say")
-    tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
-              for block in section.split("\n\n") if block.startswith("| ")]
-    assert len(tables) == 2
-    cells_table, paired_table = tables
-    objectives, baselines, seeds = ("eta=0", "eta=1"), ("none", "progressive", "flat100"), 3
-
-    def per_seed(objective: str, principal: str) -> dict[int, float]:
-        out = {int(r["seed"]): float(r["W_eta"]) for r in rows
-               if r["objective"] == objective and r["principal"] == principal
-               and r["substrate"] == ex.SUBSTRATE_TWIN and r["welfare_on"] == welfare_on}
-        assert sorted(out) == list(range(seeds)), (objective, principal)
-        return out
-
-    assert len(cells_table) == 1 + len(baselines)
-    for line in cells_table:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        for objective, cell in zip(objectives, cells[1:], strict=True):
-            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
-            v = np.array(list(per_seed(objective, cells[0]).values()))
-            assert mean == pytest.approx(v.mean(), abs=0.051), (cells[0], objective)
-            assert half == pytest.approx(t975(seeds - 1) * v.std(ddof=1) / math.sqrt(seeds),
-                                         abs=0.051), (cells[0], objective)
-
-    quoted = {}
-    for line in paired_table:
-        objective, baseline, diff, p, p_holm = (c.strip() for c in line.strip("|").split("|"))
-        quoted[objective, baseline] = (float(diff), float(p), float(p_holm))
-    assert len(quoted) == len(objectives) * len(baselines)
-    for objective in objectives:
-        family = []
-        for baseline in baselines:
-            a, b = per_seed(objective, "learned"), per_seed(objective, baseline)
-            d = np.array([a[s] - b[s] for s in sorted(a)])
-            t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
-            family.append((baseline, d.mean(),
-                           2 * (1 - t_distribution.student_t_cdf(abs(t), len(d) - 1))))
-        order = sorted(range(len(family)), key=lambda i: family[i][2])
-        adjusted, running = {}, 0.0
-        for k, i in enumerate(order):
-            running = max(running, min(1.0, (len(family) - k) * family[i][2]))
-            adjusted[i] = running
-        for i, (baseline, diff, p) in enumerate(family):
-            q_diff, q_p, q_holm = quoted[objective, baseline]
-            assert q_diff == pytest.approx(diff, abs=0.051), (objective, baseline)
-            assert q_p == pytest.approx(p, abs=0.0006), (objective, baseline)
-            assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)
+    """The README's paper_fast grid, per definition, against docs/results/paper_fast:
+    3 seeds, 4 rows, Holm over the objective's 3 comparisons of learned
+    (`check_readme_grid_tables`)."""
+    check_readme_grid_tables(
+        "paper_fast", README_PAPER_FAST[welfare_on], welfare_on,
+        objectives=("eta=0", "eta=1"), learners=("learned",),
+        baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)
