@@ -125,8 +125,6 @@ class SEDTwin:
         self._reference = (np.zeros(cfg.num_brackets) if cfg.reference_rates is None else
                            tax.validate_rates(cfg.reference_rates, cfg.num_brackets,
                                               "reference_rates"))
-        self.num_periods = cfg.episode_length // cfg.tax_period
-        self.periods_per_round = cfg.round_length // cfg.tax_period
         # The objective: a registered core, unless a custom function took the name.
         core = welfare.welfare_core(cfg.welfare)
         if core is None:
@@ -147,6 +145,16 @@ class SEDTwin:
         self._rules = kernel.make_rules(
             cfg, welfare_fn=self._welfare_core, vote=lambda sigma, fixed, xp: self.vote(
                 sigma, fixed), project=self._project, dtype=jnp.float32)
+
+    @property
+    def num_periods(self) -> int:
+        """Tax periods per episode (the kernel's)."""
+        return self._rules.num_periods
+
+    @property
+    def periods_per_round(self) -> int:
+        """Tax periods per voting round (the kernel's)."""
+        return self._rules.periods_per_round
 
     # ------------------------------------------------------------------ shapes
     def obs_shapes(self) -> dict[str, tuple[int, ...]]:
