@@ -74,6 +74,10 @@ flags.DEFINE_integer("eval_episodes", None,
 flags.DEFINE_integer("lua_episodes", None,
                      "Override the grid's episodes of the jax engine's learned runs replayed "
                      "on the Lua substrate (the transfer gap).", lower_bound=1)
+flags.DEFINE_bool("eta_normalised", True,
+                  "jax engine: the sampled principal's reward scaled per player and its "
+                  "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
+                  "and --principal_eta_baseline); --noeta_normalised trains it without them.")
 
 FLAGS = flags.FLAGS
 
@@ -156,6 +160,8 @@ def main(argv: list[str]) -> None:
         changes["eval_episodes"] = FLAGS.eval_episodes
     if FLAGS.lua_episodes:
         changes["lua_episodes"] = FLAGS.lua_episodes
+    if FLAGS.eta_normalised != grid.eta_normalised:
+        changes["eta_normalised"] = FLAGS.eta_normalised
     if FLAGS.welfare_on:
         changes["welfare_on"] = tuple(_ordered(FLAGS.welfare_on, list(WELFARE_ON)))
     grid = dataclasses.replace(grid, **changes).validate()
@@ -248,7 +254,8 @@ def main(argv: list[str]) -> None:
     if recipe is not None:
         meta["recipe"] = ("the learned principal's (twin/recipe.py): "
                           + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())
-                          + f"; the sampled principal's eta_sampling={grid.eta_sampling}")
+                          + f"; the sampled principal's eta_sampling={grid.eta_sampling}, "
+                          f"eta_normalised={grid.eta_normalised}")
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,
                              welfare_on=welfare_on, figures=figures, curves=curves,

@@ -153,6 +153,8 @@ def test_recipe_validation_names_the_flag():
                                ("principal_init_no_tax", 1.0, "--principal_init_no_tax"),
                                ("eta_sampling", "0,2", "--eta_sampling"),
                                ("eta_sampling", "sometimes", "--eta_sampling"),
+                               ("principal_reward_scale", "per_eta",
+                                "--principal_reward_scale"),
                                ("principal_lr", 0.0, "--principal_lr")):
         with pytest.raises(ValueError, match=text):
             dataclasses.replace(PrincipalRecipe(), **{field: value}).validate()
@@ -168,6 +170,34 @@ def test_draw_etas_distributions():
     values, counts = np.unique(listed, return_counts=True)
     np.testing.assert_allclose(values, [0.0, 0.5, 1.0])
     assert (np.abs(counts / 3000 - 1 / 3) < 0.04).all()
+
+
+def test_reward_scale_by_hand():
+    """W_eta = eta * sum + (1 - eta) * min over n = 4 players: one apple more for every
+    player moves it by 1 at eta 0, 4 at eta 1, 2.5 at eta 0.5."""
+    etas = jnp.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(np.asarray(recipes.reward_scale("per_player", etas, 4)),
+                               [1.0, 2.5, 4.0])
+    np.testing.assert_array_equal(np.asarray(recipes.reward_scale("none", etas, 4)), 1.0)
+    # Independently: the change of W_eta when every player's income rises by one.
+    before, after = np.array([3.0, 5.0, 8.0, 9.0]), np.array([4.0, 6.0, 9.0, 10.0])
+    for eta, scale in zip((0.0, 0.5, 1.0), (1.0, 2.5, 4.0), strict=True):
+        change = (eta * after.sum() + (1 - eta) * after.min()
+                  - eta * before.sum() - (1 - eta) * before.min())
+        assert change == pytest.approx(scale)
+
+
+def test_remove_eta_trend_leaves_what_is_orthogonal_to_a_line_in_eta():
+    # a = 3 + 5 eta + noise, noise orthogonal to 1 and to eta: the noise is what is left.
+    etas = np.array([0.0, 0.0, 1.0, 1.0, 0.5, 0.5])
+    noise = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])
+    assert noise.sum() == 0 and (noise * etas).sum() == 0
+    out = recipes.remove_eta_trend(jnp.asarray(3 + 5 * etas + noise), jnp.asarray(etas))
+    np.testing.assert_allclose(np.asarray(out), noise, atol=1e-5)
+    # One eta in the batch: only the mean goes.
+    a = np.array([1.0, 4.0, 7.0])
+    np.testing.assert_allclose(np.asarray(recipes.remove_eta_trend(
+        jnp.asarray(a), jnp.full(3, 0.3))), a - 4.0, atol=1e-6)
 
 
 # ----------------------------------------------------------- in the trainer
@@ -198,6 +228,21 @@ def test_phase_one_freezes_the_principal_and_untaxes_the_players():
     assert active == [0.0, 0.0, 1.0, 1.0]
     assert caps[:2] == [0.0, 0.0] and caps[2] == pytest.approx(0.1)
     assert (rates[0] == 0).all() and (rates[1] == 0).all() and (rates[2] > 0).any()
+
+
+def test_per_player_scale_divides_the_principals_reward_in_the_trainer():
+    """Same seed, same first rollout: the toy game plays eta 0.5 with 3 players, so the
+    principal's rewards under per_player are those under none divided by 2."""
+    rewards = {}
+    for scale in ("none", "per_player"):
+        _, fns = toy_functions(PrincipalRecipe(principal_reward_scale=scale,
+                                               principal_eta_baseline=True,
+                                               players_only_fraction=0.0))
+        state = fns.init(jax.random.PRNGKey(4), jnp.array([0.2, 0.5, 0.8]))
+        _, m = jax.jit(fns.update)(state)
+        rewards[scale] = float(m["principal_reward_mean"])
+    assert rewards["none"] > 0
+    assert rewards["per_player"] == pytest.approx(rewards["none"] / 2.0, rel=1e-5)
 
 
 def test_no_tax_init_starts_the_principal_at_level_zero():
@@ -250,6 +295,7 @@ def test_train_cli_with_every_recipe_option(tmp_path):
             "--principal_num_epochs=3", "--principal_gamma=0.9", "--principal_lambda=0.8",
             "--principal_round_end=terminal", "--players_only_fraction=0.34",
             "--phase2_players_lr_scale=0.5", "--principal_init_no_tax=0.6",
+            "--principal_reward_scale=per_player", "--principal_eta_baseline",
             "--tax_cap_fraction=0.5", f"--output_dir={out}"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -258,6 +304,8 @@ def test_train_cli_with_every_recipe_option(tmp_path):
     assert config["game"]["welfare_on"] == "taxed"
     assert config["twin"]["recipe"]["eta_sampling"] == "uniform"
     assert config["twin"]["recipe"]["principal_num_epochs"] == 3
+    assert config["twin"]["recipe"]["principal_reward_scale"] == "per_player"
+    assert config["twin"]["recipe"]["principal_eta_baseline"] is True
     assert config["twin"]["phase1_iterations"] == 1
     records = runlog.read_progress(out)
     assert [r["principal_active"] for r in records] == [0.0, 1.0, 1.0]

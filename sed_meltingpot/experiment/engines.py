@@ -339,12 +339,16 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
 
 def task_recipe(grid: Grid, task: TrainTask) -> Any:
     """The PrincipalRecipe a jax run trains with: the grid's (None: the defaults), with
-    the grid's eta sampling for the sampled principal."""
+    the grid's eta sampling (and, if `Grid.eta_normalised`, the per-eta reward scale and
+    advantage baseline) for the sampled principal."""
     from sed_meltingpot.twin.recipe import PrincipalRecipe
 
     recipe = grid.recipe or PrincipalRecipe()
     if task.principal == SAMPLED:
         recipe = dataclasses.replace(recipe, eta_sampling=grid.eta_sampling)
+        if grid.eta_normalised:
+            recipe = dataclasses.replace(recipe, principal_reward_scale="per_player",
+                                         principal_eta_baseline=True)
     return recipe.validate()
 
 

@@ -130,7 +130,10 @@ class Grid:
 
     `recipe`: the learned principal's PrincipalRecipe on the jax engine (None: its
     defaults, twin/recipe.py); the sampled principal trains with it and
-    `eta_sampling`. `tax_cap_fraction`: TrainConfig.tax_cap_fraction (jax engine: the
+    `eta_sampling`, and with `eta_normalised` its reward scaled per player and its
+    advantages centred per eta (the recipe's principal_reward_scale=per_player and
+    principal_eta_baseline; without them it learned one schedule for every eta, README
+    Results). `tax_cap_fraction`: TrainConfig.tax_cap_fraction (jax engine: the
     share of phase 2 over which the cap ramps; RLlib: of the run).
     `eval_episodes` per run and principal where episodes are played (twin or Lua,
     by engine); `lua_episodes` for the jax engine's learned runs replayed on the Lua
@@ -159,6 +162,7 @@ class Grid:
     tax_cap_fraction: float = 0.25
     recipe: Any = None  # twin.recipe.PrincipalRecipe | None (that module imports JAX)
     eta_sampling: str = "uniform"
+    eta_normalised: bool = True
     rate_etas: tuple[float, ...] = RATE_ETAS
     preset: str = "fast"
     description: str = ""

@@ -27,7 +27,9 @@ lr, epochs, entropy coefficient (annealed), gamma/lambda over its turns and a te
 round end (`principal_gae`); a players-first phase 1 (tax cap 0, its update discarded),
 then the tax cap ramps from tax_cap_start to 1 over tax_cap_fraction of phase 2
 (`recipe.schedule`; with no phase 1 this is the RLlib path's `tax_cap_at`); eta may be
-drawn per game and episode (`recipe.draw_etas`). Env steps count game steps plus the
+drawn per game and episode (`recipe.draw_etas`), and the principal's reward
+scaled and its advantages centred per eta (`recipe.reward_scale`,
+`recipe.remove_eta_trend`). Env steps count game steps plus the
 learned principal's turns, as RLlib counts them.
 
 Everything is a pure function of its arguments, so `jax.vmap(update)` trains several
@@ -195,6 +197,8 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
     principal_tx = make_optimizer(config, r.principal_num_epochs * q_num,
                                   lambda k: principal_lr(config, k))
     ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff}
+    # The recipe's per-eta treatments read each step's eta (the game's info["eta"]).
+    eta_aware = learned and (r.principal_reward_scale != "none" or r.principal_eta_baseline)
 
     def episode_etas(inputs: RunInputs, key: jax.Array) -> jax.Array:
         """f32[E]: each new episode's fixed eta (NaN: the vote), drawn per game under
@@ -271,6 +275,8 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                  rewards, done)
         out = {"t": transition, "principal_reward": principal_reward, "done": done,
                "round_end": info["round_end"]}
+        if eta_aware:
+            out["eta"] = info["eta"]
         return state._replace(game_state=game_state, obs=new_obs,
                               episode_returns=state.episode_returns + rewards), out
 
@@ -303,13 +309,17 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                episode_returns=pick(jnp.zeros_like(state.episode_returns),
                                                     state.episode_returns))
         image, features, levels, logp, value = decision
-        principal_t = Transitions(image, features, levels, logp, value,
-                                  steps["principal_reward"].sum(axis=0).astype(jnp.float32),
+        principal_reward = steps["principal_reward"].sum(axis=0).astype(jnp.float32)
+        eta = steps["eta"][-1] if eta_aware else jnp.zeros(E, jnp.float32)  # the period's
+        if r.principal_reward_scale != "none":
+            principal_reward = principal_reward / recipes.reward_scale(
+                r.principal_reward_scale, eta, n)
+        principal_t = Transitions(image, features, levels, logp, value, principal_reward,
                                   done)
         return (state, cap), {"players": steps["t"], "principal": principal_t,
                               "episodes": episodes, "players_final": players_final,
                               "principal_final": principal_final, "round_end": round_end,
-                              "head_entropy": head_entropy, "levels": levels}
+                              "head_entropy": head_entropy, "levels": levels, "eta": eta}
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
@@ -374,9 +384,12 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                             state.obs.principal_features)
             q_adv, q_targets = principal_gae(r, qt.reward, qt.value, roll["round_end"],
                                              qt.done, q_last, roll["principal_final"])
+            q_adv = q_adv.reshape(-1)
+            if r.principal_eta_baseline:
+                q_adv = recipes.remove_eta_trend(q_adv, roll["eta"].reshape(-1))
             q_batch = {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
                        "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
-                       "advantages": standardize(q_adv.reshape(-1)),
+                       "advantages": standardize(q_adv),
                        "targets": q_targets.reshape(-1)}
             new_params, new_opt, principal_stats = module_update(
                 principal_net, principal_params, principal_opt, principal_tx, q_batch,

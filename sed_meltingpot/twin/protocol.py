@@ -35,7 +35,8 @@ class TrainableGame(Protocol):
     def step(self, state: Any, actions: jax.Array, key: jax.Array
              ) -> tuple[Any, GameObs, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
         """All players act: (state, obs, rewards f32[n], principal_reward f32, done bool,
-        info), info holding at least "round_end" (bool); no reset after done."""
+        info), info holding at least "round_end" (bool) and "eta" (f32, the round's; read
+        by the recipe's per-eta treatments); no reset after done."""
         ...
 
     def set_rates(self, state: Any, rates: Any, tax_cap: Any) -> tuple[Any, GameObs]:

@@ -36,6 +36,7 @@ from sed_meltingpot.hyperparameters import hyperparameter
 LR_SCHEDULES = ("constant", "linear")
 ROUND_ENDS = ("terminal", "truncated")
 ETA_SAMPLING_NONE, ETA_SAMPLING_UNIFORM = "none", "uniform"
+REWARD_SCALES = ("none", "per_player")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +90,26 @@ class PrincipalRecipe:
         ETA_SAMPLING_NONE, "jax engine: none (eta from --voting_rule), uniform (eta ~ U[0, 1] "
         "drawn per game at each episode start) or a list such as 0,0.5,1 (drawn uniformly "
         "from it), so that one principal learns rates as a function of eta (it observes eta).")
+    principal_reward_scale: str = hyperparameter(
+        "none", "jax engine: none, or per_player: the principal's reward divided by "
+        "eta * n + 1 - eta (W_eta in one player's units: its utilitarian term sums n "
+        "players, its egalitarian term is one player's), so that its rewards have one "
+        "scale at every eta; the best rates at each eta are unchanged (eta is fixed within "
+        "an episode).")
+    principal_eta_baseline: bool = hyperparameter(
+        False, "jax engine: before standardising the principal's advantages, subtract "
+        "their least-squares line in eta over the iteration's batch (a baseline per eta, "
+        "so that eta's scale does not swamp the advantages while the value net has not "
+        "learned it); no effect when every game plays one eta.")
 
     def validate(self) -> PrincipalRecipe:
         """Raises ValueError naming the flag, the value and what is allowed."""
         if self.principal_lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--principal_lr_schedule={self.principal_lr_schedule!r} must be "
                              f"one of {', '.join(LR_SCHEDULES)}")
+        if self.principal_reward_scale not in REWARD_SCALES:
+            raise ValueError(f"--principal_reward_scale={self.principal_reward_scale!r} must "
+                             f"be one of {', '.join(REWARD_SCALES)}")
         if self.principal_round_end not in ROUND_ENDS:
             raise ValueError(f"--principal_round_end={self.principal_round_end!r} must be one "
                              f"of {', '.join(ROUND_ENDS)}")
@@ -146,6 +161,28 @@ def draw_etas(spec: str, key: Any, shape: tuple[int, ...]) -> Any:
         return jax.random.uniform(key, shape, jnp.float32)
     choices = jnp.asarray(etas, jnp.float32)
     return choices[jax.random.randint(key, shape, 0, len(etas))]
+
+
+def reward_scale(spec: str, eta: Any, num_players: int) -> Any:
+    """The divisor of the principal's reward under `principal_reward_scale`: 1 for
+    "none"; eta * n + 1 - eta for "per_player" (W_eta = eta * sum + (1 - eta) * min, so
+    a change of one apple for every player moves it by this much at any eta)."""
+    eta = jnp.asarray(eta, jnp.float32)
+    if spec == "none":
+        return jnp.ones_like(eta)
+    return eta * num_players + 1.0 - eta
+
+
+def remove_eta_trend(advantages: Any, etas: Any) -> Any:
+    """`advantages` minus their least-squares line a + b * eta over the batch (flat
+    arrays of one shape): a baseline per eta. With (nearly) one eta in the batch only
+    the mean is removed, as `standardize` would."""
+    a, e = jnp.asarray(advantages, jnp.float32), jnp.asarray(etas, jnp.float32)
+    e_c = e - e.mean()
+    var = jnp.mean(e_c * e_c)
+    slope = jnp.where(var > 1e-8, jnp.mean(e_c * (a - a.mean())) / jnp.maximum(var, 1e-8),
+                      0.0)
+    return a - a.mean() - slope * e_c
 
 
 class Schedule(NamedTuple):
