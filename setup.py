@@ -70,8 +70,13 @@ setuptools.setup(
     python_requires=">=3.11",
     packages=[
         "sed_meltingpot",
+        "sed_meltingpot.analysis",
+        "sed_meltingpot.core",
+        "sed_meltingpot.envs",
         "sed_meltingpot.evaluation",
         "sed_meltingpot.experiment",
+        "sed_meltingpot.game",
+        "sed_meltingpot.runs",
         "sed_meltingpot.training",
         "sed_meltingpot.twin",
         "sed_meltingpot.lua",
@@ -91,7 +96,7 @@ setuptools.setup(
     # The base install: the SED layer, the JAX twin and its trainer, and the
     # experiment with the jax engine (README "Light install"). Every other part is an
     # extra below; importing it without the extra raises one line naming the extra
-    # (sed_meltingpot/optional.py, whose EXTRAS has the same keys).
+    # (sed_meltingpot/core/optional.py, whose EXTRAS has the same keys).
     install_requires=BASE,
     extras_require={**EXTRAS, "all": ALL, "dev": ALL + DEV},
 )

@@ -108,12 +108,12 @@ def play_chunk(env, timestep, actions: Sequence[Sequence[int]], clock: Clock):
 
 def _builders(seed: int) -> dict[str, Callable[[], object]]:
     # Imported here so that the helpers above load without Melting Pot (tests).
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("lua", "scripts/benchmark_substrate.py"):
         from meltingpot import substrate as mp_substrate
 
-    from sed_meltingpot import substrate
+    from sed_meltingpot.game import substrate
 
     return {
         "apple_picking": lambda: substrate.build("apple_picking", seed=seed),

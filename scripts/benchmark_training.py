@@ -23,10 +23,10 @@ import time
 import numpy as np
 from absl import app, flags
 
-from sed_meltingpot import substrate
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.optional import extra_import
-from sed_meltingpot.training.config import PRESETS, TrainConfig, preset
+from sed_meltingpot.core.optional import extra_import
+from sed_meltingpot.game import substrate
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.train_config import PRESETS, TrainConfig, preset
 from sed_meltingpot.training.rllib_config import build_ppo_config
 
 flags.DEFINE_list("presets", ["paper", "fast"], f"Presets to measure ({', '.join(PRESETS)}).")

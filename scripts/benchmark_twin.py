@@ -5,7 +5,7 @@ A "game step" is one step of one game (all its players acting), so a batch of
 64 games stepped once counts 64 game steps.
 
 Row groups (one function each, so that more can be added to the same table):
-* `env_rows`: the Lua substrate (`sed_meltingpot.substrate`, one game) and the
+* `env_rows`: the Lua substrate (`sed_meltingpot.game.substrate`, one game) and the
   twin's `step` alone (`jax.jit(jax.vmap(env.step))` under `lax.scan`, random
   actions drawn on device, episodes reset on device) for 1, 64 and 512 games.
   Rendering is not included (see `sed_meltingpot.twin.render`).
@@ -46,7 +46,7 @@ class Row:
 
 def lua_env_row(substrate_name: str, steps: int, seed: int) -> Row:
     """The Lua substrate, one game, uniformly random actions, resets included."""
-    from sed_meltingpot import substrate
+    from sed_meltingpot.game import substrate
 
     env = substrate.build(substrate_name, seed=seed)
     try:
@@ -188,14 +188,14 @@ def rllib_training_row(preset_name: str, runners: int, iterations: int, batch: i
                        seed: int) -> Row:
     """RLlib PPO on the Lua substrate (scripts/train.py's default engine), timed after a
     warm-up iteration; game steps = player_0's agent steps (one per game step)."""
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("rllib", "benchmark_twin.py's RLlib rows"):
         import ray
         from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME
 
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.runs.train_config import TrainConfig, preset
     from sed_meltingpot.training.rllib_config import build_ppo_config
 
     per_round = TrainConfig.rollout_fragment_length * max(1, runners)
@@ -230,8 +230,8 @@ def twin_training_program(preset_name: str, num_envs: int, rollout_length: int, 
     """(TwinTrainConfig, lowered update) of `scripts/train.py --engine=jax` with the
     preset's network and PPO settings: update(state) -> (state, metrics), one iteration
     (twin/ppo.py: rollout, GAE, PPO epochs in one jitted call)."""
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.runs.train_config import TrainConfig, preset
     from sed_meltingpot.twin import ppo
 
     config = ppo.TwinTrainConfig(

@@ -21,8 +21,9 @@ import dataclasses
 
 from absl import app, flags
 
-from sed_meltingpot import cli, evaluation, tax
-from sed_meltingpot.principals import parse_rates
+from sed_meltingpot import cli, evaluation
+from sed_meltingpot.core import tax
+from sed_meltingpot.game.principals import parse_rates
 
 cli.define_game_flags()
 flags.DEFINE_integer("num_episodes", 5, "Episodes per principal.", lower_bound=1)

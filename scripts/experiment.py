@@ -38,8 +38,8 @@ from absl import app, flags
 
 from sed_meltingpot import experiment as ex
 from sed_meltingpot import experiment_runs as runs
-from sed_meltingpot import plotting
-from sed_meltingpot.config import WELFARE_ON
+from sed_meltingpot.analysis import plotting
+from sed_meltingpot.game.config import WELFARE_ON
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
                   "smoke: wiring test (minutes on 2 cores); small: hours on 2 cores with "

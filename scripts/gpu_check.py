@@ -160,7 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             ("bf16_grad_rtol", 0, 1),
                             ("bf16_atol", 0, 1)):
         _in_range(p, name, getattr(args, name), low, high)
-    from sed_meltingpot.config import GameConfig  # pure Python
+    from sed_meltingpot.game.config import GameConfig  # pure Python
 
     period = GameConfig().tax_period
     if args.rollout < period or args.rollout % period:
@@ -310,9 +310,9 @@ def bf16_check(preset: str, args: argparse.Namespace) -> list[Comparison]:
     import jax
     import jax.numpy as jnp
 
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.training.config import TrainConfig
-    from sed_meltingpot.training.config import preset as preset_overrides
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.runs.train_config import TrainConfig
+    from sed_meltingpot.runs.train_config import preset as preset_overrides
     from sed_meltingpot.twin import networks, ppo
 
     config = ppo.TwinTrainConfig(

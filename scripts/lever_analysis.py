@@ -12,8 +12,8 @@ bracket it reports the OLS slope of the period's objective change on the period'
 with a 95% interval from episode-clustered (CR1) standard errors, and how often the
 bracket binds (share of player-periods with apples above its lower threshold); per eta,
 the objective per episode and a joint test of all slopes = 0. Writes lever.csv,
-lever.json and lever.md to --output_dir. The logic is in sed_meltingpot.lever and
-sed_meltingpot.twin.lever_play.
+lever.json and lever.md to --output_dir. The logic is in sed_meltingpot.analysis.lever and
+sed_meltingpot.analysis.lever_play.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 from absl import app, flags
 
 from sed_meltingpot import cli
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.game.config import GameConfig
 
 PLAYERS = ("run", "random")
 
@@ -80,8 +80,7 @@ flags.register_multi_flags_validator(
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from sed_meltingpot import lever
-    from sed_meltingpot.twin import lever_play
+    from sed_meltingpot.analysis import lever, lever_play
     from sed_meltingpot.twin.sed import SEDTwin
 
     try:

@@ -83,7 +83,7 @@ def _state_sprite(obj: dict[str, Any], state: str) -> tuple[str, str]:
 
 def _lua_colour(path: str, pattern: str) -> tuple[int, ...]:
     """A colour literal read from Melting Pot's Lua source (e.g. a default)."""
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("lua", "scripts/make_twin_assets.py"):
         import meltingpot

@@ -5,7 +5,7 @@ Examples:
   python scripts/plot.py --runs=outputs/run_a,outputs/run_b --width=1600 --height=900 --dpi=150
 
 Writes objective.png, returns.png, tax_rates.png, equality_productivity.png and
-throughput.png. The logic is in sed_meltingpot.plotting.
+throughput.png. The logic is in sed_meltingpot.analysis.plotting.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 from absl import app, flags
 
-from sed_meltingpot import plotting
+from sed_meltingpot.analysis import plotting
 
 flags.DEFINE_list("runs", [], "Run directories (or give them as arguments).")
 flags.DEFINE_string("output_dir", None, "Where the PNGs go (default: <first run>/plots).")

@@ -6,7 +6,7 @@ Examples:
       --max_steps=200 --scale=2 --mosaic --output=outputs/random.gif
 
 Runs headless (no display, no network; ffmpeg comes from imageio-ffmpeg). The
-logic is in sed_meltingpot.rendering. It plays on the Lua substrate through the RLlib
+logic is in sed_meltingpot.analysis.rendering. It plays on the Lua substrate through the RLlib
 env: it needs the 'lua' and 'rllib' extras (pip install 'sed-meltingpot[lua,rllib]';
 scripts/setup_env.sh installs both).
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from sed_meltingpot import cli, evaluation, rendering
+from sed_meltingpot import cli, evaluation
+from sed_meltingpot.analysis import rendering
 
 cli.define_game_flags()
 flags.DEFINE_string("principal", None,

@@ -8,8 +8,8 @@ Examples:
   python scripts/train.py --restore=outputs/quick --num_iterations=10 --output_dir=outputs/quick
   python scripts/train.py --flagfile=my_run.flags
 
-Every default is the paper's (sed_meltingpot.config.GameConfig and
-sed_meltingpot.training.config.TrainConfig); flags only override them.
+Every default is the paper's (sed_meltingpot.game.config.GameConfig and
+sed_meltingpot.runs.train_config.TrainConfig); flags only override them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sys
 from absl import app, flags, logging
 
 from sed_meltingpot import cli
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training.config import PRESETS, TrainConfig, preset, whole_fragment_batch
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.train_config import PRESETS, TrainConfig, preset, whole_fragment_batch
 from sed_meltingpot.twin.ppo import TwinTrainConfig
 from sed_meltingpot.twin.recipe import PrincipalRecipe
 
@@ -35,7 +35,7 @@ flags.DEFINE_enum("engine", "rllib", ["rllib", "jax"],
                   "rllib: RLlib PPO on the Lua substrate; jax: jitted PPO on the JAX twin "
                   "(needs only JAX, flax, optax; runs on a GPU if JAX has one).")
 # The hyperparameters: one flag per `hyperparameter` field of the configs (help,
-# bounds and defaults declared on the field; sed_meltingpot/hyperparameters.py).
+# bounds and defaults declared on the field; sed_meltingpot/core/hyperparameters.py).
 GAME_FLAGS = cli.define_config_flags(GameConfig)
 TRAIN_FLAGS = cli.define_config_flags(TrainConfig)
 TWIN_FLAGS = cli.define_config_flags(TwinTrainConfig)
@@ -93,7 +93,7 @@ def _check_periods(values: dict) -> bool:
 
 def main(argv: list[str]) -> None:
     del argv
-    from sed_meltingpot.training.runlog import exit_code
+    from sed_meltingpot.runs.runlog import exit_code
 
     wrong = [name for name in (RLLIB_ONLY_FLAGS if FLAGS.engine == "jax" else JAX_ONLY_FLAGS)
              if FLAGS[name].present]
@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
         dataclasses.replace(TRAIN, **preset(FLAGS.preset)), FLAGS, TRAIN_FLAGS)
     if FLAGS.engine == "jax":
         sys.exit(_main_jax(game, train_config, exit_code))
-    from sed_meltingpot.game import substrate_config  # imports Melting Pot
+    from sed_meltingpot.game.sed_game import substrate_config  # imports Melting Pot
     from sed_meltingpot.training.trainer import plan_run, train
 
     try:

@@ -17,6 +17,12 @@ process with a segmentation fault when it is imported after TensorFlow
 and 3.8, i.e. torch 2.13 and 2.14 from PyPI). Imported before TensorFlow it
 works, so this package, which every script and Ray worker imports before
 Melting Pot, imports Triton first when it is installed.
+
+Layers (README Layout), each importing only from those before it: core/ (formulas),
+game/ (rules, settings, SEDGame), envs/ (RLlib, PettingZoo), runs/ (engine-neutral
+run settings and files), training/ (the RLlib engine) and twin/ (the JAX engine),
+evaluation/, analysis/, experiment/, and cli.py for the scripts. Old module names
+(`sed_meltingpot.tax`, ...) still import, for one release (`_moved.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+
+from sed_meltingpot import _moved
 
 _CHECKOUT_SUBPACKAGES = ("lua", "substrates")
 
@@ -55,3 +63,4 @@ def _import_triton_before_tensorflow() -> None:
 
 _import_triton_before_tensorflow()
 _register_checkout_subpackages()
+_moved.install()  # the old module names of issue 17's move (sed_meltingpot/_moved.py)

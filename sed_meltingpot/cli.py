@@ -15,11 +15,11 @@ from typing import Any
 
 from absl import flags
 
-from sed_meltingpot import voting, welfare
-from sed_meltingpot.config import WELFARE_ON, GameConfig
+from sed_meltingpot.core import voting, welfare
+from sed_meltingpot.core.hyperparameters import flag_fields
 from sed_meltingpot.evaluation import PLAYER_CHOICES
-from sed_meltingpot.hyperparameters import flag_fields
-from sed_meltingpot.principals import parse_principal
+from sed_meltingpot.game.config import WELFARE_ON, GameConfig
+from sed_meltingpot.game.principals import parse_principal
 
 GAME_FLAGS = tuple(f.name for f, _ in flag_fields(GameConfig))
 
@@ -104,7 +104,7 @@ def check_writable(flag: str, path: str, *, is_file: bool = False) -> None:
     written fails before any work, naming the flag."""
     import os
 
-    from sed_meltingpot.training.runlog import probe_write
+    from sed_meltingpot.runs.runlog import probe_write
 
     folder = os.path.dirname(os.path.abspath(path)) if is_file else path
     if is_file and os.path.isdir(path):

@@ -12,11 +12,11 @@ import dataclasses
 import json
 import os
 
-from sed_meltingpot import rewards
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.core import rewards
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
+from sed_meltingpot.runs.train_config import TrainConfig
 from sed_meltingpot.training.rllib_config import build_ppo_config, env_config
-from sed_meltingpot.training.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from sed_meltingpot.training.trainer import MODULE_PATH
 
 
@@ -24,7 +24,7 @@ def make_run(run_dir: str, game: GameConfig | None = None, train: TrainConfig | 
              ) -> str:
     """Writes run_dir/run_config.json and run_dir/checkpoints/iter_000001;
     returns the checkpoint's path."""
-    from sed_meltingpot.rllib_env import SEDMultiAgentEnv, policy_mapping_fn
+    from sed_meltingpot.envs.rllib_env import SEDMultiAgentEnv, policy_mapping_fn
 
     game = game or GameConfig()
     train = train or TrainConfig()

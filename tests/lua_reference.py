@@ -21,7 +21,7 @@ Usage::
         state = env.state_from(**frame.twin_fields())   # start the twin here
         frame = lua.step(actions)                        # actions: ints, one per player
 
-`overrides` are `sed_meltingpot.substrate.get_config` overrides (num_players,
+`overrides` are `sed_meltingpot.game.substrate.get_config` overrides (num_players,
 ascii_map, episode_length, regrowth_probabilities, ...). A `LuaFrame` also
 carries the observations the render tests compare (`rgb`, `world_rgb`).
 """
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot import substrate
+from sed_meltingpot.game import substrate
 
 
 @dataclasses.dataclass(frozen=True)

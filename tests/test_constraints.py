@@ -1,4 +1,5 @@
-"""Tests for sed_meltingpot.constraints: D(phi_0, phi) <= delta (paper Eq. 7) as a projection."""
+"""Tests for sed_meltingpot.core.constraints: D(phi_0, phi) <= delta (paper Eq. 7) as a
+projection."""
 
 import itertools
 import math
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sed_meltingpot.constraints import divergence, project_rates
+from sed_meltingpot.core.constraints import divergence, project_rates
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

@@ -21,9 +21,9 @@ import t_distribution
 from PIL import Image
 
 from sed_meltingpot import evaluation as ev
-from sed_meltingpot import plotting, rendering
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.principals import (
+from sed_meltingpot.analysis import plotting, rendering
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.principals import (
     FixedRates,
     Principal,
     RandomPrincipal,
@@ -235,7 +235,7 @@ def test_a_trained_principal_sees_in_evaluation_what_training_showed_it():
     env's scripted slot; its network input must equal what the training env
     (principal as an agent) hands the agent, in the same worlds with the same
     players, and the position of the period in the round must be k / 4."""
-    from sed_meltingpot.rllib_env import PRINCIPAL, SEDMultiAgentEnv
+    from sed_meltingpot.envs.rllib_env import PRINCIPAL, SEDMultiAgentEnv
 
     levels = (1, 4, 7)
     logits = np.full((3, 11), -10.0)
@@ -291,7 +291,7 @@ def test_every_principal_follows_one_protocol_and_reads_back_from_its_spelling()
     np.testing.assert_array_equal(parse_principal(str(kinds[1]), num_brackets=3,
                                                   rate_levels=levels)({}), [0.1, 0.25, 0.5])
     # A spec string is not a principal: the envs say how to build one.
-    from sed_meltingpot.pettingzoo_env import SEDParallelEnv
+    from sed_meltingpot.envs.pettingzoo_env import SEDParallelEnv
 
     for build in (lambda: ev.make_env(SETUP, "none", seed=0),
                   lambda: SEDParallelEnv(SETUP.game, principal="none")):

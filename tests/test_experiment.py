@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 import t_distribution
 
-from sed_meltingpot import evaluation, voting, welfare
+from sed_meltingpot import evaluation
 from sed_meltingpot import experiment as ex
 from sed_meltingpot import experiment_runs as runs
+from sed_meltingpot.core import voting, welfare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -45,7 +46,7 @@ def test_fixed_voting_rule_ignores_types_and_validates_eta():
 
 
 def test_fixed_voting_rule_in_game_config_and_flags():
-    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.game.config import GameConfig
 
     GameConfig(voting_rule="fixed:0.5").validate()
     with pytest.raises(ValueError, match="fixed:2"):
@@ -57,8 +58,8 @@ def test_fixed_voting_rule_in_game_config_and_flags():
 
 
 def test_fixed_vote_sets_the_games_eta_without_changing_types():
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.game import SEDGame
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.game.sed_game import SEDGame
 
     game = SEDGame(GameConfig(num_players=3, episode_length=50, tax_period=25,
                               voting_rule="fixed:0.2"), seed=3)
@@ -612,7 +613,7 @@ def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
 
 
 def evaluation_progress(run_dir):
-    from sed_meltingpot import plotting
+    from sed_meltingpot.analysis import plotting
 
     return plotting.load_progress(run_dir)
 
@@ -725,7 +726,7 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
     post-tax equality = equality of apples and W_taxed = W_apples;
     W_eta = eta * sum + (1 - eta) * min; the same seeds replay the same worlds;
     the random principal's rates differ across training seeds (streams)."""
-    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.game.config import GameConfig
 
     game = GameConfig(num_players=3, episode_length=100, tax_period=25)
     run = make_twin_run(str(tmp_path / "run"), game)

@@ -13,9 +13,9 @@ import itertools
 import numpy as np
 import pytest
 
-from sed_meltingpot import voting
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.game import SEDGame
+from sed_meltingpot.core import voting
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.sed_game import SEDGame
 
 THRESHOLDS = (0, 10, 20, 10000)
 
@@ -227,8 +227,8 @@ def test_bad_config_names_the_field(field, value, pattern):
 def test_pettingzoo_adapter_passes_the_api_test_and_uses_the_principal():
     from pettingzoo.test import parallel_api_test
 
-    from sed_meltingpot.pettingzoo_env import SEDParallelEnv
-    from sed_meltingpot.principals import FixedRates
+    from sed_meltingpot.envs.pettingzoo_env import SEDParallelEnv
+    from sed_meltingpot.game.principals import FixedRates
 
     config = GameConfig(episode_length=50, tax_period=25)
     env = SEDParallelEnv(config, principal=FixedRates([0.2, 0.4, 0.6]), seed=0)

@@ -14,9 +14,9 @@ import pytest
 from absl import flags
 
 from sed_meltingpot import cli
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.hyperparameters import flag_fields, hyperparameter
-from sed_meltingpot.training.config import TrainConfig
+from sed_meltingpot.core.hyperparameters import flag_fields, hyperparameter
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.train_config import TrainConfig
 from sed_meltingpot.twin.ppo import TwinTrainConfig
 from sed_meltingpot.twin.recipe import PrincipalRecipe
 

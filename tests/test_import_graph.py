@@ -137,7 +137,7 @@ def describe(cycles: list[list[str]], graph: Graph) -> str:
 
 def test_sed_meltingpot_has_no_import_cycle():
     graph = import_graph(PACKAGE)
-    assert "sed_meltingpot.tax" in graph and "sed_meltingpot.training.config" in graph
+    assert "sed_meltingpot.core.tax" in graph and "sed_meltingpot.runs.train_config" in graph
     cycles = find_cycles(graph)
     assert not cycles, "import cycles in sed_meltingpot:\n" + describe(cycles, graph)
 
@@ -185,3 +185,64 @@ def test_the_detector_passes_a_layered_package_and_skips_getattr_shims(tmp_path)
     assert graph["pkg.mid"] == {"pkg.low": [1, 4]}
     assert graph["pkg.shim"] == {}
     assert find_cycles(graph) == []
+
+
+# ------------------------------------------------------------------ layers
+#: The package's folders from the bottom up (README Layout). A module may import its
+#: own folder and the folders of lower ranks; folders of one rank are siblings that do
+#: not import each other (the two engines, training/ and twin/, share only runs/).
+LAYERS = {"core": 0, "game": 1, "envs": 2, "runs": 2, "training": 3, "twin": 3,
+          "evaluation": 4, "analysis": 5, "experiment": 6}
+TOP = 7  # the package's own top-level modules (cli.py, compat modules, __init__)
+
+
+def folder_of(module: str) -> str:
+    """`sed_meltingpot.game.kernel` -> `game`; a top-level module -> its own name."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_violations(graph: Graph, layers: dict[str, int], top: int) -> list[str]:
+    """Every edge to a higher rank, or to a sibling folder of the same rank. Modules
+    outside the folders (cli.py, compat modules, the package's __init__) rank `top`;
+    an import of the package's __init__ (or of `lua`/`substrates`, which live outside
+    the package folder and resolve to it) is no edge: Python initialises it first."""
+    found = []
+    for module, edges in sorted(graph.items()):
+        here = folder_of(module)
+        rank = layers.get(here, top)
+        for target, lines in sorted(edges.items()):
+            if "." not in target:
+                continue
+            there = folder_of(target)
+            target_rank = layers.get(there, top)
+            sideways = target_rank == rank and there != here and rank != top
+            if target_rank > rank or sideways:
+                found.append(f"{module} (layer {here}) -> {target} (layer {there}), "
+                             f"line {', '.join(map(str, lines))}")
+    return found
+
+
+def test_every_import_points_down_the_layers():
+    graph = import_graph(PACKAGE)
+    folders = {p.name for p in PACKAGE.iterdir()
+               if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(LAYERS), "a folder without a layer (or a layer without a folder)"
+    found = layer_violations(graph, LAYERS, TOP)
+    assert not found, "imports that point up or sideways:\n" + "\n".join(found)
+
+
+def test_the_layer_check_catches_an_upward_and_a_sideways_import(tmp_path):
+    package = tmp_path / "pkg"
+    for folder, files in {"low": {"a.py": "from pkg.high import b\n"},
+                          "high": {"b.py": "from pkg.low import a\n"},
+                          "side": {"c.py": "from pkg.high import b\n"}}.items():
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+        for name, source in files.items():
+            (package / folder / name).write_text(source)
+    (package / "__init__.py").write_text("")
+    graph = import_graph(package)
+    found = layer_violations(graph, {"low": 0, "high": 1, "side": 1}, 2)
+    assert found == ["pkg.low.a (layer low) -> pkg.high.b (layer high), line 1",
+                     "pkg.side.c (layer side) -> pkg.high.b (layer high), line 1"]

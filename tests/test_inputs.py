@@ -11,9 +11,9 @@ import re
 import numpy as np
 import pytest
 
-from sed_meltingpot import rewards
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.game import SEDGame
+from sed_meltingpot.core import rewards
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.sed_game import SEDGame
 
 N = 3  # players: small and fast
 
@@ -91,7 +91,7 @@ def test_episode_state_before_reset_says_call_reset():
 
 
 def test_pettingzoo_step_before_reset_and_after_the_end():
-    from sed_meltingpot.pettingzoo_env import SEDParallelEnv
+    from sed_meltingpot.envs.pettingzoo_env import SEDParallelEnv
 
     env = SEDParallelEnv(GameConfig(num_players=N, episode_length=50, tax_period=50), seed=0)
     actions = {f"player_{i}": 0 for i in range(N)}

@@ -20,8 +20,9 @@ pytest.importorskip("jaxmarl", reason="the jaxmarl extra is not installed")
 
 from jaxmarl.wrappers.baselines import CTRolloutManager, LogWrapper  # noqa: E402
 
-from sed_meltingpot import principals, tax, voting, welfare  # noqa: E402
-from sed_meltingpot.config import GameConfig  # noqa: E402
+from sed_meltingpot.core import tax, voting, welfare
+from sed_meltingpot.game import principals  # noqa: E402
+from sed_meltingpot.game.config import GameConfig  # noqa: E402
 from sed_meltingpot.twin.jaxmarl_env import PRINCIPAL, SEDJaxMARLEnv  # noqa: E402
 from sed_meltingpot.twin.sed import SEDTwin  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The game kernel (`sed_meltingpot/kernel.py`) on its own, in both array namespaces.
+"""The game kernel (`sed_meltingpot/game/kernel.py`) on its own, in both array namespaces.
 
 Expected numbers are worked out by hand in the comments (no library formula is
 called to make them); the Lua-vs-twin replays (tests/test_twin_sed.py) check the
@@ -14,8 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from sed_meltingpot import kernel, welfare
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.core import welfare
+from sed_meltingpot.game import kernel
+from sed_meltingpot.game.config import GameConfig
 
 jnp = pytest.importorskip("jax.numpy")
 
@@ -105,7 +106,7 @@ def test_helpers_give_numpy_and_jax_one_spelling():
 
 
 def test_the_kernel_imports_no_jax():
-    code = ("import sys, sed_meltingpot.kernel; "
+    code = ("import sys, sed_meltingpot.game.kernel; "
             "sys.exit(sorted(m for m in ('jax', 'flax') if m in sys.modules) or 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout

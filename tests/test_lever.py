@@ -27,8 +27,9 @@ import t_distribution
 from test_experiment import make_twin_run
 from test_script_errors import ROOT, _check, run_script
 
-from sed_meltingpot import lever, tax, welfare
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.analysis import lever
+from sed_meltingpot.core import tax, welfare
+from sed_meltingpot.game.config import GameConfig
 
 LEVELS = np.linspace(0.0, 1.0, 11)
 TRUE = np.array([3.0, -1.0, 0.0])  # slopes of the synthetic game: y = 2 + 3 r0 - r1
@@ -188,7 +189,7 @@ ETAS = (0.0, 1.0)
 def twin_records():
     """Random players, 64 episodes per eta, under each welfare_on; apples also replayed
     with other rate draws (same worlds and actions)."""
-    from sed_meltingpot.twin import lever_play
+    from sed_meltingpot.analysis import lever_play
 
     players = lever_play.Players()
     out = {w: lever_play.play_lever(GAME, players, ETAS, num_episodes=64, num_games=32,

@@ -3,7 +3,7 @@
 Substrate facts (actions, view, sprite size, observation names, avatar
 colours) live in `substrates/apple_picking_data.py` (Melting Pot-free) and
 `substrates/apple_picking.py` (colours); game defaults in
-`sed_meltingpot/config.py`, the tax schedule's in `sed_meltingpot/tax.py` (which
+`sed_meltingpot/game/config.py`, the tax schedule's in `sed_meltingpot/core/tax.py` (which
 config imports: tax sits below config, issue 17). The tests check (a) those homes against Melting
 Pot's own Commons Harvest config, the independent reference, (b) that the
 modules using them hold the very same objects, and (c) by reading the source,
@@ -19,11 +19,13 @@ import pathlib
 import pytest
 from sed_meltingpot.substrates import apple_picking_data as data
 
-from sed_meltingpot import config, registry, tax, voting, welfare
+from sed_meltingpot.core import registry, tax, voting, welfare
+from sed_meltingpot.game import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-HOMES = {ROOT / "substrates" / "apple_picking_data.py", ROOT / "sed_meltingpot" / "config.py",
-         ROOT / "sed_meltingpot" / "tax.py"}
+HOMES = {ROOT / "substrates" / "apple_picking_data.py",
+         ROOT / "sed_meltingpot" / "game" / "config.py",
+         ROOT / "sed_meltingpot" / "core" / "tax.py"}
 # Names that, outside their home, must be bound to the home's value, not a literal.
 FACT_NAMES = {
     "SPRITE", "SPRITE_SIZE", "NUM_ACTIONS", "VIEW_TILES", "VIEW_SHAPE", "NUM_PLAYERS",
@@ -99,7 +101,9 @@ def test_lua_substrate_declares_the_homes_observations():
 
 def test_users_hold_the_homes_values():
     pytest.importorskip("meltingpot")
-    from sed_meltingpot import evaluation, game, pettingzoo_env
+    from sed_meltingpot import evaluation
+    from sed_meltingpot.envs import pettingzoo_env
+    from sed_meltingpot.game import sed_game as game
 
     assert game.PLAYER_SUBSTRATE_KEYS is data.PLAYER_OBSERVATIONS
     assert evaluation.NUM_ACTIONS == data.NUM_ACTIONS
@@ -133,7 +137,7 @@ def test_avatar_colours_match_the_substrates_avatars():
     pytest.importorskip("PIL")
     from sed_meltingpot.substrates import apple_picking as ap
 
-    from sed_meltingpot import rendering
+    from sed_meltingpot.analysis import rendering
 
     for i in (0, 6, 15, 16, 70):
         avatar = ap._create_avatar_object(i, "spawnPoints")
@@ -205,7 +209,7 @@ def test_both_engines_read_one_tax_cap_curriculum():
     """The cap ramps linearly from tax_cap_start to 1 over the first
     tax_cap_fraction of the steps (paper Appendix A); both engines get their
     settings from `TrainConfig.tax_cap_curriculum` and agree with the hand values."""
-    from sed_meltingpot.training.config import TrainConfig
+    from sed_meltingpot.runs.train_config import TrainConfig
 
     train = TrainConfig(tax_cap_start=0.2, tax_cap_fraction=0.5)
     curriculum = train.tax_cap_curriculum(learned=True, total_env_steps=1000)

@@ -14,13 +14,13 @@ import textwrap
 
 import pytest
 
-from sed_meltingpot import optional
+from sed_meltingpot.core import optional
 
 # (module made unimportable, module imported, its extra)
 CASES = [
-    ("meltingpot", "sed_meltingpot.substrate", "lua"),
-    ("meltingpot", "sed_meltingpot.game", "lua"),
-    ("pettingzoo", "sed_meltingpot.pettingzoo_env", "lua"),
+    ("meltingpot", "sed_meltingpot.game.substrate", "lua"),
+    ("meltingpot", "sed_meltingpot.game.sed_game", "lua"),
+    ("pettingzoo", "sed_meltingpot.envs.pettingzoo_env", "lua"),
     ("torch", "sed_meltingpot.training.modules", "rllib"),
     ("ray", "sed_meltingpot.training.callbacks", "rllib"),
     ("jaxmarl", "sed_meltingpot.twin.jaxmarl_env", "jaxmarl"),
@@ -52,11 +52,12 @@ def test_a_missing_part_names_its_extra_in_one_line(missing, module, extra):
     assert got["type"] == "MissingExtra" and got["module_not_found"], got
     message = got["message"]
     assert "\n" not in message
-    needed_by = module if module != "sed_meltingpot.game" else "sed_meltingpot.substrate"
+    needed_by = (module if module != "sed_meltingpot.game.sed_game"
+                 else "sed_meltingpot.game.substrate")
     assert message.startswith(f"{needed_by} needs the '{extra}' extra ({optional.EXTRAS[extra]})"
                               f": pip install 'sed-meltingpot[{extra}]' ("), message
     assert missing in message  # Python's own reason, naming the missing module
-    assert got["last"] == f"sed_meltingpot.optional.MissingExtra: {message}"
+    assert got["last"] == f"sed_meltingpot.core.optional.MissingExtra: {message}"
 
 
 def test_extra_import_passes_other_errors_and_checks_its_extra():
@@ -65,9 +66,9 @@ def test_extra_import_passes_other_errors_and_checks_its_extra():
             pass
     with pytest.raises(ImportError, match="cannot import name 'nothing_here'"):
         with optional.extra_import("lua", "x"):  # not a missing module: unchanged
-            from sed_meltingpot.config import nothing_here  # noqa: F401
+            from sed_meltingpot.game.config import nothing_here  # noqa: F401
     with optional.extra_import("lua", "x"):
-        import sed_meltingpot.config  # noqa: F401  (present: no error)
+        import sed_meltingpot.game.config  # noqa: F401  (present: no error)
 
 
 def test_setup_extras_match_the_messages():

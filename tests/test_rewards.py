@@ -1,4 +1,4 @@
-"""Tests for sed_meltingpot.rewards: player types and the Eq. 8 reward."""
+"""Tests for sed_meltingpot.core.rewards: player types and the Eq. 8 reward."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sed_meltingpot.rewards import mix_rewards, sample_selfishness, validate_selfishness
+from sed_meltingpot.core.rewards import mix_rewards, sample_selfishness, validate_selfishness
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

@@ -15,8 +15,8 @@ import warnings
 
 import pytest
 
-from sed_meltingpot import plotting
-from sed_meltingpot.training import runlog
+from sed_meltingpot.analysis import plotting
+from sed_meltingpot.runs import runlog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -292,9 +292,9 @@ def rllib_config() -> dict:
 
 
 def test_read_run_types_an_rllib_runs_settings_and_lists_its_checkpoints(tmp_path):
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.principals import PrincipalSpec
-    from sed_meltingpot.training.config import TrainConfig
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.game.principals import PrincipalSpec
+    from sed_meltingpot.runs.train_config import TrainConfig
 
     run = tmp_path / "run"
     write_config(run, rllib_config())
@@ -343,8 +343,8 @@ def test_read_run_gives_a_jax_runs_twin_settings(tmp_path):
 def test_written_run_config_reads_back(tmp_path):
     import dataclasses
 
-    from sed_meltingpot.config import GameConfig
-    from sed_meltingpot.training.config import TrainConfig
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.runs.train_config import TrainConfig
 
     game = GameConfig(num_players=2, episode_length=100, tax_period=50, voting_rule="fixed:0.5")
     train = TrainConfig(principal="random", pixels_per_tile=1)
@@ -419,7 +419,7 @@ def test_read_run_of_a_folder_without_or_with_a_broken_run_config(tmp_path):
     ("fixed:0.3333333333333333", "fixed", (1 / 3,), "fixed:0.3333333333333333"),
 ])
 def test_principal_spec_parses_and_spells_canonically(text, kind, rates, canonical):
-    from sed_meltingpot.principals import PrincipalSpec
+    from sed_meltingpot.game.principals import PrincipalSpec
 
     spec = PrincipalSpec.parse(text)
     assert (spec.kind, spec.rates, str(spec)) == (kind, rates, canonical)
@@ -442,7 +442,7 @@ def test_principal_spec_parses_and_spells_canonically(text, kind, rates, canonic
     (None, {}, r"^principal None must be a string"),
 ])
 def test_principal_spec_errors_name_the_value_and_the_forms(text, options, message):
-    from sed_meltingpot.principals import PrincipalSpec
+    from sed_meltingpot.game.principals import PrincipalSpec
 
     with pytest.raises(ValueError, match=message):
         PrincipalSpec.parse(text, **options)
@@ -451,7 +451,7 @@ def test_principal_spec_errors_name_the_value_and_the_forms(text, options, messa
 def test_principal_spec_fields_are_checked_and_build_the_scripted_principals():
     import numpy as np
 
-    from sed_meltingpot.principals import FixedRates, PrincipalSpec, RandomPrincipal
+    from sed_meltingpot.game.principals import FixedRates, PrincipalSpec, RandomPrincipal
 
     with pytest.raises(ValueError, match=r"principal kind 'taxman' must be one of"):
         PrincipalSpec("taxman")
@@ -473,7 +473,7 @@ def test_principal_spec_fields_are_checked_and_build_the_scripted_principals():
 
 def test_the_existing_parsers_go_through_principal_spec():
     from sed_meltingpot.experiment.grid import BEST_FIXED, principal_spec
-    from sed_meltingpot.principals import PrincipalSpec, parse_principal
+    from sed_meltingpot.game.principals import PrincipalSpec, parse_principal
 
     assert principal_spec("progressive") == str(PrincipalSpec("fixed", (0.1, 0.3, 0.5)))
     assert principal_spec(BEST_FIXED, (0.0, 0.5, 1.0)) == "fixed:0,0.5,1"

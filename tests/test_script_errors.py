@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
     module state is truncated, and a plain file (an unwritable parent)."""
     from fake_run import make_run
 
-    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.game.config import GameConfig
 
     base = tmp_path_factory.mktemp("runs")
     good = str(base / "good")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from ray.rllib.env.env_context import EnvContext
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.game import SEDGame
-from sed_meltingpot.rllib_env import PRINCIPAL, SEDMultiAgentEnv, world_seed
+from sed_meltingpot.envs.rllib_env import PRINCIPAL, SEDMultiAgentEnv, world_seed
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.sed_game import SEDGame
 
 GAME = GameConfig(num_players=4, episode_length=100, tax_period=50)
 
@@ -99,7 +99,7 @@ def test_reset_seed_is_honoured_and_sub_envs_differ():
 
 
 def test_game_and_pettingzoo_reset_seed_match_a_fresh_game():
-    from sed_meltingpot.pettingzoo_env import SEDParallelEnv
+    from sed_meltingpot.envs.pettingzoo_env import SEDParallelEnv
 
     def first_world(game: SEDGame, seed=None) -> bytes:
         game.reset(seed=seed) if seed is not None else game.reset()
@@ -146,7 +146,7 @@ def ray_session():
 
 
 def _tiny_train_config(**changes):
-    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.runs.train_config import TrainConfig, preset
 
     values = {**preset("fast"), "minibatch_size": 32, "num_iterations": 1,
               "train_batch_size": 104, "rollout_fragment_length": 52, "num_env_runners": 0,
@@ -212,7 +212,7 @@ def test_runners_and_sub_envs_of_a_run_play_distinct_worlds(ray_session):
 def test_a_given_scripted_principal_is_played_and_kept_across_seeded_resets():
     """Evaluation hands the env its principal (e.g. a searched schedule) in the
     constructor; seeded resets keep it and restart its random stream."""
-    from sed_meltingpot.principals import FixedRates, RandomPrincipal
+    from sed_meltingpot.game.principals import FixedRates, RandomPrincipal
 
     config = {"game": {"num_players": 4, "episode_length": 100, "tax_period": 50},
               "pixels_per_tile": 1, "frame_stack": 1}

@@ -1,4 +1,5 @@
-"""Tests for the apple_picking substrate (paper Section 4, Table 1) from sed_meltingpot.substrate.
+"""Tests for the apple_picking substrate (paper Section 4, Table 1) from
+sed_meltingpot.game.substrate.
 
 Every check compares the Lua game against something computed here without it:
 the map text, the view-window geometry, binomial bounds on regrowth, the
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pytest
 
-from sed_meltingpot import substrate
+from sed_meltingpot.game import substrate
 
 NUM_ACTIONS = 8
 FIRE = 7

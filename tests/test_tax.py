@@ -1,4 +1,4 @@
-"""Tests for sed_meltingpot.tax: the bracket tax and redistribution (paper Section 4)."""
+"""Tests for sed_meltingpot.core.tax: the bracket tax and redistribution (paper Section 4)."""
 
 import math
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sed_meltingpot.tax import (
+from sed_meltingpot.core.tax import (
     DEFAULT_RATE_LEVELS,
     DEFAULT_THRESHOLDS,
     bracket_tax,

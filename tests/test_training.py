@@ -19,10 +19,10 @@ ray = pytest.importorskip("ray")
 from ray.rllib.core.rl_module.rl_module import RLModule  # noqa: E402
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: E402
 
-from sed_meltingpot.config import GameConfig  # noqa: E402
-from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL  # noqa: E402
+from sed_meltingpot.envs.rllib_env import PLAYERS_MODULE, PRINCIPAL  # noqa: E402
+from sed_meltingpot.game.config import GameConfig  # noqa: E402
+from sed_meltingpot.runs.train_config import TrainConfig, preset  # noqa: E402
 from sed_meltingpot.training.callbacks import sed_envs, tax_cap  # noqa: E402
-from sed_meltingpot.training.config import TrainConfig, preset  # noqa: E402
 from sed_meltingpot.training.learner import (  # noqa: E402
     MINIBATCH_SIZES_KEY,
     PerModuleMinibatchIterator,

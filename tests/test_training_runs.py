@@ -25,12 +25,12 @@ ray = pytest.importorskip("ray")
 
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: E402
 
-from sed_meltingpot.config import GameConfig  # noqa: E402
-from sed_meltingpot.pettingzoo_env import SEDParallelEnv  # noqa: E402
-from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAgentEnv  # noqa: E402
-from sed_meltingpot.training import runlog  # noqa: E402
+from sed_meltingpot.envs.pettingzoo_env import SEDParallelEnv  # noqa: E402
+from sed_meltingpot.envs.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAgentEnv  # noqa: E402
+from sed_meltingpot.game.config import GameConfig  # noqa: E402
+from sed_meltingpot.runs import runlog  # noqa: E402
+from sed_meltingpot.runs.train_config import TrainConfig, preset  # noqa: E402
 from sed_meltingpot.training.callbacks import sed_envs  # noqa: E402
-from sed_meltingpot.training.config import TrainConfig, preset  # noqa: E402
 from sed_meltingpot.training.learner import LOSS_MASK, PerModuleMinibatchIterator  # noqa: E402
 from sed_meltingpot.training.rllib_config import build_ppo_config  # noqa: E402
 from sed_meltingpot.training.trainer import train  # noqa: E402

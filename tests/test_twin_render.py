@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pytest
 
-from sed_meltingpot.observations import downsample
+from sed_meltingpot.game.observations import downsample
 from sed_meltingpot.twin import render
 from tests.lua_reference import LuaFrame, LuaReference
 

@@ -30,8 +30,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sed_meltingpot import constraints, rewards, tax, voting, welfare
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.core import constraints, rewards, tax, voting, welfare
+from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.twin.sed import SEDTwin
 
 # Few distinct shapes (each new shape costs a JAX compile); values vary freely.
@@ -234,8 +234,8 @@ def play_reference(game: GameConfig, *, seed: int, action_seed: int, cap: float,
     step in record["frames"] (0 = reset), so that the twin world can start from it."""
     from lua_reference import frame_from_timestep
 
-    from sed_meltingpot import substrate
-    from sed_meltingpot.rllib_env import PRINCIPAL, SEDMultiAgentEnv
+    from sed_meltingpot.envs.rllib_env import PRINCIPAL, SEDMultiAgentEnv
+    from sed_meltingpot.game import substrate
 
     get_config = substrate.get_config
     if debug:

@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training import runlog
-from sed_meltingpot.training.config import TrainConfig, preset
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs import runlog
+from sed_meltingpot.runs.train_config import TrainConfig, preset
 from sed_meltingpot.training.trainer import LOSS_KEYS, _iteration_record
 from sed_meltingpot.twin import checkpoint as ckpt
 from sed_meltingpot.twin import networks, ppo

@@ -1,4 +1,4 @@
-"""Tests for sed_meltingpot.voting: social choice functions sigma -> eta (paper Section 4)."""
+"""Tests for sed_meltingpot.core.voting: social choice functions sigma -> eta (paper Section 4)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sed_meltingpot.voting import (
+from sed_meltingpot.core.voting import (
     VOTING_RULES,
     VotingRule,
     get_voting_rule,

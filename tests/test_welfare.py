@@ -1,4 +1,4 @@
-"""Tests for sed_meltingpot.welfare: objectives (paper Eqs. 4-6, Section 4) and metrics."""
+"""Tests for sed_meltingpot.core.welfare: objectives (paper Eqs. 4-6, Section 4) and metrics."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sed_meltingpot.welfare import (
+from sed_meltingpot.core.welfare import (
     WELFARE_FUNCTIONS,
     egalitarian,
     equality,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.game.config import GameConfig
 
 
 class Obs(NamedTuple):

@@ -11,7 +11,7 @@ policies do, on the same game with the same players. This module:
   one (`ModulePrincipal`) included, is a `principals.Principal` that the env
   asks for rates at each period start; every metric is read from
   the game itself (`SEDGame.episode_metrics`, which uses
-  `sed_meltingpot.welfare`); nothing the game records is recomputed here;
+  `sed_meltingpot.core.welfare`); nothing the game records is recomputed here;
 * evaluates named principals (trained, no tax, fixed schedules, random and
   the best fixed schedule found by `grid_search` against the frozen players)
   and summarises each metric by its mean and a 95% Student-t confidence

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from sed_meltingpot import tax
+from sed_meltingpot.core import tax
 from sed_meltingpot.evaluation.episodes import evaluate_principal
 from sed_meltingpot.evaluation.policies import PlayerPolicy
 from sed_meltingpot.evaluation.runs import EvalSetup, with_fixed_types
@@ -18,7 +18,7 @@ from sed_meltingpot.evaluation.search import (
     rate_grid,
 )
 from sed_meltingpot.evaluation.stats import METRICS, Stat, summarize
-from sed_meltingpot.principals import FixedRates, Principal, parse_principal
+from sed_meltingpot.game.principals import FixedRates, Principal, parse_principal
 
 PRINCIPAL_CHOICES = ("trained", "none", "fixed", "random", "best_fixed")
 

@@ -10,10 +10,7 @@ from typing import Any
 from sed_meltingpot.evaluation.policies import PlayerPolicy
 from sed_meltingpot.evaluation.runs import EvalSetup
 from sed_meltingpot.evaluation.stats import episode_scalars
-from sed_meltingpot.principals import Principal, check_principal
-
-# Offsets the principal's random stream from the players' (both seeded per episode).
-PRINCIPAL_SEED_OFFSET = 7919
+from sed_meltingpot.game.principals import PRINCIPAL_SEED_OFFSET, Principal, check_principal
 
 StepHook = Callable[[Any, Any], None]  # (SEDGame, StepResult) after each game step
 
@@ -23,7 +20,7 @@ def make_env(setup: EvalSetup, principal: Principal, seed: int,
     """A `SEDMultiAgentEnv` in which `principal` (any `principals.Principal`:
     a baseline, a searched schedule or a trained `ModulePrincipal`) sets the
     rates at each period start; only the players are agents."""
-    from sed_meltingpot.rllib_env import SEDMultiAgentEnv
+    from sed_meltingpot.envs.rllib_env import SEDMultiAgentEnv
 
     env = SEDMultiAgentEnv(setup.env_config(seed), scripted_principal=check_principal(principal))
     if on_step is not None:

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.observations import principal_input
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.observations import principal_input
 from sed_meltingpot.substrates import apple_picking_data
 
 NUM_ACTIONS = apple_picking_data.NUM_ACTIONS  # Melting Pot's action set
@@ -110,7 +110,7 @@ class GreedyApplePlayers:
 def apple_tile_colour(game: GameConfig) -> np.ndarray:
     """Mean RGB of a tile holding an apple, read from WORLD.RGB at reset at the
     map's apple cells ('A')."""
-    from sed_meltingpot import substrate as substrate_lib
+    from sed_meltingpot.game import substrate as substrate_lib
 
     overrides: dict[str, Any] = {"map": game.map} if game.map is not None else {}
     config = substrate_lib.get_config(game.substrate, num_players=game.num_players, **overrides)
@@ -141,7 +141,7 @@ def _softmax_sample(logits: np.ndarray, rng: np.random.Generator, greedy: bool) 
 def _forward(module: Any, observations: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
     if hasattr(module, "action_logits"):  # a jax-engine network (twin/checkpoint.FlaxPolicy)
         return module.action_logits(list(observations))
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("rllib", "playing an RLlib checkpoint"):
         import torch

@@ -9,7 +9,6 @@ import json
 import os
 from typing import Any
 
-from sed_meltingpot.config import GameConfig
 from sed_meltingpot.evaluation.policies import (
     PLAYER_CHOICES,
     GreedyApplePlayers,
@@ -19,8 +18,9 @@ from sed_meltingpot.evaluation.policies import (
     RandomPlayers,
     apple_tile_colour,
 )
-from sed_meltingpot.principals import Principal, parse_principal
-from sed_meltingpot.training import runlog
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.principals import Principal, parse_principal
+from sed_meltingpot.runs import runlog
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _unreadable_file(folder: str) -> str | None:
 
 
 def _load_module(folder: str):
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("rllib", "loading an RLlib checkpoint"):
         from ray.rllib.core.rl_module.rl_module import RLModule
@@ -136,7 +136,7 @@ def load_run(path: str) -> LoadedRun:
                               f"({type(e).__name__}: {e})") from e
     if os.path.exists(os.path.join(checkpoint, runlog.TWIN_CHECKPOINT_MARKER)):
         return _load_jax_run(setup, checkpoint)
-    from sed_meltingpot.rllib_env import PLAYERS_MODULE, PRINCIPAL
+    from sed_meltingpot.envs.rllib_env import PLAYERS_MODULE, PRINCIPAL
 
     players_dir = module_checkpoint(checkpoint, PLAYERS_MODULE)
     if not os.path.isdir(players_dir):
@@ -171,7 +171,7 @@ def with_fixed_types(setup: EvalSetup, seed: int) -> EvalSetup:
     on other seeds) faces the same players."""
     if setup.game.selfishness is not None:
         return setup
-    from sed_meltingpot.rewards import sample_selfishness
+    from sed_meltingpot.core.rewards import sample_selfishness
 
     sigma = tuple(float(s) for s in sample_selfishness(setup.game.num_players, seed))
     return dataclasses.replace(setup, game=dataclasses.replace(setup.game, selfishness=sigma))
@@ -187,7 +187,7 @@ def build_setup(run: LoadedRun | None, overrides: dict[str, Any] | None = None, 
     if changes.get("num_players", setup.game.num_players) != setup.game.num_players:
         changes.setdefault("selfishness", None)  # the run's types no longer fit
     game = dataclasses.replace(setup.game, **changes).validate()
-    from sed_meltingpot.game import substrate_config
+    from sed_meltingpot.game.sed_game import substrate_config
 
     substrate_config(game)  # what only the substrate knows (players the map holds)
     return with_fixed_types(dataclasses.replace(setup, game=game), seed)

@@ -53,7 +53,7 @@ def panel_curve(records: Sequence[Mapping[str, Any]], objective: str, welfare_on
     for the sampled principal's panel (objective "sampled") the game's own objective
     per logged episode (W at each episode's drawn eta, on the run's definition)."""
     if objective == SAMPLED:
-        from sed_meltingpot.plotting import series
+        from sed_meltingpot.analysis.plotting import series
 
         return series(records, "objective")
     return objective_curve(records, eta_of(objective), welfare_on)

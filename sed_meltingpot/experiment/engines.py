@@ -25,7 +25,6 @@ JAX, RLlib and torch are imported inside the functions that need them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -41,7 +40,7 @@ from sed_meltingpot.experiment.grid import (
 )
 from sed_meltingpot.experiment.plan import TrainTask
 from sed_meltingpot.experiment.rows import check_objective, episode_welfare
-from sed_meltingpot.principals import FixedRates, RandomPrincipal
+from sed_meltingpot.game.principals import FixedRates, RandomPrincipal
 
 Log = Callable[[str], None]
 # How the grid names a principal: "learned" | spec ("none", "fixed:..", "random") | rates
@@ -85,7 +84,7 @@ class LuaEvaluator:
     sed_meltingpot.evaluation; loads the run's modules once."""
 
     def __init__(self, run_dir: str) -> None:
-        from sed_meltingpot.optional import extra_import
+        from sed_meltingpot.core.optional import extra_import
 
         with extra_import("rllib", "the experiment's Lua evaluation"):
             import torch
@@ -130,7 +129,7 @@ def _train_config(grid: Grid, task: TrainTask, *, num_iterations: int,
                   rollout_fragment_length: int, train_batch_size: int) -> Any:
     """The grid's TrainConfig for one run; the engines differ only in how an
     iteration is sized (RLlib: batch of fragments; jax: games x rollout)."""
-    from sed_meltingpot.training.config import TrainConfig, preset
+    from sed_meltingpot.runs.train_config import TrainConfig, preset
 
     overrides = {**preset(grid.preset), "minibatch_size": grid.minibatch_size}
     return TrainConfig(
@@ -180,158 +179,20 @@ class RllibEngine:
 
 
 # ------------------------------------------------------------------- JAX
-def game_from_run_config(run_config: dict[str, Any]) -> Any:
-    """The GameConfig of a run's run_config.json, with its players' types, as
-    `training.runlog.parse_run_config` reads it (the whole file validated; ValueError
-    names the bad entry); without importing the RLlib env, so it works where only JAX
-    is installed."""
-    from sed_meltingpot.training.runlog import parse_run_config
-
-    return parse_run_config(run_config).game
-
-
-def twin_obs_settings(run_config: dict[str, Any]) -> tuple[str, int]:
-    """(obs_mode, frame_stack) a jax run's networks were trained on (run_config.json,
-    read by `training.runlog.parse_run_config`)."""
-    from sed_meltingpot.training.runlog import obs_mode_of, parse_run_config
-
-    train = parse_run_config(run_config).train
-    return obs_mode_of(train), train.frame_stack
-
-
-def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:
-    """(num_episodes, 2) keys of the random principal's draws: episode k's is
-    PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET) folded with `stream` (the training
-    seed), as the Lua path seeds its principal per episode (`StreamRandomPrincipal`)."""
-    import jax
-    import jax.numpy as jnp
-
-    offset = evaluation.PRINCIPAL_SEED_OFFSET
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + k + offset), stream)
-                      for k in range(num_episodes)])
-
-
-def random_levels(principal_keys: Any, period: Any, num_brackets: int, num_levels: int) -> Any:
-    """int32 (E, B): the random principal's rate levels of tax period `period`, uniform,
-    from each episode's key (`random_principal_keys`) folded with the period."""
-    import jax
-
-    def draw(key: Any) -> Any:
-        return jax.random.randint(jax.random.fold_in(key, period), (num_brackets,), 0,
-                                  num_levels)
-
-    return jax.vmap(draw)(principal_keys)
-
-
-def _twin_play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
-                  players_spec: Any, principal_spec: Any, num_episodes: int) -> Any:
-    """A jitted `play(reset_keys, play_key, principal_keys, sigma, players_params,
-    principal_params, rates, fixed_eta) -> episode metrics (per episode)` for
-    `num_episodes` games vmapped. Compiled once per game settings and principal kind:
-    networks' weights, types, fixed rates and a fixed eta are arguments, so every run,
-    schedule and objective of a grid reuses it."""
-    from sed_meltingpot.twin.ppo import compile_game
-
-    game = compile_game(game)
-    key = (game, obs_mode, frame_stack, kind, players_spec, principal_spec, num_episodes)
-    if key in _TWIN_PLAY:
-        return _TWIN_PLAY[key]
-    import jax
-    import jax.numpy as jnp
-
-    from sed_meltingpot.twin import networks
-    from sed_meltingpot.twin.sed import SEDTwin
-
-    sed = SEDTwin(game, obs_mode=obs_mode, frame_stack=frame_stack)
-    players = networks.ImageFeaturesNet(players_spec)
-    principal = networks.ImageFeaturesNet(principal_spec) if principal_spec else None
-    E, B, K = num_episodes, game.num_brackets, game.num_rate_levels
-    periods, period_len = game.episode_length // game.tax_period, game.tax_period
-    reset_v = jax.vmap(sed.reset, in_axes=(0, None, None))
-    step_v = jax.vmap(sed.step)
-    set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
-    metrics_v = jax.vmap(sed.episode_metrics)
-
-    def play(reset_keys, play_key, principal_keys, sigma, players_params, principal_params,
-             rates, fixed_eta):
-        g, obs = reset_v(reset_keys, sigma, fixed_eta)
-
-        def period(carry, inputs):
-            g, obs = carry
-            k, index = inputs
-            kq, ks = jax.random.split(k)
-            if kind == "learned":
-                logits = principal.apply(principal_params, obs.principal_image,
-                                         obs.principal_features)[0].reshape(E, B, K)
-                r = sed.levels_to_rates(jax.random.categorical(kq, logits))
-            elif kind == "random":
-                r = sed.levels_to_rates(random_levels(principal_keys, index, B, K))
-            else:
-                r = jnp.broadcast_to(rates, (E, B))
-            g, obs = set_rates_v(g, r, 1.0)
-
-            def step(carry, k2):
-                g, obs = carry
-                ka, ke = jax.random.split(k2)
-                logits = players.apply(players_params, obs.player_image,
-                                       obs.player_features)[0]
-                actions = jax.random.categorical(ka, logits).astype(jnp.int32)
-                g, obs, *_ = step_v(g, actions, jax.random.split(ke, E))
-                return (g, obs), None
-
-            (g, obs), _ = jax.lax.scan(step, (g, obs), jax.random.split(ks, period_len))
-            return (g, obs), None
-
-        (g, obs), _ = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),
-                                                      jnp.arange(periods)))
-        return metrics_v(g)
-
-    _TWIN_PLAY[key] = jax.jit(play)
-    return _TWIN_PLAY[key]
-
-
-_TWIN_PLAY: dict[tuple, Any] = {}
-
-
 def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
                   num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
     """Plays a jax run's players (and learned principal) on the twin under the run's
-    welfare definition: episode k from PRNGKey(seed + k); policies sample as in
-    training; the random principal draws from `random_principal_keys(seed, stream)`.
-    Scalars come from SEDTwin.episode_metrics (the game's metrics on device), plus
-    W_eta under both definitions from its per-player totals (`episode_welfare`)."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+    welfare definition (`twin.play.play_run`: episode k from PRNGKey(seed + k); policies
+    sample as in training; the random principal draws from
+    `random_principal_keys(seed, stream)`). Scalars come from SEDTwin.episode_metrics
+    (the game's metrics on device), plus W_eta under both definitions from its
+    per-player totals (`episode_welfare`)."""
+    from sed_meltingpot.twin.play import play_run
 
-    from sed_meltingpot.twin import checkpoint as ckpt
-    from sed_meltingpot.twin import ppo
-
-    with open(os.path.join(run_dir, "run_config.json")) as f:
-        run_config = json.load(f)
-    game = dataclasses.replace(game_from_run_config(run_config), voting_rule=voting_rule)
-    sigma = jnp.asarray(game.selfishness, jnp.float32)
-    game = dataclasses.replace(game, selfishness=None)  # types are an argument of play
-    obs_mode, frame_stack = twin_obs_settings(run_config)
-    path = ckpt.latest_checkpoint(run_dir)
-    players_spec, players_params = ckpt.load_params(path, "players")
-    principal_spec, principal_params = (ckpt.load_params(path, "principal")
-                                        if principal == LEARNED else (None, {}))
-    spec = str(FixedRates(principal)) if isinstance(principal, tuple) else principal
-    kind, _ = ppo.parse_scripted(spec, game)
-    if kind == "learned" and principal_spec is None:
-        raise ValueError(f"{path} has no learned principal")
-    inputs = ppo.run_inputs(game, spec)
-    play = _twin_play_fn(game, obs_mode, frame_stack, kind, players_spec, principal_spec,
-                         num_episodes)
-    keys = [jax.random.split(jax.random.PRNGKey(seed + k)) for k in range(num_episodes)]
-    metrics = jax.device_get(play(
-        jnp.stack([k[0] for k in keys]), keys[0][1],
-        random_principal_keys(seed, stream, num_episodes), sigma, players_params,
-        principal_params, inputs.rates, inputs.fixed_eta))
+    game, metrics = play_run(run_dir, voting_rule, principal, seed, num_episodes, stream)
     episodes = []
     for e in range(num_episodes):
-        one = {k: np.asarray(v)[e] for k, v in metrics.items()}
+        one = {k: v[e] for k, v in metrics.items()}
         episodes.append({**evaluation.episode_scalars(one), **episode_welfare(one)})
     check_objective(episodes, game.welfare_on)
     return episodes

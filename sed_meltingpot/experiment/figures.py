@@ -2,7 +2,7 @@
 productivity, and the sampled principal's rates against eta.
 
 One panel per (definition, objective) or per definition, one colour per principal
-(or bracket), bands = 95% t-intervals over seeds. Drawn with sed_meltingpot.plotting's
+(or bracket), bands = 95% t-intervals over seeds. Drawn with sed_meltingpot.analysis.plotting's
 figure helpers (`new_figure`, `finish`), imported where a figure is drawn so that
 importing the experiment does not import matplotlib.
 """
@@ -26,7 +26,7 @@ def _colour(principal: str, fallback: int) -> str:
 
 def _panels(count: int, width: int, height: int, dpi: int) -> tuple[Any, Any, int]:
     """A figure of `count` panels, 2 per row (1 if only one); rows beyond 2 add height."""
-    from sed_meltingpot.plotting import new_figure
+    from sed_meltingpot.analysis.plotting import new_figure
 
     cols = 2 if count > 1 else 1
     rows = max(1, math.ceil(count / cols))
@@ -45,7 +45,7 @@ def plot_learning_curves(curves: Panels, path: str, *, width: int = 1200, height
     """curves[(welfare_on, objective)][principal] = the progress records of each seed's
     run. One panel per definition and objective, one line per principal (mean over
     seeds, band = 95% t-interval)."""
-    from sed_meltingpot.plotting import finish
+    from sed_meltingpot.analysis.plotting import finish
 
     panels = list(curves)
     fig, axes, _ = _panels(len(panels), width, height, dpi)
@@ -76,7 +76,7 @@ def plot_equality_productivity(rows: Sequence[Mapping[str, Any]], objectives: Se
                                width: int = 1200, height: int = 800, dpi: int = 100) -> str:
     """Per definition and objective: equality (1 - Gini of apples) against productivity,
     one small point per seed and a large one for the mean, per principal."""
-    from sed_meltingpot.plotting import finish
+    from sed_meltingpot.analysis.plotting import finish
 
     panels = [(w, o) for w in welfare_on for o in objectives]
     fig, axes, _ = _panels(len(panels), width, height, dpi)
@@ -105,7 +105,7 @@ def plot_rates_vs_eta(rows: Sequence[Mapping[str, Any]], substrate: str, num_bra
     """The sampled principal's learned rates against eta (`rates_by_eta`): one panel per
     definition, one line per bracket (mean over seeds), band = 95% t-interval over
     seeds."""
-    from sed_meltingpot.plotting import finish
+    from sed_meltingpot.analysis.plotting import finish
 
     fig, axes, _ = _panels(len(welfare_on), width, height, dpi)
     drawn = [False] * len(axes)

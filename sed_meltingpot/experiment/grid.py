@@ -28,8 +28,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from sed_meltingpot import voting
-from sed_meltingpot.config import WELFARE_ON, GameConfig
+from sed_meltingpot.core import voting
+from sed_meltingpot.game.config import WELFARE_ON, GameConfig
 
 #: Objectives: a label and the voting rule that sets eta (paper Section 4).
 OBJECTIVES: dict[str, str] = {
@@ -106,7 +106,7 @@ def format_rates(rates: Sequence[float]) -> str:
 def principal_spec(name: str, rates: Sequence[float] | None = None) -> str:
     """The training/evaluation spelling of a principal (`principals.PrincipalSpec`,
     checked and canonical); best_fixed needs the schedule the search chose."""
-    from sed_meltingpot.principals import PrincipalSpec
+    from sed_meltingpot.game.principals import PrincipalSpec
 
     if name in LEARNERS:
         spec = "learned"

@@ -267,7 +267,7 @@ def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,
         for job in jobs:
             done(job, run_job(job))
         return results
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("rllib", "--num_workers > 1 / --ray_address (Ray tasks)"):
         import ray

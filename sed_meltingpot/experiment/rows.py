@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sed_meltingpot import welfare
+from sed_meltingpot.core import welfare
 from sed_meltingpot.evaluation.stats import METRICS, mean_ci
 from sed_meltingpot.experiment.grid import DEFAULT_WELFARE_ON
 

@@ -7,7 +7,7 @@
   this callback computes it from the sampled steps and pushes it to every
   env runner after each iteration (and at start-up).
 * Episode metrics: at each episode's end the env's `last_episode_metrics`
-  (computed by the game with `sed_meltingpot.welfare`) are logged under
+  (computed by the game with `sed_meltingpot.core.welfare`) are logged under
   `sed/...`, so the per-iteration log averages them over finished episodes.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot.kernel import SCALAR_METRICS
-from sed_meltingpot.optional import extra_import
-from sed_meltingpot.training.config import CURRICULUM_KEY, TAX_CAP_END, TrainConfig
+from sed_meltingpot.core.optional import extra_import
+from sed_meltingpot.game.kernel import SCALAR_METRICS
+from sed_meltingpot.runs.train_config import CURRICULUM_KEY, TAX_CAP_END, TrainConfig
 
 with extra_import("rllib", __name__):
     from ray.rllib.callbacks.callbacks import RLlibCallback
@@ -48,7 +48,7 @@ def sed_envs(env: Any) -> list[Any]:
     """The SEDMultiAgentEnv instances inside an env runner's (vector) env, in
     the vector env's order, so that `sed_envs(env)[env_index]` is the
     sub-env RLlib's callbacks name by `env_index`."""
-    from sed_meltingpot.rllib_env import SEDMultiAgentEnv
+    from sed_meltingpot.envs.rllib_env import SEDMultiAgentEnv
 
     found, stack = [], [env]
     while stack:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot.optional import extra_import
+from sed_meltingpot.core.optional import extra_import
 
 with extra_import("rllib", __name__):
     from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot.optional import extra_import
+from sed_meltingpot.core.optional import extra_import
 
 with extra_import("rllib", __name__):
     import gymnasium

@@ -10,8 +10,8 @@ import dataclasses
 import math
 from typing import Any
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.training.config import CURRICULUM_KEY, TrainConfig
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.train_config import CURRICULUM_KEY, TrainConfig
 
 __all__ = ["ENV_RUNNER_MAX_RESTARTS", "ENV_RUNNER_RESTART_DELAY_S", "build_ppo_config",
            "env_config"]
@@ -39,14 +39,14 @@ def env_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float
 def build_ppo_config(game: GameConfig, train: TrainConfig, *, selfishness: tuple[float, ...]
                      ) -> Any:
     """The RLlib PPOConfig (new API stack) for a run."""
-    from sed_meltingpot.optional import extra_import
+    from sed_meltingpot.core.optional import extra_import
 
     with extra_import("rllib", __name__):
         from ray.rllib.algorithms.ppo import PPOConfig
         from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
         from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from sed_meltingpot.rllib_env import (
+    from sed_meltingpot.envs.rllib_env import (
         PLAYERS_MODULE,
         PRINCIPAL,
         SEDMultiAgentEnv,

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from sed_meltingpot.training import runlog
+from sed_meltingpot.runs import runlog
 from sed_meltingpot.twin import networks
 
 CHECKPOINT_DIR = runlog.CHECKPOINT_DIR  # the run folder's, as for RLlib checkpoints

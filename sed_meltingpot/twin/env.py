@@ -178,7 +178,7 @@ class TwinEnv:
         regrowth_radius: float | None = None,
         apple_reward: float | None = None,
     ) -> TwinEnv:
-        """The twin of `sed_meltingpot.substrate.build(substrate, **overrides)`.
+        """The twin of `sed_meltingpot.game.substrate.build(substrate, **overrides)`.
 
         `map` is "default", "large" or an ASCII map; None keeps the substrate's.
         Raises ValueError naming a bad argument, its value and the allowed range.

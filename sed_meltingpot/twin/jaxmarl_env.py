@@ -60,9 +60,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sed_meltingpot import principals, rewards
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.optional import extra_import
+from sed_meltingpot.core import rewards
+from sed_meltingpot.core.optional import extra_import
+from sed_meltingpot.game import principals
+from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.twin.sed import GameState, SEDTwin
 
 with extra_import("jaxmarl", __name__):

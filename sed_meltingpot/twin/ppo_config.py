@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot import voting
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.hyperparameters import hyperparameter
+from sed_meltingpot.core import voting
+from sed_meltingpot.core.hyperparameters import hyperparameter
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.train_config import TAX_CAP_END, TrainConfig
 from sed_meltingpot.substrates import apple_picking_data
-from sed_meltingpot.training.config import TAX_CAP_END, TrainConfig
 from sed_meltingpot.twin import recipe as recipes
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class TwinTrainConfig:
 def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:
     """('learned' | 'random' | 'rates', the fixed rates of 'none' (zeros) and
     'fixed:..', else None), checked by `principals.PrincipalSpec.parse`."""
-    from sed_meltingpot.principals import PrincipalSpec
+    from sed_meltingpot.game.principals import PrincipalSpec
 
     parsed = PrincipalSpec.parse(spec, num_brackets=game.num_brackets)
     rates = parsed.rates_for(game.num_brackets)

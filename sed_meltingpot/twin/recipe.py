@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from sed_meltingpot.hyperparameters import hyperparameter
+from sed_meltingpot.core.hyperparameters import hyperparameter
 
 LR_SCHEDULES = ("constant", "linear")
 ROUND_ENDS = ("terminal", "truncated")

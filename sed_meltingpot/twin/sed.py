@@ -1,8 +1,8 @@
 """The Social Environment Design game on device: `SEDGame` + `SEDMultiAgentEnv` in JAX.
 
 `SEDTwin` plays paper Section 4's game on top of the twin world (`twin/env.py`) with
-the rules of `sed_meltingpot/game.py` and the observations and turn order of
-`sed_meltingpot/rllib_env.py`:
+the rules of `sed_meltingpot/game/sed_game.py` and the observations and turn order of
+`sed_meltingpot/envs/rllib_env.py`:
 
 * the principal acts at each tax period's start (`principal_due`, `set_rate_levels`):
   levels -> `GameConfig.rate_levels`, the divergence projection (L-inf only), times the
@@ -36,9 +36,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from sed_meltingpot import constraints, kernel, rewards, tax, voting, welfare
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.kernel import Metrics, SEDState
+from sed_meltingpot.core import constraints, rewards, tax, voting, welfare
+from sed_meltingpot.game import kernel
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.kernel import Metrics, SEDState
 from sed_meltingpot.twin import render
 from sed_meltingpot.twin.env import TwinEnv, TwinState, ready_to_shoot
 

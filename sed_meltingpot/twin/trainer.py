@@ -31,11 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.kernel import SCALAR_METRICS
-from sed_meltingpot.training import runlog
-from sed_meltingpot.training.config import TrainConfig
-from sed_meltingpot.training.trainer import RunSetupError, plan_run
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.kernel import SCALAR_METRICS
+from sed_meltingpot.runs import runlog
+from sed_meltingpot.runs.run_plan import RunSetupError, plan_run
+from sed_meltingpot.runs.train_config import TrainConfig
 from sed_meltingpot.twin import checkpoint as ckpt
 from sed_meltingpot.twin import ppo
 from sed_meltingpot.twin.recipe import PrincipalRecipe

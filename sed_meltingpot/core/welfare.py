@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot import registry
-from sed_meltingpot.validators import unit_interval_array
+from sed_meltingpot.core import registry
+from sed_meltingpot.core.validators import unit_interval_array
 
 __all__ = [
     "WELFARE_CORES",

@@ -11,13 +11,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from sed_meltingpot import voting
-from sed_meltingpot.hyperparameters import hyperparameter
-from sed_meltingpot.substrates import apple_picking_data
+from sed_meltingpot.core import voting
+from sed_meltingpot.core.hyperparameters import hyperparameter
 
 # The tax schedule's defaults are declared with the tax math, so the import
 # points down (config -> tax, never back); re-exported here with the others.
-from sed_meltingpot.tax import DEFAULT_NUM_RATE_LEVELS, DEFAULT_THRESHOLDS
+from sed_meltingpot.core.tax import DEFAULT_NUM_RATE_LEVELS, DEFAULT_THRESHOLDS
+from sed_meltingpot.substrates import apple_picking_data
 
 #: What W_eta is computed on (GameConfig.welfare_on).
 WELFARE_ON = ("apples", "taxed")
@@ -28,7 +28,7 @@ class GameConfig:
     """Parameters of one Social Environment Design game.
 
     Attributes:
-      substrate: name of the substrate (`sed_meltingpot.substrate.SUBSTRATES`).
+      substrate: name of the substrate (`sed_meltingpot.game.substrate.SUBSTRATES`).
       num_players: n.
       episode_length: steps before the world resets.
       rounds_per_episode: voting rounds per episode. 1 (default) resets the
@@ -39,11 +39,11 @@ class GameConfig:
       num_rate_levels: discrete levels per bracket for the principal's action.
       selfishness: fixed types sigma (length n), or None to sample them
         uniformly on [0, 1] from the seed.
-      voting_rule: name in `sed_meltingpot.voting` (e.g. "mean", "median"), or
+      voting_rule: name in `sed_meltingpot.core.voting` (e.g. "mean", "median"), or
         "fixed:<eta>" to fix the objective without changing the types.
       principal_type / principal_weight: blend the principal's own type into
         the vote: eta = (1 - w) * rule(sigma) + w * principal_type.
-      welfare: name in `sed_meltingpot.welfare` (fn(values, eta)).
+      welfare: name in `sed_meltingpot.core.welfare` (fn(values, eta)).
       welfare_on: "apples" (the paper's W on apples collected) or "taxed"
         (the same function on post-tax incomes r_tax).
       neighbour_aggregate: "sum" (paper Eq. 8) or "mean" over visible players.
@@ -65,12 +65,12 @@ class GameConfig:
     num_rate_levels: int = DEFAULT_NUM_RATE_LEVELS
     selfishness: tuple[float, ...] | None = None
     voting_rule: str = hyperparameter(
-        "mean", "Social choice rule: one of the registered rules (sed_meltingpot.voting), or "
+        "mean", "Social choice rule: one of the registered rules (sed_meltingpot.core.voting), or "
         "fixed:<eta> (eta in [0, 1], the players' types unchanged).")
     principal_type: float = 0.5
     principal_weight: float = 0.0
     welfare: str = hyperparameter("interpolated", "Principal's objective family: a registered "
-                                  "welfare function (sed_meltingpot.welfare).")
+                                  "welfare function (sed_meltingpot.core.welfare).")
     welfare_on: str = hyperparameter(
         "apples", "What the principal's objective W_eta is computed on: apples (apples eaten, "
         "paper Section 4) or taxed (post-tax incomes r_tax, the players' payoffs of paper "

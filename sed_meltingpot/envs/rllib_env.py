@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.game import SEDGame
-from sed_meltingpot.observations import SPRITE, downsample, principal_input
-from sed_meltingpot.optional import extra_import
-from sed_meltingpot.principals import Principal, check_principal, parse_principal
+from sed_meltingpot.core.optional import extra_import
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.observations import SPRITE, downsample, principal_input
+from sed_meltingpot.game.principals import Principal, check_principal, parse_principal
+from sed_meltingpot.game.sed_game import SEDGame
 from sed_meltingpot.substrates import apple_picking_data
 
 with extra_import("rllib", __name__):

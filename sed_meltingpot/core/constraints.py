@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot.tax import validate_rates
+from sed_meltingpot.core.tax import validate_rates
 
 __all__ = ["NORMS", "divergence", "project_linf_core", "project_rates"]
 

@@ -1,7 +1,7 @@
 """The lever analysis (issue 16): can a tax move an objective in this game at all?
 
 Against frozen players a principal draws independent uniform random rates each tax
-period (`sed_meltingpot.twin.lever_play` plays them on the twin); here the records are
+period (`sed_meltingpot.analysis.lever_play` plays them on the twin); here the records are
 turned into statistics, with numpy and scipy only (no JAX):
 
 * per eta, the OLS fit y = a + sum_b s_b rate_b of the period's objective change y

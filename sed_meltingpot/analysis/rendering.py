@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sed_meltingpot.core.optional import extra_import
 from sed_meltingpot.evaluation import EvalSetup, PlayerPolicy, make_env
-from sed_meltingpot.optional import extra_import
-from sed_meltingpot.principals import Principal, no_tax
+from sed_meltingpot.game.principals import Principal, no_tax
 
 BACKGROUND = (24, 24, 28)
 TEXT = (235, 235, 235)

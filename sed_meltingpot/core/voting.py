@@ -21,9 +21,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot import registry
-from sed_meltingpot.rewards import validate_selfishness
-from sed_meltingpot.validators import unit_interval_array
+from sed_meltingpot.core import registry
+from sed_meltingpot.core.rewards import validate_selfishness
+from sed_meltingpot.core.validators import unit_interval_array
 
 __all__ = [
     "FIXED_PREFIX",

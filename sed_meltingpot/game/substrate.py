@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from sed_meltingpot.optional import extra_import
+from sed_meltingpot.core.optional import extra_import
 
 with extra_import("lua", __name__):
     import meltingpot

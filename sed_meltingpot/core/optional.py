@@ -5,7 +5,7 @@ the JAX twin, its trainer and the experiment with the jax engine. Everything els
 extra of setup.py (`EXTRAS`): an import of it goes through `extra_import`, so that a
 machine without it gets one line that names the extra to install, e.g.
 
-    sed_meltingpot.substrate needs the 'lua' extra (the Lua substrate: dmlab2d,
+    sed_meltingpot.game.substrate needs the 'lua' extra (the Lua substrate: dmlab2d,
     dm-meltingpot): pip install 'sed-meltingpot[lua]' (No module named 'meltingpot')
 
 (on one line) instead of a bare ModuleNotFoundError deep in a stack. The error is a

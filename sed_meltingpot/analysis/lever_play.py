@@ -2,10 +2,10 @@
 
 Each tax period the principal draws an independent uniform level per bracket
 (levels -> GameConfig.rate_levels, tax cap 1; the draws of the twin's random principal,
-`experiment.engines.random_levels`), so that the rates are independent of
-everything else in the game and `sed_meltingpot.lever` can regress the period's
+`twin.play.random_levels`), so that the rates are independent of
+everything else in the game and `sed_meltingpot.analysis.lever` can regress the period's
 objective change on them. The players are a jax-engine run's trained players
-(sampling their policy, loaded as `experiment.engines.twin_episodes` loads them) or
+(sampling their policy, loaded as `twin.play.play_run` loads them) or
 uniform random actions (a run-free check). `num_games` games are vmapped in one
 jitted call that plays whole episodes; eta is the `fixed_eta` input of
 `SEDTwin.reset`, so every eta reuses one compiled program, and every eta plays the
@@ -19,7 +19,6 @@ period's last step, inside the sum), and each player's apples of the period.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,16 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot import rewards
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.experiment.engines import (
-    game_from_run_config,
-    random_levels,
-    random_principal_keys,
-    twin_obs_settings,
-)
-from sed_meltingpot.lever import LeverRecords
+from sed_meltingpot.analysis.lever import LeverRecords
+from sed_meltingpot.core import rewards
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs.run_record import obs_mode_of, read_run
 from sed_meltingpot.twin import networks
+from sed_meltingpot.twin.play import random_levels, random_principal_keys
 from sed_meltingpot.twin.sed import SEDTwin
 
 __all__ = ["RANDOM", "Players", "load_run_players", "play_episodes", "play_lever"]
@@ -61,7 +56,7 @@ class Players:
 
 def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
     """A jax-engine run's game (with its players' types) and trained players: the
-    run_config.json and newest checkpoint, read as `experiment.engines.twin_episodes` does.
+    run_config.json and newest checkpoint, read by `runs.run_record.read_run`.
     Raises ValueError / FileNotFoundError naming what is missing."""
     from sed_meltingpot.twin import checkpoint as ckpt
 
@@ -71,13 +66,12 @@ def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
             if os.path.isdir(run_dir) else []
         hint = f"; a multi-seed run: pick one of {seeds}" if seeds else ""
         raise FileNotFoundError(f"no run_config.json in {run_dir!r}{hint}")
-    with open(path) as f:
-        run_config = json.load(f)
-    if run_config.get("engine") != "jax":
+    run = read_run(run_dir)
+    if run.engine != "jax":
         raise ValueError(f"{run_dir!r} is not a jax-engine run (run_config.json engine="
-                         f"{run_config.get('engine')!r}); the lever analysis plays the twin")
-    game = game_from_run_config(run_config)
-    obs_mode, frame_stack = twin_obs_settings(run_config)
+                         f"{run.engine!r}); the lever analysis plays the twin")
+    game = run.game
+    obs_mode, frame_stack = obs_mode_of(run.train), run.train.frame_stack
     checkpoint = ckpt.latest_checkpoint(run_dir)
     spec, params = ckpt.load_params(checkpoint, "players")
     if spec is None:
@@ -142,7 +136,7 @@ def play_episodes(game: GameConfig, players: Players, fixed_eta: float, first_ep
                   num_games: int, seed: int, sigma: np.ndarray, rate_stream: int = 0
                   ) -> dict[str, np.ndarray]:
     """Episodes first_episode .. + num_games - 1 in one call, keyed as
-    `experiment.engines.twin_episodes` keys them: episode k's world from PRNGKey(seed + k),
+    `twin.play.play_run` keys them: episode k's world from PRNGKey(seed + k),
     the players' actions from the first episode's key, and the rates drawn as the twin's
     random principal draws them (`random_principal_keys(seed, rate_stream)`,
     `random_levels`). Another rate_stream replays the same worlds and, for players
@@ -178,7 +172,7 @@ def play_lever(game: GameConfig, players: Players, etas: Sequence[float], *,
                welfare_on: str | None = None, rate_stream: int = 0,
                log: Callable[[str], None] | None = None) -> LeverRecords:
     """`num_episodes` episodes per eta (in calls of `num_games` vmapped games) with random
-    rates each period; the records for `sed_meltingpot.lever.analyse`. The players'
+    rates each period; the records for `sed_meltingpot.analysis.lever.analyse`. The players'
     types: game.selfishness, else drawn from `seed` (rewards.sample_selfishness).
     Episode ids are unique across etas (eta index * num_episodes + episode)."""
     if num_games < 1 or num_episodes < 1 or num_episodes % num_games:

@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sed_meltingpot.training import runlog
+from sed_meltingpot.runs import runlog
 
 PROGRESS_FILE = runlog.PROGRESS_FILE
 X_KEY, X_LABEL = "game_steps", "game steps sampled"

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sed_meltingpot import tax
+from sed_meltingpot.core import tax
 
 
 @runtime_checkable
@@ -105,6 +105,9 @@ def parse_rates(text: str) -> list[float]:
 
 
 LEARNED, NO_TAX, FIXED, RANDOM = "learned", "none", "fixed", "random"
+# Offsets a scripted random principal's stream from the players' (both seeded per
+# episode: evaluation.episodes on Lua, twin.play on the twin).
+PRINCIPAL_SEED_OFFSET = 7919
 #: A principal spec's kinds: co-trained, no tax, a fixed schedule, uniform random levels.
 PRINCIPAL_KINDS = (LEARNED, NO_TAX, FIXED, RANDOM)
 FIXED_PREFIX = FIXED + ":"

@@ -15,16 +15,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sed_meltingpot.config import GameConfig
-from sed_meltingpot.principals import PrincipalSpec
-from sed_meltingpot.training.config import TrainConfig
-from sed_meltingpot.training.run_files import (
+from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.game.principals import PrincipalSpec
+from sed_meltingpot.runs.run_files import (
     CHECKPOINT_DIR,
     CHECKPOINT_MARKERS,
     ENGINES,
     RUN_CONFIG_FILE,
     clean,
 )
+from sed_meltingpot.runs.train_config import TrainConfig
 
 
 def write_run_config(folder: str, *, game: GameConfig, train: TrainConfig,

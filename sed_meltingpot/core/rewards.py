@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot.validators import unit_interval_array
+from sed_meltingpot.core.validators import unit_interval_array
 
 __all__ = ["mix_rewards", "mix_rewards_core", "sample_selfishness", "validate_selfishness"]
 

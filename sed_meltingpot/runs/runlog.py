@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sed_meltingpot.training.run_files import (  # noqa: F401  (the run-folder API, re-exported)
+from sed_meltingpot.runs.run_files import (  # noqa: F401  (the run-folder API, re-exported)
     CHECKPOINT_DIR,
     CHECKPOINT_MARKERS,
     ENGINES,
@@ -51,7 +51,7 @@ from sed_meltingpot.training.run_files import (  # noqa: F401  (the run-folder A
     _finite,
     clean,
 )
-from sed_meltingpot.training.run_record import (  # noqa: F401  (re-exported)
+from sed_meltingpot.runs.run_record import (  # noqa: F401  (re-exported)
     RunRecord,
     TwinSettings,
     is_checkpoint,

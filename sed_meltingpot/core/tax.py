@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sed_meltingpot.validators import unit_interval_array
+from sed_meltingpot.core.validators import unit_interval_array
 
 __all__ = [
     "DEFAULT_NUM_RATE_LEVELS",
@@ -43,7 +43,7 @@ __all__ = [
     "validate_thresholds",
 ]
 
-# The tax schedule's defaults live here, not in `sed_meltingpot.config` (which
+# The tax schedule's defaults live here, not in `sed_meltingpot.game.config` (which
 # imports them): the pure tax math sits below the game config, with no circle.
 
 #: Bracket edges tau_0 < ... < tau_B in apples per tax period (paper Appendix A):

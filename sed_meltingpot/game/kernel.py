@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot import rewards, tax, welfare
+from sed_meltingpot.core import rewards, tax, welfare
 
 # (values f[n], eta, xp) -> W_eta; (sigma f[n], fixed_eta or None, xp) -> eta;
 # (requested rates f[B], xp) -> rates in the divergence ball.

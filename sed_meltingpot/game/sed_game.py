@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot import constraints, kernel, rewards, tax, voting, welfare
-from sed_meltingpot import substrate as substrate_lib
-from sed_meltingpot.config import GameConfig
+from sed_meltingpot.core import constraints, rewards, tax, voting, welfare
+from sed_meltingpot.game import kernel
+from sed_meltingpot.game import substrate as substrate_lib
+from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.substrates import apple_picking_data
 
 # Substrate observations each player receives (global WORLD.* ones go to the

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot import kernel
+from sed_meltingpot.game import kernel
 from sed_meltingpot.substrates import apple_picking_data
 
 SPRITE = apple_picking_data.SPRITE_SIZE  # pixels per tile rendered by the substrate

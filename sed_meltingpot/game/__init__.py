@@ -1,0 +1,22 @@
+"""The SED game: its settings (config.py), its rules once as pure functions over numpy
+or jax.numpy (kernel.py), the numpy shell over the Lua substrate (sed_game.py:
+SEDGame), the principals, the principal's observation and the substrate builder.
+
+`from sed_meltingpot.game import SEDGame` keeps working: before issue 17 this name was
+the module `game.py` (now `sed_game.py`), whose names are served here lazily, so that
+importing `sed_meltingpot.game.config` does not import Melting Pot's substrate code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.sed_game")
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
