@@ -78,6 +78,9 @@ flags.DEFINE_bool("eta_normalised", True,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
                   "and --principal_eta_baseline); --noeta_normalised trains it without them.")
+flags.DEFINE_bool("eta_heads", True,
+                  "jax engine: the sampled principal's policy and value heads linear in eta "
+                  "(the recipe's --principal_eta_heads); --noeta_heads trains it without.")
 
 FLAGS = flags.FLAGS
 
@@ -162,6 +165,8 @@ def main(argv: list[str]) -> None:
         changes["lua_episodes"] = FLAGS.lua_episodes
     if FLAGS.eta_normalised != grid.eta_normalised:
         changes["eta_normalised"] = FLAGS.eta_normalised
+    if FLAGS.eta_heads != grid.eta_heads:
+        changes["eta_heads"] = FLAGS.eta_heads
     if FLAGS.welfare_on:
         changes["welfare_on"] = tuple(_ordered(FLAGS.welfare_on, list(WELFARE_ON)))
     grid = dataclasses.replace(grid, **changes).validate()
@@ -255,7 +260,7 @@ def main(argv: list[str]) -> None:
         meta["recipe"] = ("the learned principal's (twin/recipe.py): "
                           + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())
                           + f"; the sampled principal's eta_sampling={grid.eta_sampling}, "
-                          f"eta_normalised={grid.eta_normalised}")
+                          f"eta_normalised={grid.eta_normalised}, eta_heads={grid.eta_heads}")
     md = ex.results_markdown(rows, objectives=objectives, principals=principals,
                              substrate=engine.substrate, meta=meta, num_brackets=b,
                              welfare_on=welfare_on, figures=figures, curves=curves,

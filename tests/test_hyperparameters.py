@@ -89,6 +89,7 @@ RECIPE_VALUES = {
     "principal_round_end": "truncated", "players_only_fraction": 0.4,
     "phase2_players_lr_scale": 0.5, "principal_init_no_tax": 0.9, "eta_sampling": "0,0.5,1",
     "principal_reward_scale": "per_player", "principal_eta_baseline": True,
+    "principal_eta_heads": True,
 }
 
 

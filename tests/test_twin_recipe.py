@@ -245,6 +245,52 @@ def test_per_player_scale_divides_the_principals_reward_in_the_trainer():
     assert rewards["per_player"] == pytest.approx(rewards["none"] / 2.0, rel=1e-5)
 
 
+def _principal_spec(eta_feature: int) -> networks.NetworkSpec:
+    return networks.NetworkSpec(image_shape=(8, 8, 3), num_features=9, num_logits=6,
+                                pixels_per_tile=2, conv_channels=(4, 8), hidden=16,
+                                conv2_stride=2, eta_feature=eta_feature).validate()
+
+
+def test_eta_heads_add_nothing_at_eta_zero_and_their_own_path_elsewhere():
+    """The eta-head network with the default network's shared weights: at eta = 0 it
+    is that network, whatever its eta heads hold; at eta = 1 the eta heads' output is
+    added to the logits (so with them zeroed, eta acts through the torso alone)."""
+    plain, headed = _principal_spec(-1), _principal_spec(4)
+    p_plain = networks.init_params(plain, jax.random.PRNGKey(0))
+    p_headed = networks.init_params(headed, jax.random.PRNGKey(1))
+    assert set(p_headed["params"]) == set(p_plain["params"]) | {"pi_eta", "vf_eta"}
+    shared = {"params": {**p_headed["params"], **p_plain["params"]}}  # plain's weights
+    big = jax.tree_util.tree_map(lambda x: x + 0.5, shared["params"]["pi_eta"])
+    shared["params"]["pi_eta"] = big
+    image = jax.random.randint(jax.random.PRNGKey(2), (3, 8, 8, 3), 0, 256).astype(jnp.uint8)
+    features = jax.random.uniform(jax.random.PRNGKey(3), (3, 9))
+    net_plain, net_headed = networks.ImageFeaturesNet(plain), networks.ImageFeaturesNet(headed)
+    at0 = features.at[:, 4].set(0.0)
+    np.testing.assert_allclose(np.asarray(net_headed.apply(shared, image, at0)[0]),
+                               np.asarray(net_plain.apply(p_plain, image, at0)[0]), atol=1e-6)
+    at1 = features.at[:, 4].set(1.0)
+    zeroed = {"params": {**shared["params"], "pi_eta": jax.tree_util.tree_map(
+        jnp.zeros_like, big)}}
+    np.testing.assert_allclose(np.asarray(net_headed.apply(zeroed, image, at1)[0]),
+                               np.asarray(net_plain.apply(p_plain, image, at1)[0]), atol=1e-6)
+    assert not np.allclose(np.asarray(net_headed.apply(shared, image, at1)[0]),
+                           np.asarray(net_plain.apply(p_plain, image, at1)[0]), atol=1e-3)
+    with pytest.raises(ValueError, match="eta_feature=9"):
+        _principal_spec(9)
+
+
+def test_eta_index_points_at_eta_in_the_principals_features():
+    from sed_meltingpot.game import kernel
+
+    n, eta = 3, 0.37
+    vector = kernel.principal_feature_vector(np.array([1.0, 2.0, 3.0]), np.zeros(3), eta,
+                                             np.array([0.1, 0.2, 0.3]), 1, 4, np)
+    assert vector[kernel.principal_eta_index(n)] == pytest.approx(eta)
+    _, fns = toy_functions(PrincipalRecipe(principal_eta_heads=True))
+    assert fns.principal_spec.eta_feature == kernel.principal_eta_index(TOY.num_players)
+    assert toy_functions(DEFAULT)[1].principal_spec.eta_feature == -1
+
+
 def test_no_tax_init_starts_the_principal_at_level_zero():
     _, fns = toy_functions(PrincipalRecipe(principal_init_no_tax=0.8))
     state = fns.init(jax.random.PRNGKey(1), jnp.array([0.2, 0.5, 0.8]))
@@ -296,6 +342,7 @@ def test_train_cli_with_every_recipe_option(tmp_path):
             "--principal_round_end=terminal", "--players_only_fraction=0.34",
             "--phase2_players_lr_scale=0.5", "--principal_init_no_tax=0.6",
             "--principal_reward_scale=per_player", "--principal_eta_baseline",
+            "--principal_eta_heads",
             "--tax_cap_fraction=0.5", f"--output_dir={out}"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -306,6 +353,12 @@ def test_train_cli_with_every_recipe_option(tmp_path):
     assert config["twin"]["recipe"]["principal_num_epochs"] == 3
     assert config["twin"]["recipe"]["principal_reward_scale"] == "per_player"
     assert config["twin"]["recipe"]["principal_eta_baseline"] is True
+    assert config["twin"]["recipe"]["principal_eta_heads"] is True
+    # The checkpoint keeps the eta heads: the principal reloads with them.
+    from sed_meltingpot.twin import checkpoint as ckpt
+
+    spec, params = ckpt.load_params(ckpt.latest_checkpoint(out), "principal")
+    assert spec.eta_feature >= 0 and "pi_eta" in params["params"]
     assert config["twin"]["phase1_iterations"] == 1
     records = runlog.read_progress(out)
     assert [r["principal_active"] for r in records] == [0.0, 1.0, 1.0]

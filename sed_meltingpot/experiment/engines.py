@@ -200,8 +200,9 @@ def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed
 
 def task_recipe(grid: Grid, task: TrainTask) -> Any:
     """The PrincipalRecipe a jax run trains with: the grid's (None: the defaults), with
-    the grid's eta sampling (and, if `Grid.eta_normalised`, the per-eta reward scale and
-    advantage baseline) for the sampled principal."""
+    the grid's eta sampling (and, as `Grid.eta_normalised` and `Grid.eta_heads` say, the
+    per-eta reward scale and advantage baseline, the eta heads) for the sampled
+    principal."""
     from sed_meltingpot.twin.recipe import PrincipalRecipe
 
     recipe = grid.recipe or PrincipalRecipe()
@@ -210,6 +211,8 @@ def task_recipe(grid: Grid, task: TrainTask) -> Any:
         if grid.eta_normalised:
             recipe = dataclasses.replace(recipe, principal_reward_scale="per_player",
                                          principal_eta_baseline=True)
+        if grid.eta_heads:
+            recipe = dataclasses.replace(recipe, principal_eta_heads=True)
     return recipe.validate()
 
 

@@ -130,10 +130,11 @@ class Grid:
 
     `recipe`: the learned principal's PrincipalRecipe on the jax engine (None: its
     defaults, twin/recipe.py); the sampled principal trains with it and
-    `eta_sampling`, and with `eta_normalised` its reward scaled per player and its
+    `eta_sampling`, with `eta_normalised` its reward scaled per player and its
     advantages centred per eta (the recipe's principal_reward_scale=per_player and
-    principal_eta_baseline; without them it learned one schedule for every eta, README
-    Results). `tax_cap_fraction`: TrainConfig.tax_cap_fraction (jax engine: the
+    principal_eta_baseline), and with `eta_heads` its policy and value heads linear in
+    eta (principal_eta_heads); without them it learned one schedule for every eta
+    (README Results). `tax_cap_fraction`: TrainConfig.tax_cap_fraction (jax engine: the
     share of phase 2 over which the cap ramps; RLlib: of the run).
     `eval_episodes` per run and principal where episodes are played (twin or Lua,
     by engine); `lua_episodes` for the jax engine's learned runs replayed on the Lua
@@ -163,6 +164,7 @@ class Grid:
     recipe: Any = None  # twin.recipe.PrincipalRecipe | None (that module imports JAX)
     eta_sampling: str = "uniform"
     eta_normalised: bool = True
+    eta_heads: bool = True
     rate_etas: tuple[float, ...] = RATE_ETAS
     preset: str = "fast"
     description: str = ""

@@ -358,6 +358,11 @@ def principal_feature_vector(last_period_apples: Any, round_apples: Any, eta: An
     ]).astype(xp.float32)
 
 
+def principal_eta_index(num_players: int) -> int:
+    """Where eta sits in `principal_feature_vector` (after the 2n apple features)."""
+    return 2 * num_players
+
+
 def principal_features(rules: Rules, s: SEDState, xp: Any) -> Any:
     """`principal_feature_vector` of the current state."""
     return principal_feature_vector(s.last_period_apples, s.round_apples, s.eta, s.rates,

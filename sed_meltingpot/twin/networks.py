@@ -11,6 +11,11 @@ Architecture (one class serves both, as in the torch module):
   -> dense(hidden) -> ReLU
   -> [that, features] -> dense(hidden) -> ReLU        (the shared torso)
   -> policy logits (orthogonal init, gain 0.01) and value (orthogonal, gain 1).
+With `eta_feature` >= 0 (the principal under the recipe's principal_eta_heads) both
+heads are linear in that feature, eta: logits = pi(x) + eta pi_eta(x), value = vf(x) +
+eta vf_eta(x), so that the policy can depend on eta through a path of its own rather
+than through one input among the torso's (W_eta is linear in eta too). Such a network
+has no torch counterpart; it plays wherever the flax network does (twin and Lua).
 The principal's logits are one categorical head per bracket, concatenated
 (bracket-major), like RLlib's MultiCategorical over MultiDiscrete([K] * B).
 
@@ -56,6 +61,7 @@ class NetworkSpec:
     hidden: int = 128
     conv2_stride: int = 1
     dtype: str = "float32"  # compute dtype: float32 | bfloat16
+    eta_feature: int = -1  # >= 0: the heads are linear in features[eta_feature] (docstring)
 
     def validate(self) -> NetworkSpec:
         h, w, _ = self.image_shape
@@ -66,6 +72,9 @@ class NetworkSpec:
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
         if h // p < 3 or w // p < 3:
             raise ValueError(f"image of {h // p}x{w // p} tiles is smaller than the 3x3 conv")
+        if not -1 <= self.eta_feature < self.num_features:
+            raise ValueError(f"eta_feature={self.eta_feature!r} must be -1 (none) or a feature "
+                             f"index below num_features={self.num_features}")
         return self
 
 
@@ -132,6 +141,14 @@ class ImageFeaturesNet(nn.Module):
                           bias_init=nn.initializers.zeros, name="pi")(x)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
                          bias_init=nn.initializers.zeros, name="vf")(x)[..., 0]
+        if s.eta_feature >= 0:
+            eta = feats[:, s.eta_feature].astype(jnp.float32)
+            logits = logits + eta[:, None] * nn.Dense(
+                s.num_logits, kernel_init=nn.initializers.orthogonal(0.01),
+                bias_init=nn.initializers.zeros, name="pi_eta")(x)
+            value = value + eta * nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
+                                           bias_init=nn.initializers.zeros,
+                                           name="vf_eta")(x)[..., 0]
         return logits.reshape(lead + (s.num_logits,)), value.reshape(lead)
 
 

@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sed_meltingpot.game.kernel import principal_eta_index
 from sed_meltingpot.twin import networks
 from sed_meltingpot.twin import recipe as recipes
 from sed_meltingpot.twin.ppo_config import (
@@ -136,7 +137,9 @@ def network_specs(config: TwinTrainConfig, obs: Any
     principal = dataclasses.replace(
         players, image_shape=tuple(int(d) for d in obs.principal_image.shape[-3:]),
         num_features=int(obs.principal_features.shape[-1]),
-        num_logits=g.num_brackets * g.num_rate_levels, conv2_stride=2).validate()
+        num_logits=g.num_brackets * g.num_rate_levels, conv2_stride=2,
+        eta_feature=(principal_eta_index(g.num_players) if config.recipe.principal_eta_heads
+                     else -1)).validate()
     return players, principal
 
 

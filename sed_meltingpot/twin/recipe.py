@@ -96,6 +96,10 @@ class PrincipalRecipe:
         "players, its egalitarian term is one player's), so that its rewards have one "
         "scale at every eta; the best rates at each eta are unchanged (eta is fixed within "
         "an episode).")
+    principal_eta_heads: bool = hyperparameter(
+        False, "jax engine: the principal's policy and value heads linear in eta (logits "
+        "= a(x) + eta b(x), the value likewise; twin/networks.py), so that its rates can "
+        "depend on eta through a path of their own; for eta-sampled training.")
     principal_eta_baseline: bool = hyperparameter(
         False, "jax engine: before standardising the principal's advantages, subtract "
         "their least-squares line in eta over the iteration's batch (a baseline per eta, "
