@@ -998,3 +998,19 @@ def test_readme_paper_fast_tables_match_the_committed_results(welfare_on):
         "paper_fast", README_PAPER_FAST[welfare_on], welfare_on,
         objectives=("eta=0", "eta=1"), learners=("learned",),
         baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)
+
+
+#: The README's paper_fast sections at the voted eta (issue 16), one per definition.
+README_PAPER_FAST_VOTED = {
+    "apples": "### The paper's game with the fast preset: the voted objective, apples eaten",
+    "taxed": "### The paper's game with the fast preset: the voted objective, post-tax income"}
+
+
+@pytest.mark.parametrize("welfare_on", sorted(README_PAPER_FAST_VOTED))
+def test_readme_paper_fast_voted_tables_match_the_committed_results(welfare_on):
+    """The README's paper_fast voted sections against docs/results/paper_fast_voted:
+    3 seeds, 4 rows, Holm over the 3 comparisons of learned."""
+    check_readme_grid_tables(
+        "paper_fast_voted", README_PAPER_FAST_VOTED[welfare_on], welfare_on,
+        objectives=("voted",), learners=("learned",),
+        baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)

@@ -214,6 +214,10 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     state = jax.jit(jax.vmap(fns.init, in_axes=(0, 0, None)))(
         keys, jnp.asarray(types, jnp.float32),
         ppo.run_inputs(config.game, config.train.principal))
+    # The initial state is computed before the update is compiled: on the 2-core
+    # machine a run whose init still executed while XLA compiled the update hung, idle,
+    # waiting for that state (2026-12-03, jax 0.10.2 on CPU; twice in a row).
+    state = jax.block_until_ready(state)
     resume_iteration = None
     if restore:
         state = _restore(state, [p.checkpoint for p in plans], print_fn)
