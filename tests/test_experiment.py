@@ -1014,3 +1014,15 @@ def test_readme_paper_fast_voted_tables_match_the_committed_results(welfare_on):
         "paper_fast_voted", README_PAPER_FAST_VOTED[welfare_on], welfare_on,
         objectives=("voted",), learners=("learned",),
         baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)
+
+
+def test_readme_small_grid_other_schedules_match_the_committed_results():
+    """The README's second small-grid call (docs/results/small_sampled): 5 seeds, 8 rows
+    (one on Lua), Holm over the objective's 10 comparisons of learned and sampled."""
+    check_readme_grid_tables(
+        "small_sampled",
+        "### Small grid on post-tax income: the other schedules, best_fixed, the voted eta",
+        "taxed", objectives=("eta=0", "eta=0.5", "eta=1", "voted"),
+        learners=("learned", "sampled"),
+        baselines=("none", "flat", "regressive", "flat100", "best_fixed"), num_seeds=5,
+        num_cell_rows=8)
