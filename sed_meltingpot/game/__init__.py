@@ -14,7 +14,12 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     import importlib
+    import pkgutil
 
+    # `from sed_meltingpot.game import kernel` asks this function for a submodule
+    # that is not imported yet: import it, not sed_game (which imports Melting Pot).
+    if name in {m.name for m in pkgutil.iter_modules(__path__)}:
+        return importlib.import_module(f"{__name__}.{name}")
     module = importlib.import_module(f"{__name__}.sed_game")
     try:
         return getattr(module, name)
