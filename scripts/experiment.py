@@ -74,13 +74,15 @@ flags.DEFINE_integer("eval_episodes", None,
 flags.DEFINE_integer("lua_episodes", None,
                      "Override the grid's episodes of the jax engine's learned runs replayed "
                      "on the Lua substrate (the transfer gap).", lower_bound=1)
-flags.DEFINE_bool("eta_normalised", True,
+flags.DEFINE_bool("eta_normalised", None,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
-                  "and --principal_eta_baseline); --noeta_normalised trains it without them.")
-flags.DEFINE_bool("eta_heads", True,
+                  "and --principal_eta_baseline); --noeta_normalised trains it without them. "
+                  "Default: the grid's (on in every grid).")
+flags.DEFINE_bool("eta_heads", None,
                   "jax engine: the sampled principal's policy and value heads linear in eta "
-                  "(the recipe's --principal_eta_heads); --noeta_heads trains it without.")
+                  "(the recipe's --principal_eta_heads); --noeta_heads trains it without. "
+                  "Default: the grid's (on in every grid).")
 
 FLAGS = flags.FLAGS
 
@@ -163,9 +165,9 @@ def main(argv: list[str]) -> None:
         changes["eval_episodes"] = FLAGS.eval_episodes
     if FLAGS.lua_episodes:
         changes["lua_episodes"] = FLAGS.lua_episodes
-    if FLAGS.eta_normalised != grid.eta_normalised:
+    if FLAGS.eta_normalised is not None:
         changes["eta_normalised"] = FLAGS.eta_normalised
-    if FLAGS.eta_heads != grid.eta_heads:
+    if FLAGS.eta_heads is not None:
         changes["eta_heads"] = FLAGS.eta_heads
     if FLAGS.welfare_on:
         changes["welfare_on"] = tuple(_ordered(FLAGS.welfare_on, list(WELFARE_ON)))

@@ -22,6 +22,8 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"{__name__}.{name}")
     module = importlib.import_module(f"{__name__}.sed_game")
     try:
-        return getattr(module, name)
+        value = getattr(module, name)
     except AttributeError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # served once: later lookups do not come back here
+    return value

@@ -15,7 +15,8 @@ TAX_CAP_END = 1.0
 # The env_config key of the tax-cap curriculum ({enabled, start, end, fraction,
 # total}); declared here, below both its writer (rllib_config) and its reader (callbacks).
 CURRICULUM_KEY = "tax_cap_curriculum"
-# Names that moved to `training.rllib_config` (issue 17); `__getattr__` serves them.
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs besides the game.

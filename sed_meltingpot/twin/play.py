@@ -38,9 +38,8 @@ def random_principal_keys(seed: int, stream: int, num_episodes: int) -> Any:
     """(num_episodes, 2) keys of the random principal's draws: episode k's is
     PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET) folded with `stream` (the training
     seed), as the Lua path seeds its principal per episode (`StreamRandomPrincipal`)."""
-    offset = PRINCIPAL_SEED_OFFSET
-    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + k + offset), stream)
-                      for k in range(num_episodes)])
+    return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(seed + k + PRINCIPAL_SEED_OFFSET),
+                                         stream) for k in range(num_episodes)])
 
 
 def random_levels(principal_keys: Any, period: Any, num_brackets: int, num_levels: int) -> Any:

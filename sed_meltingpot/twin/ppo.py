@@ -313,16 +313,16 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                                     state.episode_returns))
         image, features, levels, logp, value = decision
         principal_reward = steps["principal_reward"].sum(axis=0).astype(jnp.float32)
-        eta = steps["eta"][-1] if eta_aware else jnp.zeros(E, jnp.float32)  # the period's
-        if r.principal_reward_scale != "none":
+        out = {"episodes": episodes, "players_final": players_final,
+               "principal_final": principal_final, "round_end": round_end,
+               "head_entropy": head_entropy, "levels": levels}
+        if eta_aware:
+            out["eta"] = steps["eta"][-1]  # the period's (fixed within a round)
             principal_reward = principal_reward / recipes.reward_scale(
-                r.principal_reward_scale, eta, n)
+                r.principal_reward_scale, out["eta"], n)  # 1 for "none"
         principal_t = Transitions(image, features, levels, logp, value, principal_reward,
                                   done)
-        return (state, cap), {"players": steps["t"], "principal": principal_t,
-                              "episodes": episodes, "players_final": players_final,
-                              "principal_final": principal_final, "round_end": round_end,
-                              "head_entropy": head_entropy, "levels": levels, "eta": eta}
+        return (state, cap), {"players": steps["t"], "principal": principal_t, **out}
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
