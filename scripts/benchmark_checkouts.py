@@ -33,8 +33,12 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LUA_GAME = """
 import time, numpy as np
-from sed_meltingpot.game.config import GameConfig
-from sed_meltingpot.game.sed_game import SEDGame
+try:  # the layered package (issue 17 stage 3) or the flat one before it
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.game.sed_game import SEDGame
+except ImportError:
+    from sed_meltingpot.config import GameConfig
+    from sed_meltingpot.game import SEDGame
 game = SEDGame(GameConfig(), seed=0)
 rng = np.random.default_rng(0)
 actions = rng.integers(0, 8, size=(STEPS, 7))
@@ -54,7 +58,10 @@ print(done_steps / elapsed)
 
 TWIN_GAME = """
 import time, jax, jax.numpy as jnp
-from sed_meltingpot.game.config import GameConfig
+try:
+    from sed_meltingpot.game.config import GameConfig
+except ImportError:
+    from sed_meltingpot.config import GameConfig
 from sed_meltingpot.twin.sed import SEDTwin
 twin, E, T = SEDTwin(GameConfig()), 16, 200
 sigma = jnp.full((E, 7), 0.5)

@@ -34,6 +34,7 @@ from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs.run_record import obs_mode_of, read_run
 from sed_meltingpot.twin import networks
 from sed_meltingpot.twin.play import random_levels, random_principal_keys
+from sed_meltingpot.twin.rollout import make_period_play
 from sed_meltingpot.twin.sed import SEDTwin
 
 __all__ = ["RANDOM", "Players", "load_run_players", "play_episodes", "play_lever"]
@@ -92,36 +93,24 @@ def _play_fn(game: GameConfig, players: Players, num_games: int) -> Callable[...
     sed = SEDTwin(game, obs_mode=players.obs_mode, frame_stack=players.frame_stack,
                   principal_image_every_step=False)
     net = networks.ImageFeaturesNet(players.spec) if players.spec is not None else None
-    e, b, k, n = num_games, game.num_brackets, game.num_rate_levels, game.num_players
+    e, b, k = num_games, game.num_brackets, game.num_rate_levels
     reset_v = jax.vmap(sed.reset, in_axes=(0, None, None))
-    set_levels_v = jax.vmap(sed.set_rate_levels, in_axes=(0, 0, None))
-    step_v = jax.vmap(sed.step)
+    period_play = make_period_play(sed, "random", net, None, e, b, k, game.tax_period,
+                                   num_actions=sed.num_actions)
 
     def play(reset_keys, play_key, rate_keys, sigma, params, fixed_eta):
         g, obs = reset_v(reset_keys, sigma, fixed_eta)
+        returns = jnp.zeros((e, game.num_players), jnp.float32)
 
         def period(carry, inputs):
             g, obs = carry
             ks, index = inputs
-            g, obs = set_levels_v(g, random_levels(rate_keys, index, b, k), 1.0)
+            g, obs, _ = period_play.principal_turn(
+                {}, g, obs, None, 1.0, None, random_levels(rate_keys, index, b, k))
             rates = g.sed.rates  # effective: after the projection and the cap
-
-            def step(carry, key):
-                g, obs, y, apples = carry
-                ka, ke = jax.random.split(key)
-                if net is None:
-                    actions = jax.random.randint(ka, (e, n), 0, sed.num_actions)
-                else:
-                    logits = net.apply(params, obs.player_image, obs.player_features)[0]
-                    actions = jax.random.categorical(ka, logits)
-                g, obs, _, reward, _, info = step_v(g, actions.astype(jnp.int32),
-                                                    jax.random.split(ke, e))
-                return (g, obs, y + reward, apples + info["apples"]), None
-
-            zeros = (jnp.zeros(e, jnp.float32), jnp.zeros((e, n), jnp.float32))
-            (g, obs, y, apples), _ = jax.lax.scan(
-                step, (g, obs, *zeros), jax.random.split(ks, game.tax_period))
-            return (g, obs), (rates, y, apples)
+            (g, obs, _), steps = period_play.players_steps(params, g, obs, returns, ks)
+            y = steps["principal_reward"].sum(axis=0).astype(jnp.float32)
+            return (g, obs), (rates, y, steps["info"]["apples"].sum(axis=0).astype(jnp.float32))
 
         periods = game.episode_length // game.tax_period
         (g, _), out = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),

@@ -1,7 +1,8 @@
 """Playing a trained jax run's players (and learned principal) on the twin: the
 evaluation episodes of the experiment (`experiment.engines.twin_episodes`) and the lever
 analysis (`analysis.lever_play`) read their runs and draw the random principal's rates
-here.
+here; a period's play (the principal's turn, the players' steps) is the trainer's own
+(`twin/rollout.py`).
 
 `play_run` loads a run folder (its settings typed by `runs.run_record.read_run`, its
 newest checkpoint) and plays `num_episodes` games vmapped with one compiled program per game
@@ -27,6 +28,7 @@ from sed_meltingpot.runs.run_record import obs_mode_of, read_run
 from sed_meltingpot.twin import checkpoint as ckpt
 from sed_meltingpot.twin import networks
 from sed_meltingpot.twin.ppo_config import compile_game, parse_scripted, run_inputs
+from sed_meltingpot.twin.rollout import make_period_play
 from sed_meltingpot.twin.sed import SEDTwin
 
 #: A principal as the experiment names it: "learned" | a spec ("none", "random",
@@ -69,42 +71,27 @@ def play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
     E, B, K = num_episodes, game.num_brackets, game.num_rate_levels
     periods, period_len = game.episode_length // game.tax_period, game.tax_period
     reset_v = jax.vmap(sed.reset, in_axes=(0, None, None))
-    step_v = jax.vmap(sed.step)
-    set_rates_v = jax.vmap(sed.set_rates, in_axes=(0, 0, None))
     metrics_v = jax.vmap(sed.episode_metrics)
+    period_play = make_period_play(sed, kind, players, principal, E, B, K, period_len)
 
     def play(reset_keys, play_key, principal_keys, sigma, players_params, principal_params,
              rates, fixed_eta):
         g, obs = reset_v(reset_keys, sigma, fixed_eta)
+        returns = jnp.zeros((E, game.num_players), jnp.float32)
 
         def period(carry, inputs):
-            g, obs = carry
+            g, obs, returns = carry
             k, index = inputs
             kq, ks = jax.random.split(k)
-            if kind == "learned":
-                logits = principal.apply(principal_params, obs.principal_image,
-                                         obs.principal_features)[0].reshape(E, B, K)
-                r = sed.levels_to_rates(jax.random.categorical(kq, logits))
-            elif kind == "random":
-                r = sed.levels_to_rates(random_levels(principal_keys, index, B, K))
-            else:
-                r = jnp.broadcast_to(rates, (E, B))
-            g, obs = set_rates_v(g, r, 1.0)
+            levels = random_levels(principal_keys, index, B, K) if kind == "random" else None
+            g, obs, _ = period_play.principal_turn(principal_params, g, obs, kq, 1.0, rates,
+                                                   levels)
+            carry, _ = period_play.players_steps(players_params, g, obs, returns, ks)
+            return carry, None
 
-            def step(carry, k2):
-                g, obs = carry
-                ka, ke = jax.random.split(k2)
-                logits = players.apply(players_params, obs.player_image,
-                                       obs.player_features)[0]
-                actions = jax.random.categorical(ka, logits).astype(jnp.int32)
-                g, obs, *_ = step_v(g, actions, jax.random.split(ke, E))
-                return (g, obs), None
-
-            (g, obs), _ = jax.lax.scan(step, (g, obs), jax.random.split(ks, period_len))
-            return (g, obs), None
-
-        (g, obs), _ = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),
-                                                      jnp.arange(periods)))
+        (g, obs, returns), _ = jax.lax.scan(
+            period, (g, obs, returns), (jax.random.split(play_key, periods),
+                                        jnp.arange(periods)))
         return metrics_v(g)
 
     _PLAY_FNS[key] = jax.jit(play)

@@ -42,9 +42,11 @@ the observation after the principal's turn).
 
 Layout: the configuration and run inputs are `twin/ppo_config.py` (TwinTrainConfig,
 RunInputs, the schedules), GAE and the loss `twin/ppo_losses.py`, the game interface
-`twin/protocol.py` (TrainableGame: SEDTwin, or a test's stand-in); this module is the
-algorithm: state types, then `make_functions` (init, rollout, GAE, update) and
-`make_train`. Their names are re-exported here (`ppo.TwinTrainConfig`, `ppo.gae`, ...).
+`twin/protocol.py` (TrainableGame: SEDTwin, or a test's stand-in), one period of play
+`twin/rollout.py` (the principal's turn and the players' steps, shared with evaluation's
+`twin/play.py`); this module is the algorithm: state types, then `make_functions` (init,
+rollout, GAE, update) and `make_train`. Their names are re-exported here
+(`ppo.TwinTrainConfig`, `ppo.gae`, `ppo.Transitions`, ...).
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ from sed_meltingpot.twin.ppo_config import (
 )
 from sed_meltingpot.twin.ppo_losses import gae, ppo_loss, principal_gae, standardize
 from sed_meltingpot.twin.protocol import TrainableGame, check_trainable
+from sed_meltingpot.twin.rollout import Transitions, make_period_play
 
-__all__ = [  # defined here, and re-exported from ppo_config, ppo_losses and protocol
+__all__ = [  # defined here, and re-exported from ppo_config, ppo_losses, protocol, rollout
     "RunnerState", "TrainFunctions", "Transitions", "make_functions", "make_optimizer",
     "make_train", "minibatch_plan", "network_specs", "num_params",
     "COMPILED_VOTING_RULE", "NUM_ACTIONS", "RunInputs", "TwinTrainConfig", "compile_game",
@@ -88,18 +91,6 @@ __all__ = [  # defined here, and re-exported from ppo_config, ppo_losses and pro
 
 
 # ------------------------------------------------------------ state types
-class Transitions(NamedTuple):
-    """One module's rollout, time-major (T, games[, players]) ."""
-
-    image: jax.Array  # uint8
-    features: jax.Array
-    action: jax.Array
-    logp: jax.Array
-    value: jax.Array
-    reward: jax.Array
-    done: jax.Array
-
-
 class RunnerState(NamedTuple):
     players_params: Any
     players_opt: Any
@@ -180,10 +171,7 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
     r = config.recipe
 
     reset_v = jax.vmap(game.reset, in_axes=(0, None, 0))
-    step_v = jax.vmap(game.step)
     metrics_v = jax.vmap(game.episode_metrics)
-    set_levels_v = jax.vmap(game.set_rate_levels, in_axes=(0, 0, None))
-    set_rates_v = jax.vmap(game.set_rates, in_axes=(0, 0, None))
 
     # Shapes from one game, to size the networks.
     _, probe_obs = jax.eval_shape(game.reset, jax.random.PRNGKey(0), jnp.zeros(n, jnp.float32))
@@ -238,59 +226,21 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
             selfishness, jnp.zeros((E, n), jnp.float32), rng, jnp.int32(0), inputs)
 
     # ---------------------------------------------------------------- rollout
-    def principal_turn(state: RunnerState, cap: jax.Array, key: jax.Array):
-        """The principal's decision at a period start: (game_state, obs, transition)."""
-        obs = state.obs
-        if learned:
-            logits, value = principal_net.apply(state.principal_params, obs.principal_image,
-                                                obs.principal_features)
-            per_head = logits.reshape((E, num_b, num_k))
-            levels = jax.random.categorical(key, per_head, axis=-1).astype(jnp.int32)
-            logp, _ = networks.multi_categorical_logp_entropy(logits, levels, num_b)
-            _, head_entropy = networks.categorical_logp_entropy(per_head, levels)  # (E, B)
-        else:
-            value = logp = jnp.zeros(E, jnp.float32)
-            head_entropy = jnp.zeros((E, num_b), jnp.float32)
-            if kind == "random":
-                levels = jax.random.randint(key, (E, num_b), 0, num_k, jnp.int32)
-            else:  # fixed rates (none: zeros), a run input; recorded as their levels
-                rates = jnp.broadcast_to(state.inputs.rates, (E, num_b))
-                levels = jnp.rint(rates * (num_k - 1)).astype(jnp.int32)
-        if kind == "rates":
-            game_state, new_obs = set_rates_v(state.game_state, rates, cap)
-        else:
-            game_state, new_obs = set_levels_v(state.game_state, levels, cap)
-        decision = (obs.principal_image, obs.principal_features, levels, logp, value)
-        return game_state, new_obs, decision, head_entropy
-
-    def player_step(carry, key):
-        state = carry
-        k_act, k_env = jax.random.split(key)
-        obs = state.obs
-        logits, value = players_net.apply(state.players_params, obs.player_image,
-                                          obs.player_features)
-        actions = jax.random.categorical(k_act, logits, axis=-1).astype(jnp.int32)
-        logp, _ = networks.categorical_logp_entropy(logits, actions)
-        game_state, new_obs, rewards, principal_reward, done, info = step_v(
-            state.game_state, actions, jax.random.split(k_env, E))
-        rewards = rewards.astype(jnp.float32)
-        transition = Transitions(obs.player_image, obs.player_features, actions, logp, value,
-                                 rewards, done)
-        out = {"t": transition, "principal_reward": principal_reward, "done": done,
-               "round_end": info["round_end"]}
-        if eta_aware:
-            out["eta"] = info["eta"]
-        return state._replace(game_state=game_state, obs=new_obs,
-                              episode_returns=state.episode_returns + rewards), out
+    play = make_period_play(game, kind, players_net, principal_net, E, num_b, num_k, L)
 
     def period(carry, key):
         state, cap = carry
         k_principal, k_steps, k_reset, k_eta = jax.random.split(key, 4)
-        game_state, obs, decision, head_entropy = principal_turn(state, cap, k_principal)
-        state = state._replace(game_state=game_state, obs=obs)
-        state, steps = jax.lax.scan(player_step, state, jax.random.split(k_steps, L))
+        random_levels = (jax.random.randint(k_principal, (E, num_b), 0, num_k, jnp.int32)
+                         if kind == "random" else None)
+        game_state, obs, turn = play.principal_turn(
+            state.principal_params, state.game_state, state.obs, k_principal, cap,
+            state.inputs.rates, random_levels)
+        (game_state, obs, returns), steps = play.players_steps(
+            state.players_params, game_state, obs, state.episode_returns, k_steps)
+        state = state._replace(game_state=game_state, obs=obs, episode_returns=returns)
         done = steps["done"][-1]  # episodes end only at a period's end
-        round_end = steps["round_end"][-1]  # so do rounds
+        round_end = steps["info"]["round_end"][-1]  # so do rounds
         # Values of the final observations, for GAE's time-limit bootstrap at episode ends.
         _, players_final = players_net.apply(state.players_params, state.obs.player_image,
                                              state.obs.player_features)
@@ -311,17 +261,16 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                obs=jax.tree_util.tree_map(pick, fresh_obs, state.obs),
                                episode_returns=pick(jnp.zeros_like(state.episode_returns),
                                                     state.episode_returns))
-        image, features, levels, logp, value = decision
         principal_reward = steps["principal_reward"].sum(axis=0).astype(jnp.float32)
         out = {"episodes": episodes, "players_final": players_final,
                "principal_final": principal_final, "round_end": round_end,
-               "head_entropy": head_entropy, "levels": levels}
+               "head_entropy": turn.head_entropy, "levels": turn.levels}
         if eta_aware:
-            out["eta"] = steps["eta"][-1]  # the period's (fixed within a round)
+            out["eta"] = steps["info"]["eta"][-1]  # the period's (fixed within a round)
             principal_reward = principal_reward / recipes.reward_scale(
                 r.principal_reward_scale, out["eta"], n)  # 1 for "none"
-        principal_t = Transitions(image, features, levels, logp, value, principal_reward,
-                                  done)
+        principal_t = Transitions(turn.image, turn.features, turn.levels, turn.logp,
+                                  turn.value, principal_reward, done)
         return (state, cap), {"players": steps["t"], "principal": principal_t, **out}
 
     # ----------------------------------------------------------------- update
