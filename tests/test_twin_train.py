@@ -513,3 +513,22 @@ def test_jax_run_trains_on_the_twin_and_plays_the_lua_substrate(tmp_path):
                           cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert os.path.getsize(video) > 0
+
+
+def test_period_play_rejects_an_unknown_kind_and_players_without_actions():
+    """twin/rollout.py names the bad input: a principal kind outside KINDS, a learned
+    principal without a network, network-less players without num_actions, and a
+    random principal's turn without the caller's draw."""
+    from sed_meltingpot.twin import rollout
+
+    game = ToyGame(GameConfig(num_players=3))
+    net = object()  # never applied before the checks
+    with pytest.raises(ValueError, match=r"kind='fixed': must be one of learned, random"):
+        rollout.make_period_play(game, "fixed", net, None, 2, 3, 11, 5)
+    with pytest.raises(ValueError, match="kind='learned' needs a principal_net"):
+        rollout.make_period_play(game, "learned", net, None, 2, 3, 11, 5)
+    with pytest.raises(ValueError, match="num_actions=0"):
+        rollout.make_period_play(game, "rates", None, None, 2, 3, 11, 5)
+    play = rollout.make_period_play(game, "random", net, None, 2, 3, 11, 5)
+    with pytest.raises(ValueError, match="needs random_levels"):
+        play.principal_turn({}, None, None, None, 1.0, None, None)

@@ -100,7 +100,7 @@ def _play_fn(game: GameConfig, players: Players, num_games: int) -> Callable[...
 
     def play(reset_keys, play_key, rate_keys, sigma, params, fixed_eta):
         g, obs = reset_v(reset_keys, sigma, fixed_eta)
-        returns = jnp.zeros((e, game.num_players), jnp.float32)
+        no_returns = jnp.zeros((e, game.num_players), jnp.float32)  # not read here
 
         def period(carry, inputs):
             g, obs = carry
@@ -108,7 +108,7 @@ def _play_fn(game: GameConfig, players: Players, num_games: int) -> Callable[...
             g, obs, _ = period_play.principal_turn(
                 {}, g, obs, None, 1.0, None, random_levels(rate_keys, index, b, k))
             rates = g.sed.rates  # effective: after the projection and the cap
-            (g, obs, _), steps = period_play.players_steps(params, g, obs, returns, ks)
+            (g, obs, _), steps = period_play.players_steps(params, g, obs, no_returns, ks)
             y = steps["principal_reward"].sum(axis=0).astype(jnp.float32)
             return (g, obs), (rates, y, steps["info"]["apples"].sum(axis=0).astype(jnp.float32))
 

@@ -77,21 +77,20 @@ def play_fn(game: Any, obs_mode: str, frame_stack: int, kind: str,
     def play(reset_keys, play_key, principal_keys, sigma, players_params, principal_params,
              rates, fixed_eta):
         g, obs = reset_v(reset_keys, sigma, fixed_eta)
-        returns = jnp.zeros((E, game.num_players), jnp.float32)
+        no_returns = jnp.zeros((E, game.num_players), jnp.float32)  # not read here
 
         def period(carry, inputs):
-            g, obs, returns = carry
+            g, obs = carry
             k, index = inputs
             kq, ks = jax.random.split(k)
             levels = random_levels(principal_keys, index, B, K) if kind == "random" else None
             g, obs, _ = period_play.principal_turn(principal_params, g, obs, kq, 1.0, rates,
                                                    levels)
-            carry, _ = period_play.players_steps(players_params, g, obs, returns, ks)
-            return carry, None
+            (g, obs, _), _ = period_play.players_steps(players_params, g, obs, no_returns, ks)
+            return (g, obs), None
 
-        (g, obs, returns), _ = jax.lax.scan(
-            period, (g, obs, returns), (jax.random.split(play_key, periods),
-                                        jnp.arange(periods)))
+        (g, obs), _ = jax.lax.scan(period, (g, obs), (jax.random.split(play_key, periods),
+                                                      jnp.arange(periods)))
         return metrics_v(g)
 
     _PLAY_FNS[key] = jax.jit(play)

@@ -20,6 +20,9 @@ import jax.numpy as jnp
 from sed_meltingpot.twin import networks
 from sed_meltingpot.twin.protocol import TrainableGame
 
+#: The principal kinds a period is played for (`ppo_config.parse_scripted`'s names).
+KINDS = ("learned", "random", "rates")
+
 
 class Transitions(NamedTuple):
     """One module's rollout, time-major (T, games[, players])."""
@@ -57,6 +60,10 @@ def make_period_play(game: TrainableGame, kind: str, players_net: Any | None,
     `kind` ('learned' | 'random' | 'rates', as `ppo_config.parse_scripted` names it).
     Without a players' network (`players_net=None`: the lever analysis's untrained
     players) the players act uniformly over `num_actions`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: must be one of {', '.join(KINDS)}")
+    if kind == "learned" and principal_net is None:
+        raise ValueError("kind='learned' needs a principal_net")
     if players_net is None and num_actions < 1:
         raise ValueError(f"num_actions={num_actions}: players without a network act "
                          "uniformly over num_actions >= 1")
@@ -72,24 +79,25 @@ def make_period_play(game: TrainableGame, kind: str, players_net: Any | None,
         `cap`). `rates` f32[B]: a fixed schedule's; `random_levels` int32 (E, B): the
         random principal's draw, which the caller makes (training and evaluation draw
         from different key streams)."""
-        zeros = jnp.zeros(E, jnp.float32)
-        logp = value = zeros
+        logp = value = jnp.zeros(E, jnp.float32)
         head_entropy = jnp.zeros((E, B), jnp.float32)
-        if kind == "learned":
-            logits, value = principal_net.apply(principal_params, obs.principal_image,
-                                                obs.principal_features)
-            per_head = logits.reshape((E, B, K))
-            levels = jax.random.categorical(key, per_head, axis=-1).astype(jnp.int32)
-            logp, _ = networks.multi_categorical_logp_entropy(logits, levels, B)
-            _, head_entropy = networks.categorical_logp_entropy(per_head, levels)
-        elif kind == "random":
-            levels = random_levels
-        else:  # fixed rates (none: zeros), recorded as their levels
+        if kind == "rates":  # a fixed schedule (none: zeros), recorded as its levels
             fixed = jnp.broadcast_to(rates, (E, B))
             levels = jnp.rint(fixed * (K - 1)).astype(jnp.int32)
-        if kind == "rates":
             game_state, new_obs = set_rates_v(game_state, fixed, cap)
         else:
+            if kind == "learned":
+                logits, value = principal_net.apply(principal_params, obs.principal_image,
+                                                    obs.principal_features)
+                per_head = logits.reshape((E, B, K))
+                levels = jax.random.categorical(key, per_head, axis=-1).astype(jnp.int32)
+                logp, _ = networks.multi_categorical_logp_entropy(logits, levels, B)
+                _, head_entropy = networks.categorical_logp_entropy(per_head, levels)
+            elif random_levels is None:
+                raise ValueError("the random principal's turn needs random_levels "
+                                 "(int32 (num_envs, num_brackets)), drawn by the caller")
+            else:
+                levels = random_levels
             game_state, new_obs = set_levels_v(game_state, levels, cap)
         turn = Turn(obs.principal_image, obs.principal_features, levels, logp, value,
                     head_entropy)
