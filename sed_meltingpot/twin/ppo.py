@@ -82,8 +82,9 @@ from sed_meltingpot.twin.protocol import TrainableGame, check_trainable
 from sed_meltingpot.twin.rollout import Transitions, make_period_play
 
 __all__ = [  # defined here, and re-exported from ppo_config, ppo_losses, protocol, rollout
-    "RunnerState", "TrainFunctions", "Transitions", "make_functions", "make_optimizer",
-    "make_train", "minibatch_plan", "network_specs", "num_params",
+    "Networks", "RunnerState", "TrainFunctions", "Transitions", "init_vmapped",
+    "make_functions", "make_optimizer", "make_train", "minibatch_plan", "network_specs",
+    "num_params",
     "COMPILED_VOTING_RULE", "NUM_ACTIONS", "RunInputs", "TwinTrainConfig", "compile_game",
     "lr_at", "make_game", "parse_scripted", "players_lr", "principal_lr", "run_inputs",
     "tax_cap_at", "gae", "ppo_loss", "principal_gae", "standardize", "TrainableGame",
@@ -105,8 +106,24 @@ class RunnerState(NamedTuple):
     inputs: RunInputs  # the fixed eta and rates, inputs of the compiled update
 
 
+class Networks(NamedTuple):
+    """A run's fresh networks and optimiser states (`TrainFunctions.init_networks`), and
+    the keys left for its games and its updates."""
+
+    players_params: Any
+    players_opt: Any
+    principal_params: Any
+    principal_opt: Any
+    env_key: jax.Array
+    rng: jax.Array
+
+
 class TrainFunctions(NamedTuple):
     init: Callable[..., RunnerState]  # (rng, selfishness, inputs=run_inputs(game, ..))
+    # init in two stages (init = init_games(init_networks(rng), selfishness, inputs)):
+    # `init_vmapped` compiles each on its own (a hang of XLA's CPU runtime, below).
+    init_networks: Callable[[jax.Array], Networks]
+    init_games: Callable[..., RunnerState]  # (Networks, selfishness, inputs)
     update: Callable[[RunnerState], tuple[RunnerState, dict[str, Any]]]
     players_spec: networks.NetworkSpec
     principal_spec: networks.NetworkSpec | None
@@ -209,21 +226,29 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
         pi = {"kernel": jnp.zeros_like(pi["kernel"]), "bias": bias.astype(pi["bias"].dtype)}
         return {**params, "params": {**params["params"], "pi": pi}}
 
-    def init(rng: jax.Array, selfishness: jax.Array, inputs: RunInputs | None = None
-             ) -> RunnerState:
-        inputs = run_inputs(g, t.principal) if inputs is None else inputs
+    def init_networks(rng: jax.Array) -> Networks:
         rng, k_players, k_principal, k_env = jax.random.split(rng, 4)
         players_params = networks.init_params(players_spec, k_players)
         principal_params = (no_tax_init(networks.init_params(principal_spec, k_principal))
                             if learned else {})
+        return Networks(players_params, players_tx.init(players_params), principal_params,
+                        principal_tx.init(principal_params) if learned else {}, k_env, rng)
+
+    def init_games(nets: Networks, selfishness: jax.Array, inputs: RunInputs | None = None
+                   ) -> RunnerState:
+        inputs = run_inputs(g, t.principal) if inputs is None else inputs
         selfishness = jnp.asarray(selfishness, jnp.float32)
-        k_env, k_eta = jax.random.split(k_env)
+        k_env, k_eta = jax.random.split(nets.env_key)
         game_state, obs = reset_v(jax.random.split(k_env, E), selfishness,
                                   episode_etas(inputs, k_eta))
         return RunnerState(
-            players_params, players_tx.init(players_params), principal_params,
-            principal_tx.init(principal_params) if learned else {}, game_state, obs,
-            selfishness, jnp.zeros((E, n), jnp.float32), rng, jnp.int32(0), inputs)
+            nets.players_params, nets.players_opt, nets.principal_params, nets.principal_opt,
+            game_state, obs, selfishness, jnp.zeros((E, n), jnp.float32), nets.rng,
+            jnp.int32(0), inputs)
+
+    def init(rng: jax.Array, selfishness: jax.Array, inputs: RunInputs | None = None
+             ) -> RunnerState:
+        return init_games(init_networks(rng), selfishness, inputs)
 
     # ---------------------------------------------------------------- rollout
     play = make_period_play(game, kind, players_net, principal_net, E, num_b, num_k, L)
@@ -384,7 +409,24 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                iteration=state.iteration + 1)
         return state, metrics
 
-    return TrainFunctions(init, update, players_spec, principal_spec, game)
+    return TrainFunctions(init, init_networks, init_games, update, players_spec,
+                          principal_spec, game)
+
+
+def init_vmapped(fns: TrainFunctions, keys: jax.Array, selfishness: jax.Array,
+                 inputs: RunInputs) -> RunnerState:
+    """`fns.init` for a batch of seeds (keys and types stacked), as two compiled
+    programs, the networks and then the games, each finished before the next starts.
+
+    Why not one: on CPU (jax 0.10.2, 2-core machine) the single program of an
+    eta-heads principal's init, 5 seeds x 8 games, stopped idle every time it ran,
+    with every XLA thread waiting (`XLA_FLAGS=
+    --xla_cpu_enable_concurrency_optimized_scheduler=false` let it finish; each half
+    alone finishes without it). The two stages compute the same values: they share no
+    arithmetic, only keys."""
+    nets = jax.block_until_ready(jax.jit(jax.vmap(fns.init_networks))(keys))
+    return jax.block_until_ready(jax.jit(jax.vmap(fns.init_games, in_axes=(0, 0, None)))(
+        nets, selfishness, inputs))
 
 
 def make_train(config: TwinTrainConfig, game: TrainableGame | None = None

@@ -211,13 +211,10 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
 
     fns = ppo.make_functions(config, game_impl)
     keys = jnp.stack([jax.random.PRNGKey(seed) for seed in seeds])
-    state = jax.jit(jax.vmap(fns.init, in_axes=(0, 0, None)))(
-        keys, jnp.asarray(types, jnp.float32),
-        ppo.run_inputs(config.game, config.train.principal))
-    # The initial state is computed before the update is compiled: on the 2-core
-    # machine a run whose init still executed while XLA compiled the update hung, idle,
-    # waiting for that state (2026-12-03, jax 0.10.2 on CPU; twice in a row).
-    state = jax.block_until_ready(state)
+    # The initial state is computed (in two programs: ppo.init_vmapped) before the
+    # update is compiled, so that a stall shows where it is.
+    state = ppo.init_vmapped(fns, keys, jnp.asarray(types, jnp.float32),
+                             ppo.run_inputs(config.game, config.train.principal))
     resume_iteration = None
     if restore:
         state = _restore(state, [p.checkpoint for p in plans], print_fn)
