@@ -291,6 +291,31 @@ def test_eta_index_points_at_eta_in_the_principals_features():
     assert toy_functions(DEFAULT)[1].principal_spec.eta_feature == -1
 
 
+def test_two_stage_init_equals_the_single_program_leaf_by_leaf():
+    """`ppo.init_vmapped` (the trainer's init: networks, then games, two programs) gives
+    the state `jit(vmap(init))` gives, bit for bit, for an eta-heads principal under
+    eta sampling (the stalled case) and for scripted players."""
+    for recipe, principal in ((PrincipalRecipe(principal_eta_heads=True,
+                                               eta_sampling="uniform"), "learned"),
+                              (DEFAULT, "fixed:0.1,0.3,0.5")):
+        train = TrainConfig(num_iterations=2, frame_stack=1, principal=principal,
+                            **preset("fast"))
+        cfg = ppo.TwinTrainConfig(TOY, train, num_envs=2, rollout_length=20, recipe=recipe)
+        fns = ppo.make_functions(cfg, ToyGame(TOY, "tiles", 1))
+        keys = jnp.stack([jax.random.PRNGKey(s) for s in (3, 4)])
+        types = jnp.array([[0.2, 0.5, 0.8], [0.9, 0.1, 0.4]])
+        inputs = ppo.run_inputs(TOY, principal)
+        staged = ppo.init_vmapped(fns, keys, types, inputs)
+        whole = jax.jit(jax.vmap(fns.init, in_axes=(0, 0, None)))(keys, types, inputs)
+        a, b = jax.tree_util.tree_leaves(staged), jax.tree_util.tree_leaves(whole)
+        assert len(a) == len(b) > 10
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        # the seeds differ: the keys reached both stages
+        assert not np.array_equal(np.asarray(staged.players_params["params"]["pi"]["kernel"][0]),
+                                  np.asarray(staged.players_params["params"]["pi"]["kernel"][1]))
+
+
 def test_no_tax_init_starts_the_principal_at_level_zero():
     _, fns = toy_functions(PrincipalRecipe(principal_init_no_tax=0.8))
     state = fns.init(jax.random.PRNGKey(1), jnp.array([0.2, 0.5, 0.8]))
