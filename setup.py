@@ -55,7 +55,7 @@ EXTRAS = {
     "jaxmarl": ["jaxmarl>=0.2.0,<0.3", "six"],
 }
 ALL = sorted({req for reqs in EXTRAS.values() for req in reqs})
-DEV = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"]
+DEV = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6,<0.18"]
 
 setuptools.setup(
     name="sed-meltingpot",

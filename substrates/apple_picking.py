@@ -22,9 +22,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sed_meltingpot.substrates import apple_picking_data as data
-
 from sed_meltingpot.optional import extra_import
+from sed_meltingpot.substrates import apple_picking_data as data
 
 with extra_import("lua", __name__):
     from meltingpot.configs.substrates import commons_harvest__open as commons_harvest

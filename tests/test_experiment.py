@@ -1026,3 +1026,79 @@ def test_readme_small_grid_other_schedules_match_the_committed_results():
         learners=("learned", "sampled"),
         baselines=("none", "flat", "regressive", "flat100", "best_fixed"), num_seeds=5,
         num_cell_rows=8)
+
+
+# ------------------------------------------------------------- pooling calls
+def _split_paper_fast(tmp_path, parts: dict[str, set[int]]) -> list[str]:
+    """docs/results/paper_fast's results.csv split by seed into folders (each with the
+    call's experiment.json), as if each part of the seeds had run in its own call."""
+    src = os.path.join(ROOT, "docs", "results", "paper_fast")
+    with open(os.path.join(src, "results.csv"), newline="") as f:
+        reader = csv.DictReader(f)
+        header, rows = reader.fieldnames, list(reader)
+    with open(os.path.join(src, "experiment.json")) as f:
+        info = json.load(f)
+    folders = []
+    for name, seeds in parts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        with open(folder / "results.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(r for r in rows if int(r["seed"]) in seeds)
+        with open(folder / "experiment.json", "w") as f:
+            json.dump({**info, "seeds": sorted(seeds)}, f)
+        folders.append(str(folder))
+    return folders
+
+
+def _pool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "pool_results.py"),
+                           *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_pooled_calls_give_the_rows_and_paired_test_of_one_call(tmp_path):
+    """Seeds 0-1 and seed 2 of the committed paper_fast call, pooled, are that call's rows,
+    and results.md's paired test over the 3 seeds is the one computed here by hand."""
+    a, b = _split_paper_fast(tmp_path, {"a": {0, 1}, "b": {2}})
+    out = tmp_path / "pooled"
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={out}", "--objectives=eta=1",
+                 "--principals=learned,none", "--welfare_on=apples")
+    assert done.returncode == 0, done.stderr[-2000:]
+    original = [r for r in ex.read_csv(os.path.join(ROOT, "docs", "results", "paper_fast",
+                                                    "results.csv"))
+                if r["objective"] == "eta=1" and r["principal"] in ("learned", "none")
+                and r["welfare_on"] == "apples"]
+    pooled = ex.read_csv(str(out / "results.csv"))
+    key = lambda r: (r["principal"], r["seed"], r["substrate"])  # noqa: E731
+    assert sorted(map(key, pooled)) == sorted(map(key, original)) and len(pooled) >= 6
+    by_key = {key(r): r["W_eta"] for r in original}
+    assert all(r["W_eta"] == pytest.approx(by_key[key(r)], rel=1e-12) for r in pooled)
+    w = {p: {r["seed"]: r["W_eta"] for r in original if r["principal"] == p
+             and r["substrate"] == ex.SUBSTRATE_TWIN} for p in ("learned", "none")}
+    d = np.array([w["learned"][s] - w["none"][s] for s in range(3)])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    p = 2 * (1 - t_distribution.student_t_cdf(abs(t), 2))
+    md = (out / "results.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| eta=1 | learned | none | 3 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert float(cells[4]) == pytest.approx(d.mean(), rel=5e-3)
+    assert float(cells[7]) == pytest.approx(p, rel=5e-2, abs=5e-3)
+    assert "0, 1 from" in md and "2 from" in md
+
+
+def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):
+    a, b = _split_paper_fast(tmp_path, {"a": {0, 1}, "b": {1, 2}})
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={tmp_path / 'out'}")
+    assert done.returncode != 0 and "seed=1" in done.stderr and "both hold" in done.stderr
+    c, = _split_paper_fast(tmp_path, {"c": {2}})
+    with open(os.path.join(c, "experiment.json")) as f:
+        info = json.load(f)
+    info["grid"]["twin_iterations"] += 1
+    with open(os.path.join(c, "experiment.json"), "w") as f:
+        json.dump(info, f)
+    a2, = _split_paper_fast(tmp_path, {"a2": {0, 1}})
+    done = _pool(f"--inputs={a2},{c}", f"--output_dir={tmp_path / 'out'}")
+    assert done.returncode != 0 and "different grids: twin_iterations" in done.stderr
+    done = _pool(f"--inputs={a2}", f"--output_dir={tmp_path / 'out'}")
+    assert done.returncode != 0 and "two or more" in done.stderr

@@ -108,6 +108,7 @@ from sed_meltingpot.experiment.rows import (
     episodes_row,
     metric_columns,
     non_finite,
+    pool_rows,
     read_csv,
     write_csv,
 )
@@ -137,7 +138,7 @@ __all__ = ["BASELINES", "BEST_FIXED", "DEFAULT_WELFARE_ON", "DEFINITION_COLUMNS"
            "episode_welfare", "episodes_row", "eta_label", "eta_of", "format_rates", "format_stat",
            "holm", "last_period_rates", "learned_welfare_on", "metric_columns", "non_finite",
            "objective_curve", "paired_test", "panel_curve", "parse_seeds", "plan_best_fixed",
-           "plan_evaluation", "plan_training", "plot_equality_productivity",
+           "plan_evaluation", "plan_training", "pool_rows", "plot_equality_productivity",
            "plot_learning_curves", "plot_rates_vs_eta", "principal_spec", "rates_by_eta",
            "read_csv", "results_markdown", "rule_of", "sampled_objectives", "seed_values",
            "transfer_gaps", "welch_test", "write_csv", "write_learning_curves"]

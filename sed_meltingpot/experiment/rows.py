@@ -117,3 +117,24 @@ def non_finite(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[s
                 bad.append(f"{r.get('welfare_on')}/{r.get('objective')}/{r.get('principal')}/"
                            f"seed {r.get('seed')}/{r.get('substrate')}: {k}={v!r}")
     return bad
+
+
+def pool_rows(tables: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+              ) -> list[dict[str, Any]]:
+    """The rows of several results.csv tables (name, rows) as one table, for a grid whose
+    seeds ran in separate calls: every (definition, objective, principal, seed,
+    substrate) may come from one table only (ValueError naming both tables otherwise),
+    so no seed is counted twice."""
+    seen: dict[tuple, str] = {}
+    pooled = []
+    for name, rows in tables:
+        for row in rows:
+            key = (definition_of(row), row["objective"], row["principal"], int(row["seed"]),
+                   row["substrate"])
+            if key in seen:
+                raise ValueError(f"{name} and {seen[key]} both hold welfare_on={key[0]}, "
+                                 f"objective={key[1]}, principal={key[2]}, seed={key[3]}, "
+                                 f"substrate={key[4]}: pool tables of different seeds")
+            seen[key] = name
+            pooled.append(dict(row))
+    return pooled
