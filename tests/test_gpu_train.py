@@ -94,3 +94,67 @@ def test_a_tiny_run_trains_both_principals_side_by_side(tmp_path):
         assert config["engine"] == "jax"
     none_row = next(r for r in rows if r.startswith("| none"))
     assert "0.00/0.00/0.00" in none_row and none_row.rstrip().endswith("exit 0 |")
+
+
+# ------------------------------------------- the README's H200 figures vs the raw logs
+def _readme_table(start: str) -> list[list[str]]:
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    block = readme[readme.index(start):].split("\n\n")
+    table = next(b for b in block if b.startswith("| "))
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines()[2:]]
+
+
+def test_readme_h200_training_table_is_the_committed_progress_logs():
+    """Each row of the README's paper-preset table is the mean over a tenth of the finished
+    episode batches of docs/results/gpu_h200's progress logs, and the second-half means
+    quoted below it are recomputed here."""
+    folder = os.path.join(ROOT, "docs", "results", "gpu_h200")
+    fresh = {}
+    for principal in ("learned", "none"):
+        with open(os.path.join(folder, f"{principal}_progress.jsonl")) as f:
+            records = [json.loads(line) for line in f]
+        assert records[-1]["game_steps"] == 2_112_000
+        fresh[principal] = [r for r in records if not r.get("metrics_stale")]
+    rows = _readme_table("#### The paper preset trained on the H200")
+    rows = rows[[r[0] for r in rows].index("64k-192k (players alone)"):]
+    assert len(rows) == 10
+    k = len(fresh["learned"]) // 10
+
+    def mean(records, key):
+        return sum(r[key] for r in records) / len(records)
+
+    for i, row in enumerate(rows):
+        learned = fresh["learned"][i * k:(i + 1) * k]
+        none = fresh["none"][i * k:(i + 1) * k]
+        assert float(row[1]) == pytest.approx(mean(learned, "utilitarian"), abs=0.051)
+        assert float(row[3]) == pytest.approx(mean(none, "utilitarian"), abs=0.051)
+        rates = [float(x) for x in row[2].split("/")]
+        assert rates == pytest.approx([mean(learned, f"rate_b{b}") for b in range(3)],
+                                      abs=0.0051)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    for principal, quoted in (("learned", "121.5"), ("none", "108.1")):
+        half = [r for r in fresh[principal] if r["game_steps"] > 2_112_000 / 2]
+        assert len(half) == 17
+        assert f"{mean(half, 'utilitarian'):.1f}" == quoted and quoted in readme
+
+
+def test_readme_h200_check_table_is_the_committed_json():
+    with open(os.path.join(ROOT, "docs", "results", "gpu_h200", "gpu_check.json")) as f:
+        results = json.load(f)
+    assert "NVIDIA H200" in results["device"]
+    rates = {(r["name"], r["dtype"], r["games"]): r["rate"] for r in results["rows"]}
+    table = {r[0]: r for r in _readme_table("Results on **one NVIDIA H200**")}
+    for label in ("env step, no observations", "env step + tiles (11x11)"):
+        quoted = [float(x.rstrip("M")) * 1e6 for x in table[label][2].split(" / ")]
+        measured = [v for (name, _, games), v in sorted(rates.items(), key=lambda x: x[0][2])
+                    if name == label]
+        assert quoted == pytest.approx(measured, rel=0.01), label
+    for label, prefix in (("training, fast preset, float32 / bfloat16", "training, fast"),
+                          ("training, paper preset, float32 / bfloat16", "training, paper")):
+        quoted = [float(x.replace(",", "")) for x in table[label][2].split(" / ")]
+        measured = {dtype: v for (name, dtype, _), v in rates.items() if name.startswith(prefix)}
+        assert quoted == pytest.approx([measured["float32"], measured["bfloat16"]], abs=1.0)
+    assert all(c["passed"] for c in results["bf16"]) and len(results["bf16"]) == 8
