@@ -7,12 +7,12 @@ Example (the paper's game: seeds 0-2 from one call, 3-5 from another):
 
 Each input is an --output_dir of scripts/experiment.py (its results.csv and
 experiment.json). The inputs must have run the same grid: every setting their
-experiment.json records in common must be equal but the seeds (the settings only one
-records are listed in results.md), and no (definition, objective, principal, seed,
-substrate) may come from two inputs. Writes results.csv, results.md (the tables,
-paired t-tests by seed with Holm's correction and signed-rank checks of
-scripts/experiment.py, over the pooled seeds) and experiment.json to --output_dir. It
-reads no runs, so it draws no learning curves.
+experiment.json records in common must be equal but the seeds and the definitions
+run (the settings only one records are listed in results.md), and no (definition,
+objective, principal, seed, substrate) may come from two inputs. Writes
+results.csv, results.md (the tables, paired t-tests by seed with Holm's correction
+and signed-rank checks of scripts/experiment.py, over the pooled seeds) and
+experiment.json to --output_dir. It reads no runs, so it draws no learning curves.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ flags.DEFINE_list("welfare_on", None, "Subset of the definitions every input ran
                   "(default: all of those).")
 FLAGS = flags.FLAGS
 
-#: experiment.json grid fields that may differ between the inputs.
-FREE_FIELDS = ("num_seeds",)
+#: experiment.json grid fields that may differ between the inputs: the seeds, and the
+#: definitions each call ran (only those all of them ran are pooled: --welfare_on).
+FREE_FIELDS = ("num_seeds", "welfare_on")
 
 
 def _read(folder: str) -> tuple[dict, list[dict]]:

@@ -1102,3 +1102,29 @@ def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):
     assert done.returncode != 0 and "different grids: twin_iterations" in done.stderr
     done = _pool(f"--inputs={a2}", f"--output_dir={tmp_path / 'out'}")
     assert done.returncode != 0 and "two or more" in done.stderr
+
+
+def test_readme_paper_fast_six_seeds_match_the_pooled_results():
+    """The README's six-seed paper_fast section against docs/results/paper_fast_pooled
+    (seeds 0-5 from two calls): 3 rows, Holm over learned's 2 comparisons."""
+    check_readme_grid_tables(
+        "paper_fast_pooled", "### The paper's game with the fast preset: six seeds at eta 1",
+        "apples", objectives=("eta=1",), learners=("learned",),
+        baselines=("none", "flat100"), num_seeds=6, num_cell_rows=3)
+
+
+def test_paper_fast_pooled_is_the_two_calls_rows():
+    """The pooled table holds exactly the eta 1 / apples rows of learned, none and flat100
+    of the two committed calls (seeds 0-2 and 3-5), values unchanged."""
+    def read(name):
+        return ex.read_csv(os.path.join(ROOT, "docs", "results", name, "results.csv"))
+
+    def key(row):
+        return row["principal"], int(row["seed"]), row["substrate"]
+
+    expected = {key(r): r["W_eta"] for name in ("paper_fast", "paper_fast_s3")
+                for r in read(name) if r["objective"] == "eta=1"
+                and r["welfare_on"] == "apples"
+                and r["principal"] in ("learned", "none", "flat100")}
+    pooled = {key(r): r["W_eta"] for r in read("paper_fast_pooled")}
+    assert pooled == expected and {s for _, s, _ in pooled} == set(range(6))
