@@ -1028,6 +1028,36 @@ def test_readme_small_grid_other_schedules_match_the_committed_results():
         num_cell_rows=8)
 
 
+def test_readme_small_grid_apples_other_schedules_match_the_committed_results():
+    """The README's apples call with the other schedules (docs/results/small_apples_more):
+    5 seeds, 7 rows (one on Lua), Holm over the objective's 5 comparisons of learned."""
+    check_readme_grid_tables(
+        "small_apples_more",
+        "### Small grid on apples eaten: the other schedules, best_fixed and the voted eta",
+        "apples", objectives=("eta=0", "eta=0.5", "eta=1", "voted"), learners=("learned",),
+        baselines=("none", "flat", "regressive", "flat100", "best_fixed"), num_seeds=5,
+        num_cell_rows=7)
+
+
+def test_small_apples_more_reproduces_the_first_apples_grid():
+    """The README says the second apples call's learned, none and flat100 runs, trained
+    again from scratch, reproduce small_taxed's apples rows exactly: compare every shared
+    row's W_eta and rates."""
+    def keyed(results_dir: str) -> dict:
+        rows = ex.read_csv(os.path.join(ROOT, "docs", "results", results_dir, "results.csv"))
+        return {(r["objective"], r["principal"], r["seed"], r["substrate"]): r
+                for r in rows if r["welfare_on"] == "apples"}
+
+    first, second = keyed("small_taxed"), keyed("small_apples_more")
+    shared = sorted(set(first) & set(second))
+    assert {(k[0], k[1]) for k in shared} == {
+        (o, p) for o in ("eta=0", "eta=0.5", "eta=1") for p in ("learned", "none", "flat100")}
+    assert len(shared) == 60
+    for key in shared:
+        for column in ("W_eta", "rate_b0", "rate_b1", "rate_b2"):
+            assert first[key][column] == second[key][column], (key, column)
+
+
 # ------------------------------------------------------------- pooling calls
 def _split_paper_fast(tmp_path, parts: dict[str, set[int]]) -> list[str]:
     """docs/results/paper_fast's results.csv split by seed into folders (each with the
