@@ -1136,16 +1136,16 @@ def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):
 
 def test_readme_paper_fast_six_seeds_match_the_pooled_results():
     """The README's six-seed paper_fast section against docs/results/paper_fast_pooled
-    (seeds 0-5 from two calls): 3 rows, Holm over learned's 2 comparisons."""
+    (seeds 0-5 from two calls): 4 rows, Holm over learned's 3 comparisons."""
     check_readme_grid_tables(
         "paper_fast_pooled", "### The paper's game with the fast preset: six seeds at eta 1",
         "apples", objectives=("eta=1",), learners=("learned",),
-        baselines=("none", "flat100"), num_seeds=6, num_cell_rows=3)
+        baselines=("none", "progressive", "flat100"), num_seeds=6, num_cell_rows=4)
 
 
 def test_paper_fast_pooled_is_the_two_calls_rows():
-    """The pooled table holds exactly the eta 1 / apples rows of learned, none and flat100
-    of the two committed calls (seeds 0-2 and 3-5), values unchanged."""
+    """The pooled table holds exactly the eta 1 / apples rows of learned, none, progressive
+    and flat100 of the two committed calls (seeds 0-2 and 3-5), values unchanged."""
     def read(name):
         return ex.read_csv(os.path.join(ROOT, "docs", "results", name, "results.csv"))
 
@@ -1155,6 +1155,6 @@ def test_paper_fast_pooled_is_the_two_calls_rows():
     expected = {key(r): r["W_eta"] for name in ("paper_fast", "paper_fast_s3")
                 for r in read(name) if r["objective"] == "eta=1"
                 and r["welfare_on"] == "apples"
-                and r["principal"] in ("learned", "none", "flat100")}
+                and r["principal"] in ("learned", "none", "progressive", "flat100")}
     pooled = {key(r): r["W_eta"] for r in read("paper_fast_pooled")}
     assert pooled == expected and {s for _, s, _ in pooled} == set(range(6))
