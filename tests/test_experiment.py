@@ -28,6 +28,11 @@ from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot.core import voting, welfare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def committed_rows(results_dir: str) -> list[dict]:
+    """The rows of a committed docs/results/<results_dir>/results.csv."""
+    return ex.read_csv(os.path.join(ROOT, "docs", "results", results_dir, "results.csv"))
 PYTHON = sys.executable
 BOTH = ("apples", "taxed")
 
@@ -424,7 +429,7 @@ def test_csv_and_results_md_structure(tmp_path):
 def test_old_results_csv_reads_as_apples():
     """The committed results (before welfare_on) read back as welfare_on=apples, and
     their tables and comparisons still come out."""
-    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small", "results.csv"))
+    rows = committed_rows("small")
     assert rows and {r["welfare_on"] for r in rows} == {"apples"}
     tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "twin")
     assert len(tests) == 4 * 6 and all(t["n"] == 5 for t in tests)
@@ -853,7 +858,7 @@ def test_readme_small_grid_table_matches_the_committed_results():
     values in docs/results/small/results.csv, the committed command's output."""
     import re
 
-    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", "small", "results.csv"))
+    rows = committed_rows("small")
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
     section = readme[readme.index("### Small grid on the 2-core machine"):]
@@ -914,7 +919,7 @@ def check_readme_grid_tables(results_dir: str, heading: str, welfare_on: str, *,
     learner with every baseline, step-down by hand) recomputed here."""
     import re
 
-    rows = ex.read_csv(os.path.join(ROOT, "docs", "results", results_dir, "results.csv"))
+    rows = committed_rows(results_dir)
     section = readme_section(heading, "What the numbers say")
     tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
               for block in section.split("\n\n") if block.startswith("| ")]
@@ -1044,9 +1049,8 @@ def test_small_apples_more_reproduces_the_first_apples_grid():
     again from scratch, reproduce small_taxed's apples rows exactly: compare every shared
     row's W_eta and rates."""
     def keyed(results_dir: str) -> dict:
-        rows = ex.read_csv(os.path.join(ROOT, "docs", "results", results_dir, "results.csv"))
         return {(r["objective"], r["principal"], r["seed"], r["substrate"]): r
-                for r in rows if r["welfare_on"] == "apples"}
+                for r in committed_rows(results_dir) if r["welfare_on"] == "apples"}
 
     first, second = keyed("small_taxed"), keyed("small_apples_more")
     shared = sorted(set(first) & set(second))
@@ -1095,8 +1099,7 @@ def test_pooled_calls_give_the_rows_and_paired_test_of_one_call(tmp_path):
     done = _pool(f"--inputs={a},{b}", f"--output_dir={out}", "--objectives=eta=1",
                  "--principals=learned,none", "--welfare_on=apples")
     assert done.returncode == 0, done.stderr[-2000:]
-    original = [r for r in ex.read_csv(os.path.join(ROOT, "docs", "results", "paper_fast",
-                                                    "results.csv"))
+    original = [r for r in committed_rows("paper_fast")
                 if r["objective"] == "eta=1" and r["principal"] in ("learned", "none")
                 and r["welfare_on"] == "apples"]
     pooled = ex.read_csv(str(out / "results.csv"))
@@ -1146,15 +1149,12 @@ def test_readme_paper_fast_six_seeds_match_the_pooled_results():
 def test_paper_fast_pooled_is_the_two_calls_rows():
     """The pooled table holds exactly the eta 1 / apples rows of learned, none, progressive
     and flat100 of the two committed calls (seeds 0-2 and 3-5), values unchanged."""
-    def read(name):
-        return ex.read_csv(os.path.join(ROOT, "docs", "results", name, "results.csv"))
-
     def key(row):
         return row["principal"], int(row["seed"]), row["substrate"]
 
     expected = {key(r): r["W_eta"] for name in ("paper_fast", "paper_fast_s3")
-                for r in read(name) if r["objective"] == "eta=1"
+                for r in committed_rows(name) if r["objective"] == "eta=1"
                 and r["welfare_on"] == "apples"
                 and r["principal"] in ("learned", "none", "progressive", "flat100")}
-    pooled = {key(r): r["W_eta"] for r in read("paper_fast_pooled")}
+    pooled = {key(r): r["W_eta"] for r in committed_rows("paper_fast_pooled")}
     assert pooled == expected and {s for _, s, _ in pooled} == set(range(6))
