@@ -42,7 +42,7 @@ RUN VENV=/opt/venv PYTHON="$PYTHON" TORCH_SPEC="$TORCH_SPEC" bash scripts/setup_
     && opencv="$(python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')" \
     && pip uninstall --yes opencv-python \
     && pip install "opencv-python-headless==$opencv" \
-    && python -c "import cv2, meltingpot, ray.rllib, sed_meltingpot.substrate" \
+    && python -c "import cv2, meltingpot, ray.rllib, sed_meltingpot.game.substrate" \
     && rm -rf /root/.cache /tmp/* /app/build \
     && chmod 0755 /app/docker/entrypoint.sh \
     && useradd --create-home --uid 1000 --user-group --shell /bin/bash sed \

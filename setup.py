@@ -56,17 +56,39 @@ EXTRAS = {
 }
 ALL = sorted({req for reqs in EXTRAS.values() for req in reqs})
 DEV = ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6,<0.18"]
+# The documentation site (mkdocs.yml; tests/test_docs.py builds it in the default test
+# run). Pinned: a docs build breaks on their releases (theme and handler options, griffe's
+# reading of the docstrings). Not a runtime extra, so not in `all`; `dev` has it, so
+# scripts/setup_env.sh and CI install it.
+DOCS = [
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.1",
+    "mkdocstrings==1.0.8",
+    "mkdocstrings-python==2.0.11",
+]
 
 setuptools.setup(
     name="sed-meltingpot",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Social Environment Design on Melting Pot: an AI principal sets a "
         "bracketed tax for learning agents who vote on its objective."
     ),
-    long_description=open("README.md", encoding="utf-8").read(),
+    # PYPI.md, not README.md: a package index shows this text away from the repository,
+    # where README's relative links and images would break (PYPI.md has none;
+    # tests/test_release.py checks it). MANIFEST.in puts it in the sdist.
+    long_description=open("PYPI.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    license="Apache 2.0",
+    license="Apache-2.0",
+    license_files=["LICENSE", "NOTICE"],
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Science/Research",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     python_requires=">=3.11",
     packages=[
         "sed_meltingpot",
@@ -76,8 +98,11 @@ setuptools.setup(
         "sed_meltingpot.evaluation",
         "sed_meltingpot.experiment",
         "sed_meltingpot.game",
+        "sed_meltingpot.perf",
         "sed_meltingpot.runs",
         "sed_meltingpot.training",
+        "sed_meltingpot.training.jax",
+        "sed_meltingpot.training.rllib",
         "sed_meltingpot.twin",
         "sed_meltingpot.lua",
         "sed_meltingpot.substrates",
@@ -98,5 +123,5 @@ setuptools.setup(
     # extra below; importing it without the extra raises one line naming the extra
     # (sed_meltingpot/core/optional.py, whose EXTRAS has the same keys).
     install_requires=BASE,
-    extras_require={**EXTRAS, "all": ALL, "dev": ALL + DEV},
+    extras_require={**EXTRAS, "docs": DOCS, "all": ALL, "dev": ALL + DOCS + DEV},
 )

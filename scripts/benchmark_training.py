@@ -27,7 +27,7 @@ from sed_meltingpot.core.optional import extra_import
 from sed_meltingpot.game import substrate
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs.train_config import PRESETS, TrainConfig, preset
-from sed_meltingpot.training.rllib_config import build_ppo_config
+from sed_meltingpot.training.rllib.rllib_config import build_ppo_config
 
 flags.DEFINE_list("presets", ["paper", "fast"], f"Presets to measure ({', '.join(PRESETS)}).")
 flags.DEFINE_list("runners", ["1", "2"], "Numbers of env runners to measure.")

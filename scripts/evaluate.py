@@ -70,6 +70,7 @@ flags.register_validator("fixed", _check_fixed)
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    cli.quiet_start(FLAGS)
     try:
         cli.check_writable("output_dir", FLAGS.output_dir)
         run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None

@@ -22,7 +22,7 @@ correction per definition and objective, signed-rank checks), learning_curves.pn
 in learning_curves.csv), equality_productivity.png, rates_vs_eta.png (the sampled
 principal's rates at fixed etas), experiment.json and runs/<run>/ (each training run).
 An interrupted experiment resumes: finished runs and evaluations are reused.
-The logic is in sed_meltingpot.experiment and sed_meltingpot.experiment_runs.
+The logic is in sed_meltingpot.experiment (its engines and jobs modules run the jobs).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ import time
 from absl import app, flags
 
 from sed_meltingpot import experiment as ex
-from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot.analysis import plotting
+from sed_meltingpot.experiment import engines
+from sed_meltingpot.experiment import jobs as runs
 from sed_meltingpot.game.config import WELFARE_ON
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
@@ -46,7 +47,7 @@ flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
                   "--engine=jax (README Results); paper_fast: the paper's game with the fast "
                   "preset, about 2 h on 2 cores with --engine=jax; paper: the paper's game, "
                   "for a GPU machine or a cluster.")
-flags.DEFINE_enum("engine", "jax", list(runs.ENGINES),
+flags.DEFINE_enum("engine", "jax", list(engines.ENGINES),
                   "jax: the JAX twin (its learned runs are also evaluated on the Lua "
                   "substrate); rllib: RLlib on the Lua substrate (no sampled principal).")
 flags.DEFINE_string("output_dir", "outputs/experiment", "Where results and runs go.")
@@ -175,7 +176,7 @@ def main(argv: list[str]) -> None:
     seeds = (ex.parse_seeds(FLAGS.seeds) if FLAGS.seeds is not None
              else list(range(grid.num_seeds)))
     objectives = _ordered(FLAGS.objectives, list(ex.OBJECTIVES))
-    engine = runs.get_engine(FLAGS.engine)
+    engine = engines.get_engine(FLAGS.engine)
     principals = _ordered(FLAGS.principals or [
         p for p in ex.PRINCIPALS if engine.name == "jax" or p not in ex.JAX_ONLY], ex.PRINCIPALS)
     welfare_on = list(grid.welfare_on)
@@ -230,7 +231,7 @@ def main(argv: list[str]) -> None:
     iterations = grid.num_iterations if engine.name == "rllib" else grid.twin_iterations
     command = " ".join(["python", "scripts/experiment.py"] + [shlex.quote(a)
                                                               for a in sys.argv[1:]])
-    recipe = runs.task_recipe(grid, ex.TrainTask(ex.LEARNED, objectives[0], 0)) \
+    recipe = engines.task_recipe(grid, ex.TrainTask(ex.LEARNED, objectives[0], 0)) \
         if engine.name == "jax" else None
     meta = {
         "grid": grid.name, "engine": engine.name, "command": f"`{command}`",
@@ -259,7 +260,7 @@ def main(argv: list[str]) -> None:
                      "from an earlier call)",
     }
     if recipe is not None:
-        meta["recipe"] = ("the learned principal's (twin/recipe.py): "
+        meta["recipe"] = ("the learned principal's (training/jax/recipe.py): "
                           + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())
                           + f"; the sampled principal's eta_sampling={grid.eta_sampling}, "
                           f"eta_normalised={grid.eta_normalised}, eta_heads={grid.eta_heads}")

@@ -4,8 +4,8 @@ Examples:
   python scripts/plot.py outputs/run --output_dir=outputs/plots
   python scripts/plot.py --runs=outputs/run_a,outputs/run_b --width=1600 --height=900 --dpi=150
 
-Writes objective.png, returns.png, tax_rates.png, equality_productivity.png and
-throughput.png. The logic is in sed_meltingpot.analysis.plotting.
+Writes learning_curve.png, objective.png, returns.png, tax_rates.png,
+equality_productivity.png and throughput.png. The logic is in sed_meltingpot.analysis.plotting.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ cli.register_principal_validator("principal", agent_word="trained")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    cli.quiet_start(FLAGS)
     try:
         cli.check_writable("output", FLAGS.output, is_file=True)
         run = evaluation.load_run(FLAGS.checkpoint) if FLAGS.checkpoint else None

@@ -1,7 +1,8 @@
 """Train the players and the principal with RLlib multi-agent PPO, or with the
-jitted PPO on the JAX twin (--engine=jax; sed_meltingpot/twin/trainer.py).
+jitted PPO on the JAX twin (--engine=jax; sed_meltingpot/training/jax/trainer.py).
 
 Examples:
+  python scripts/train.py --engine=jax --preset=quickstart --output_dir=outputs/quickstart
   python scripts/train.py --preset=fast --num_iterations=5 --output_dir=outputs/quick
   python scripts/train.py --engine=jax --preset=fast --num_iterations=50 --output_dir=outputs/jax
   python scripts/train.py --num_iterations=2000 --num_env_runners=8 --num_gpus=1
@@ -9,28 +10,43 @@ Examples:
   python scripts/train.py --flagfile=my_run.flags
 
 Every default is the paper's (sed_meltingpot.game.config.GameConfig and
-sed_meltingpot.runs.train_config.TrainConfig); flags only override them.
+sed_meltingpot.runs.train_config.TrainConfig), or the --preset's; flags only
+override them. The run ends by writing <output_dir>/learning_curve.png (apples per
+episode, the principal's objective and its tax rates over training; for --num_seeds
+> 1 one per seed folder) and printing its path after the checkpoint's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 from absl import app, flags, logging
 
 from sed_meltingpot import cli
 from sed_meltingpot.game.config import GameConfig
-from sed_meltingpot.runs.train_config import PRESETS, TrainConfig, preset, whole_fragment_batch
-from sed_meltingpot.twin.ppo import TwinTrainConfig
-from sed_meltingpot.twin.recipe import PrincipalRecipe
+from sed_meltingpot.runs import quiet
+from sed_meltingpot.runs.train_config import (
+    PRESETS,
+    TrainConfig,
+    preset,
+    preset_game,
+    whole_fragment_batch,
+)
+from sed_meltingpot.training.jax.ppo import TwinTrainConfig
+from sed_meltingpot.training.jax.recipe import PrincipalRecipe
 
 GAME = GameConfig()
 TRAIN = TrainConfig()
+LEARNING_CURVE_FILE = "learning_curve.png"
 
 flags.DEFINE_string("output_dir", "outputs/run", "Where logs and checkpoints go.")
 flags.DEFINE_enum("preset", "paper", PRESETS,
-                  "paper: the paper's settings; fast: 1 pixel per tile, small networks.")
+                  "paper: the paper's settings; fast: 1 pixel per tile, small networks; "
+                  "quickstart: fast with 1 frame on a small game (4 players, 200-step "
+                  "episodes, tax period 50) in which the players learn within minutes on a "
+                  "CPU with --engine=jax. Flags given override the preset's values.")
 flags.DEFINE_enum("engine", "rllib", ["rllib", "jax"],
                   "rllib: RLlib PPO on the Lua substrate; jax: jitted PPO on the JAX twin "
                   "(needs only JAX, flax, optax; runs on a GPU if JAX has one).")
@@ -93,6 +109,11 @@ def _check_periods(values: dict) -> bool:
 
 def main(argv: list[str]) -> None:
     del argv
+    if not FLAGS["verbosity"].present:
+        # absl's app.run lowers Python logging to INFO; back to WARNING unless
+        # --verbosity was given: JAX's "Unable to initialize backend 'tpu'" and
+        # Matplotlib's font-cache notice are INFO lines that say nothing about the run.
+        logging.set_verbosity(logging.WARNING)
     from sed_meltingpot.runs.runlog import exit_code
 
     wrong = [name for name in (RLLIB_ONLY_FLAGS if FLAGS.engine == "jax" else JAX_ONLY_FLAGS)
@@ -103,17 +124,22 @@ def main(argv: list[str]) -> None:
             + ("the jax engine plays --num_envs games on one device (an iteration is "
                "--num_envs x --rollout_fragment_length game steps)" if FLAGS.engine == "jax"
                else "--num_envs/--num_seeds/--dtype and the principal recipe's flags "
-               "(sed_meltingpot/twin/recipe.py) are for --engine=jax"))
+               "(sed_meltingpot/training/jax/recipe.py) are for --engine=jax"))
 
-    game = cli.replace_from_flags(GAME, FLAGS, GAME_FLAGS)
+    # The preset's values, then the flags given (a flag left at its default keeps
+    # the preset's value).
+    game = cli.replace_from_typed_flags(
+        dataclasses.replace(GAME, **preset_game(FLAGS.preset)), FLAGS, GAME_FLAGS)
     game = dataclasses.replace(game, rounds_per_episode=_rounds_per_episode(
         game.rounds_per_episode, FLAGS.continual))
-    train_config = cli.replace_from_flags(
+    train_config = cli.replace_from_typed_flags(
         dataclasses.replace(TRAIN, **preset(FLAGS.preset)), FLAGS, TRAIN_FLAGS)
     if FLAGS.engine == "jax":
         sys.exit(_main_jax(game, train_config, exit_code))
-    from sed_meltingpot.game.sed_game import substrate_config  # imports Melting Pot
-    from sed_meltingpot.training.trainer import plan_run, train
+    # Melting Pot loads TensorFlow, whose C++ start-up lines are left out (runs/quiet.py).
+    quiet.import_quietly("meltingpot")
+    from sed_meltingpot.game.sed_game import substrate_config
+    from sed_meltingpot.training.rllib.trainer import plan_run, train
 
     try:
         game.validate()
@@ -137,13 +163,14 @@ def main(argv: list[str]) -> None:
     summary = train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
                     ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every,
                     overwrite=FLAGS.overwrite)
+    _write_learning_curves([FLAGS.output_dir])
     # Stopped by SIGTERM/SIGINT after saving a checkpoint: 128 + signal (143/130).
     sys.exit(exit_code(summary.get("stopped_by_signal")))
 
 
 def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
     """--engine=jax: imports only JAX/flax/optax (no Ray, Melting Pot, TensorFlow)."""
-    from sed_meltingpot.twin import trainer as twin_trainer
+    from sed_meltingpot.training.jax import trainer as twin_trainer
 
     twin_trainer.enable_compilation_cache()
     kwargs = {name: getattr(FLAGS, name) for name in (*TWIN_FLAGS, "num_seeds")}
@@ -161,8 +188,28 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
     summaries = twin_trainer.train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
                                    checkpoint_every=FLAGS.checkpoint_every,
                                    overwrite=FLAGS.overwrite, **kwargs)
+    _write_learning_curves(plan.dirs)
     first = summaries if isinstance(summaries, dict) else summaries[0]
     return exit_code(first.get("stopped_by_signal"))
+
+
+def _write_learning_curves(run_dirs: list[str]) -> list[str]:
+    """Writes <run>/learning_curve.png for each run folder (analysis/plotting.py)
+    and prints each path, the run's last line (after the summary's checkpoint)."""
+    from sed_meltingpot.analysis import plotting
+
+    paths = []
+    for run_dir in run_dirs:
+        path = os.path.join(run_dir, LEARNING_CURVE_FILE)
+        try:
+            records = plotting.load_progress(run_dir)
+        except (FileNotFoundError, ValueError) as e:  # stopped before an iteration ended
+            print(f"learning curve: not written ({e})")
+            continue
+        label = os.path.basename(os.path.normpath(run_dir))
+        paths.append(plotting.plot_learning_curve([(label, records)], path))
+        print(f"learning curve: {path}")
+    return paths
 
 
 if __name__ == "__main__":

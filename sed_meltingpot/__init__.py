@@ -19,10 +19,11 @@ works, so this package, which every script and Ray worker imports before
 Melting Pot, imports Triton first when it is installed.
 
 Layers (README Layout), each importing only from those before it: core/ (formulas),
-game/ (rules, settings, SEDGame), envs/ (RLlib, PettingZoo), runs/ (engine-neutral
-run settings and files), training/ (the RLlib engine) and twin/ (the JAX engine),
-evaluation/, analysis/, experiment/, and cli.py for the scripts. Old module names
-(`sed_meltingpot.tax`, ...) still import, for one release (`_moved.py`).
+game/ (rules, settings, SEDGame), envs/ (RLlib, PettingZoo), twin/ (the game world
+in JAX), runs/ (engine-neutral run settings and files), training/ (the two engines:
+training/rllib/ on the Lua substrate and training/jax/ on the twin, which do not
+import each other), evaluation/, analysis/, experiment/, perf/ (the GPU check and
+the benchmarks), and cli.py for the scripts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ import importlib.util
 import os
 import sys
 
-from sed_meltingpot import _moved
+#: The release (setup.py's `version`; tests/test_release.py keeps the two equal). A
+#: literal, not importlib.metadata: an editable install's metadata keeps the version it
+#: was installed at, and a checkout on sys.path has none.
+__version__ = "0.2.0"
 
 _CHECKOUT_SUBPACKAGES = ("lua", "substrates")
 
@@ -63,4 +67,3 @@ def _import_triton_before_tensorflow() -> None:
 
 _import_triton_before_tensorflow()
 _register_checkout_subpackages()
-_moved.install()  # the old module names of issue 17's move (sed_meltingpot/_moved.py)

@@ -63,6 +63,16 @@ def replace_from_flags(config: Any, values: Any, names: tuple[str, ...]) -> Any:
     return dataclasses.replace(config, **updates)
 
 
+def replace_from_typed_flags(config: Any, values: flags.FlagValues,
+                             names: tuple[str, ...]) -> Any:
+    """`config` with the flags `names` that were given (on the command line or in a
+    --flagfile) and hold a value. Unlike `replace_from_flags`, a flag left at its
+    default changes nothing, so values a preset put in `config` stay unless typed."""
+    updates = {name: values[name].value for name in names
+               if values[name].present and values[name].value is not None}
+    return dataclasses.replace(config, **updates)
+
+
 def define_game_flags() -> None:
     """Flags for the game played (and the checkpoint and players' policy)."""
     flags.DEFINE_string("checkpoint", None,
@@ -156,3 +166,25 @@ def register_principal_validator(flag: str, agent_word: str) -> None:
         return True
 
     flags.register_validator(flag, check)
+
+
+def quiet_start(values: flags.FlagValues, *, lua: bool = True) -> None:
+    """What a script does first in `main`, so that its output starts with its own lines.
+
+    absl's `app.run` lowers Python logging to INFO, which prints JAX's "Unable to
+    initialize backend" and Matplotlib's font-cache notices: back to WARNING unless
+    `--verbosity` was given. With `lua`, Melting Pot (which loads TensorFlow) is imported
+    now, with TensorFlow's C++ start-up lines left out (runs/quiet.py); without the lua
+    extra the script fails later with its one-line message naming the extra.
+    """
+    import contextlib
+
+    from absl import logging
+
+    from sed_meltingpot.runs import quiet
+
+    if not values["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    if lua:
+        with contextlib.suppress(ImportError):
+            quiet.import_quietly("meltingpot")

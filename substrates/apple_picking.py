@@ -14,7 +14,7 @@ The game world of "Position: Social Environment Design" (Zhang et al., ICML
 Walls, floor, grass, spawn points, avatars and the zapper are Melting Pot's
 Commons Harvest prefabs, reused unchanged; the apple and the added avatar
 observations are this project's Lua components (`lua/levels/apple_picking`).
-Every number here is a default that `sed_meltingpot.substrate.get_config`
+Every number here is a default that `sed_meltingpot.game.substrate.get_config`
 overrides.
 """
 
@@ -22,8 +22,9 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sed_meltingpot.optional import extra_import
 from sed_meltingpot.substrates import apple_picking_data as data
+
+from sed_meltingpot.core.optional import extra_import
 
 with extra_import("lua", __name__):
     from meltingpot.configs.substrates import commons_harvest__open as commons_harvest
@@ -279,7 +280,7 @@ def build(roles: Sequence[str], config: config_dict.ConfigDict) -> Mapping[str, 
     num_players = len(roles)
     return dict(
         levelName="apple_picking",
-        # Filled in by `sed_meltingpot.substrate` with the installed path.
+        # Filled in by `sed_meltingpot.game.substrate` with the installed path.
         levelDirectory=config.level_directory,
         numPlayers=num_players,
         maxEpisodeLengthFrames=int(config.episode_length),

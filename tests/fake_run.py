@@ -16,8 +16,8 @@ from sed_meltingpot.core import rewards
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE
 from sed_meltingpot.runs.train_config import TrainConfig
-from sed_meltingpot.training.rllib_config import build_ppo_config, env_config
-from sed_meltingpot.training.trainer import MODULE_PATH
+from sed_meltingpot.training.rllib.rllib_config import build_ppo_config, env_config
+from sed_meltingpot.training.rllib.trainer import MODULE_PATH
 
 
 def make_run(run_dir: str, game: GameConfig | None = None, train: TrainConfig | None = None

@@ -66,8 +66,10 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
 
 
 def _parse_argparse(parse_args, argv) -> dict[str, str]:
-    """argparse prints its usage error to stderr and exits 2."""
+    """argparse prints its usage error to stderr and exits 2. A command with a folder
+    of its own is parsed there (a parser may check that an input file exists)."""
     if isinstance(argv, dict):
+        os.chdir(argv["cwd"])
         argv = argv["argv"]
     err = io.StringIO()
     try:

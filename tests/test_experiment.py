@@ -24,8 +24,9 @@ import t_distribution
 
 from sed_meltingpot import evaluation
 from sed_meltingpot import experiment as ex
-from sed_meltingpot import experiment_runs as runs
 from sed_meltingpot.core import voting, welfare
+from sed_meltingpot.experiment import engines
+from sed_meltingpot.experiment.jobs import best_fixed_jobs, plan_jobs, run_jobs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -489,17 +490,19 @@ def test_rates_against_eta_by_hand(tmp_path):
 def test_random_principal_draws_differ_across_seeds_and_episodes():
     """Twin: the random principal's levels come from per-episode keys folded with the
     training seed; Lua: its generator is seeded by the episode and the training seed."""
-    keys = {s: runs.random_principal_keys(ex.EVAL_SEED, s, 2) for s in (0, 1)}
-    levels = {s: np.asarray(runs.random_levels(keys[s], 0, 3, 11)) for s in (0, 1)}
+    from sed_meltingpot.training.jax.play import random_levels, random_principal_keys
+
+    keys = {s: random_principal_keys(ex.EVAL_SEED, s, 2) for s in (0, 1)}
+    levels = {s: np.asarray(random_levels(keys[s], 0, 3, 11)) for s in (0, 1)}
     assert levels[0].shape == (2, 3)
     assert not np.array_equal(levels[0], levels[1])  # two training seeds
     assert not np.array_equal(levels[0][0], levels[0][1])  # two episodes
-    np.testing.assert_array_equal(levels[0], np.asarray(runs.random_levels(
-        runs.random_principal_keys(ex.EVAL_SEED, 0, 2), 0, 3, 11)))  # reproducible
-    assert not np.array_equal(levels[0], np.asarray(runs.random_levels(keys[0], 1, 3, 11)))
+    np.testing.assert_array_equal(levels[0], np.asarray(random_levels(
+        random_principal_keys(ex.EVAL_SEED, 0, 2), 0, 3, 11)))  # reproducible
+    assert not np.array_equal(levels[0], np.asarray(random_levels(keys[0], 1, 3, 11)))
     draws = {}
     for stream in (0, 1):
-        p = runs.StreamRandomPrincipal([i / 10 for i in range(11)], 3, stream)
+        p = engines.StreamRandomPrincipal([i / 10 for i in range(11)], 3, stream)
         for episode_seed in (5, 6):
             p.reset(episode_seed)
             draws[(stream, episode_seed)] = tuple(np.concatenate([p({}) for _ in range(4)]))
@@ -558,13 +561,13 @@ class FakeEngine:
 
 
 def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
-    monkeypatch.setitem(runs.ENGINES, "fake", FakeEngine)
+    monkeypatch.setitem(engines.ENGINES, "fake", FakeEngine)
     grid = ex.GRIDS["smoke"]
     principals = [p for p in ex.PRINCIPALS if p != ex.SAMPLED]
-    jobs = runs.plan_jobs(FakeEngine(), grid, str(tmp_path), list(ex.OBJECTIVES), principals,
+    jobs = plan_jobs(FakeEngine(), grid, str(tmp_path), list(ex.OBJECTIVES), principals,
                           [0, 1], BOTH)
     assert len(jobs) == (7 + 6) * 2
-    results = runs.run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
+    results = run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
     rows = [r for res in results for r in res["rows"]]
     searches = [s for res in results for s in res["searches"]]
     assert len(rows) == 2 * 4 * 2 * (6 + 1)  # (w, o, seed) x (6 scripted + learned)
@@ -581,8 +584,8 @@ def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
     assert by[("apples", "eta=1", "learned", 1)]["W_eta"] == pytest.approx(11.5)
     assert by[("taxed", "eta=1", "learned", 1)]["players_from"] == "learned__eta1__seed1"
 
-    second = runs.best_fixed_jobs(FakeEngine(), grid, str(tmp_path), searches, jobs)
-    more = runs.run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
+    second = best_fixed_jobs(FakeEngine(), grid, str(tmp_path), searches, jobs)
+    more = run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
     best = [r for res in more for r in res["rows"]]
     assert {(r["welfare_on"], r["objective"], r["seed"]) for r in best} == {
         (w, o, s) for w in BOTH for o in ex.OBJECTIVES for s in (0, 1)}
@@ -603,11 +606,11 @@ def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
     assert [r["W_eta"] for r in best if r["objective"] == "eta=0"
             and r["welfare_on"] == "taxed"] == pytest.approx([(3 + 10 / 3) / 2] * 2)
     # A second call reuses the cached training and evaluations of both stages.
-    again = runs.run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
+    again = run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
     assert sum(r["trained"] for r in again) == 0
     assert [r["rows"] for r in again] == [r["rows"] for r in results]
     assert [r["searches"] for r in again] == [r["searches"] for r in results]
-    again = runs.run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
+    again = run_jobs(second, num_workers=1, ray_address=None, log=lambda s: None)
     assert sum(r["trained"] for r in again) == 0 and [r["rows"] for r in again] == [
         r["rows"] for r in more]
     curve = ex.plot_learning_curves(
@@ -704,8 +707,8 @@ def make_twin_run(folder, game):
 
     import jax
 
-    from sed_meltingpot.twin import checkpoint as ckpt
-    from sed_meltingpot.twin import networks
+    from sed_meltingpot.training.jax import checkpoint as ckpt
+    from sed_meltingpot.training.jax import networks
 
     spec = networks.NetworkSpec(image_shape=(11, 11, 3), num_features=game.num_brackets + 3,
                                 num_logits=8, pixels_per_tile=1, conv_channels=(8, 16),
@@ -735,9 +738,9 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
 
     game = GameConfig(num_players=3, episode_length=100, tax_period=25)
     run = make_twin_run(str(tmp_path / "run"), game)
-    full = runs.twin_episodes(run, "fixed:0.3", (1.0, 1.0, 1.0), ex.EVAL_SEED, 3)
-    free = runs.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
-    again = runs.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
+    full = engines.twin_episodes(run, "fixed:0.3", (1.0, 1.0, 1.0), ex.EVAL_SEED, 3)
+    free = engines.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
+    again = engines.twin_episodes(run, "fixed:0.3", "none", ex.EVAL_SEED, 3)
     assert free == again
     for e in full:
         assert [e[f"rate_b{b}"] for b in range(3)] == pytest.approx([1.0, 1.0, 1.0])
@@ -754,7 +757,7 @@ def test_twin_evaluator_applies_the_principal_every_period(tmp_path):
         assert e["income_equality"] == pytest.approx(e["equality"], abs=1e-6)
         assert e["W_taxed"] == pytest.approx(e["W_apples"], abs=1e-4)
     assert sum(e["productivity"] for e in free) > 0  # the episodes were played
-    draws = {s: [tuple(e[f"rate_b{b}"] for b in range(3)) for e in runs.twin_episodes(
+    draws = {s: [tuple(e[f"rate_b{b}"] for b in range(3)) for e in engines.twin_episodes(
         run, "fixed:0.3", "random", ex.EVAL_SEED, 2, stream=s)] for s in (0, 1)}
     assert draws[0] != draws[1] and draws[0][0] != draws[0][1]
 
@@ -775,277 +778,8 @@ def test_runs_spread_as_ray_tasks(tmp_path):
     assert not ex.non_finite(rows, ex.metric_columns(3))
 
 
-def t975(df: int) -> float:
-    """The 97.5% Student-t quantile by bisection on the written-out CDF."""
-    lo, hi = 0.0, 20.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_distribution.student_t_cdf(mid, df) < 0.975 else (lo, mid)
-    return lo
-
-
-def readme_section(start: str, end: str) -> str:
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    section = readme[readme.index(start):]
-    return section[:section.index(end)]
-
-
-def seed_quarters(points, objective: str, principal: str) -> np.ndarray:
-    """(seeds, 4): each seed's mean W_eta in each quarter of its logged iterations (the
-    first n % 4 quarters get one point more), from learning_curves.csv rows."""
-    out = []
-    for seed in sorted({p["seed"] for p in points}):
-        y = [float(p["W_eta"]) for p in points if p["objective"] == objective
-             and p["principal"] == principal and p["seed"] == seed]
-        n = len(y)
-        sizes = [n // 4 + (1 if k < n % 4 else 0) for k in range(4)]
-        starts = np.cumsum([0] + sizes)
-        out.append([np.mean(y[starts[k]:starts[k + 1]]) for k in range(4)])
-    return np.asarray(out)
-
-
-def test_readme_budget_check_matches_its_committed_curves():
-    """The README's 4x-budget table is the quarter means of each seed's W_eta curve in
-    docs/results/budget/learning_curves.csv (quarters cut by hand here: the first
-    n % 4 get one point more), averaged over seeds, with 95% t half-widths; its
-    held-out comparison is results.csv's mean, half-width and Welch p."""
-    import csv as csv_module
-    import re
-
-    folder = os.path.join(ROOT, "docs", "results", "budget")
-    with open(os.path.join(folder, "learning_curves.csv")) as f:
-        points = list(csv_module.DictReader(f))
-    section = readme_section("### Is the budget enough? A 4x-budget check", "## Docker")
-    table = [line for line in section.splitlines() if line.startswith("| ")][1:]
-    assert len(table) == 2
-
-    def stat(values):
-        values = np.asarray(values, dtype=float)
-        return values.mean(), t975(len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-
-    for line, principal in zip(table, ("learned", "none"), strict=True):
-        cells = [c.strip() for c in line.strip("|").split("|")][1:]
-        per_seed = seed_quarters(points, "voted", principal)
-        columns = [per_seed[:, k] for k in range(4)] + [per_seed[:, 3] - per_seed[:, 2]]
-        for cell, values in zip(cells, columns, strict=True):
-            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
-            want_mean, want_half = stat(values)
-            assert mean == pytest.approx(want_mean, rel=0.005, abs=0.006), (principal, cell)
-            assert half == pytest.approx(want_half, rel=0.05, abs=0.06), (principal, cell)
-    rows = ex.read_csv(os.path.join(folder, "results.csv"))
-    held_out = {p: [r["W_eta"] for r in rows if r["principal"] == p and r["substrate"] ==
-                    ex.SUBSTRATE_TWIN] for p in ("learned", "none")}
-    quoted = re.search(r"W_eta ([\d.]+) ± ([\d.]+) vs ([\d.]+) ± ([\d.]+) on held-out seeds, "
-                       r"Welch p = ([\d.]+)", " ".join(section.split()))
-    assert quoted, "the README's held-out comparison"
-    numbers = [float(x) for x in quoted.groups()]
-    for k, principal in enumerate(("learned", "none")):
-        want_mean, want_half = stat(held_out[principal])
-        assert numbers[2 * k] == pytest.approx(want_mean, abs=0.06)
-        assert numbers[2 * k + 1] == pytest.approx(want_half, rel=0.05, abs=0.6)
-    a, b = (np.asarray(held_out[p], dtype=float) for p in ("learned", "none"))
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    p_value = 2 * (1 - t_distribution.student_t_cdf(abs(t), df))
-    assert numbers[4] == pytest.approx(p_value, abs=0.006)
-
-
-def test_readme_small_grid_table_matches_the_committed_results():
-    """Every W_eta cell of the README's small-grid table is the mean and 95%
-    half-width (computed here with numpy and t_distribution) of the per-seed
-    values in docs/results/small/results.csv, the committed command's output."""
-    import re
-
-    rows = committed_rows("small")
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    section = readme[readme.index("### Small grid on the 2-core machine"):]
-    section = section[:section.index("What the numbers say")]
-    table = [line for line in section.splitlines() if line.startswith("| ")][1:]
-    names = {"learned (played on the twin)": ("learned", ex.SUBSTRATE_TWIN),
-             "learned (played on the Lua substrate)": ("learned", ex.SUBSTRATE_LUA)}
-    objectives = ("eta=0", "eta=0.5", "eta=1", "voted")
-    assert len(table) == 8
-    for line in table:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        label = cells[0]
-        principal, substrate = names.get(label, (label.split(" ")[0], ex.SUBSTRATE_TWIN))
-        for objective, cell in zip(objectives, cells[1:], strict=True):
-            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
-            values = np.array([r["W_eta"] for r in rows if r["objective"] == objective
-                               and r["principal"] == principal
-                               and r["substrate"] == substrate], dtype=float)
-            assert len(values) == 5, (label, objective)
-            n = len(values)
-            want_half = t975(n - 1) * values.std(ddof=1) / math.sqrt(n)
-            assert mean == pytest.approx(values.mean(), abs=0.006, rel=0.005), (label, objective)
-            assert half == pytest.approx(want_half, rel=0.05, abs=0.06), (label, objective)
-    # "the last quarter of training is above the third in all 24 cells (by 0.22 to
-    # 3.53 W_eta), in 10 of them with a 95% interval above zero"
-    import csv as csv_module
-
-    with open(os.path.join(ROOT, "docs", "results", "small", "learning_curves.csv")) as f:
-        points = list(csv_module.DictReader(f))
-    changes = []
-    for objective in objectives:
-        for principal in ("learned", "none", "flat", "progressive", "regressive", "random"):
-            q = seed_quarters(points, objective, principal)
-            change = q[:, 3] - q[:, 2]
-            assert len(change) == 5, (objective, principal)
-            half = t975(4) * change.std(ddof=1) / math.sqrt(5)
-            changes.append((change.mean(), change.mean() - half))
-    claim = re.search(r"above the third in all (\d+) cells \(by ([\d.]+) to ([\d.]+) W_eta\), "
-                      r"in (\d+) of them with a 95% interval above zero",
-                      " ".join(readme.split()))
-    assert claim, "the README's quarter claim"
-    cells, low, high, significant = claim.groups()
-    assert int(cells) == len(changes) == 24 and all(m > 0 for m, _ in changes)
-    assert float(low) == pytest.approx(min(m for m, _ in changes), abs=0.006)
-    assert float(high) == pytest.approx(max(m for m, _ in changes), abs=0.006)
-    assert int(significant) == sum(lo > 0 for _, lo in changes)
-
-
-def check_readme_grid_tables(results_dir: str, heading: str, welfare_on: str, *,
-                             objectives: tuple[str, ...], learners: tuple[str, ...],
-                             baselines: tuple[str, ...], num_seeds: int,
-                             num_cell_rows: int) -> None:
-    """A README grid section's two tables against docs/results/<results_dir>/results.csv:
-    every W_eta cell is the mean and 95% half-width of the per-seed values (rows whose
-    name holds "Lua" read the Lua substrate's), and every quoted comparison of
-    `learned` with a baseline has its diff, p (t from the per-seed differences, p from
-    tests/t_distribution.py) and Holm p (over the objective's comparisons of every
-    learner with every baseline, step-down by hand) recomputed here."""
-    import re
-
-    rows = committed_rows(results_dir)
-    section = readme_section(heading, "What the numbers say")
-    tables = [[line for line in block.splitlines() if line.startswith("| ")][1:]
-              for block in section.split("\n\n") if block.startswith("| ")]
-    assert len(tables) == 2
-    cells_table, paired_table = tables
-
-    def per_seed(objective: str, principal: str, substrate: str = ex.SUBSTRATE_TWIN):
-        out = {int(r["seed"]): float(r["W_eta"]) for r in rows
-               if r["objective"] == objective and r["principal"] == principal
-               and r["substrate"] == substrate and r["welfare_on"] == welfare_on}
-        assert sorted(out) == list(range(num_seeds)), (objective, principal, substrate)
-        return out
-
-    assert len(cells_table) == num_cell_rows
-    for line in cells_table:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        substrate = ex.SUBSTRATE_LUA if "Lua" in cells[0] else ex.SUBSTRATE_TWIN
-        principal = cells[0].split(" ")[0]
-        for objective, cell in zip(objectives, cells[1:], strict=True):
-            mean, half = (float(x) for x in re.findall(r"[-\d.]+", cell))
-            v = np.array(list(per_seed(objective, principal, substrate).values()))
-            assert mean == pytest.approx(v.mean(), abs=0.051), (cells[0], objective)
-            assert half == pytest.approx(t975(num_seeds - 1) * v.std(ddof=1)
-                                         / math.sqrt(num_seeds), abs=0.051), (cells[0], objective)
-
-    quoted = {}
-    for line in paired_table:
-        objective, baseline, diff, p, p_holm = (c.strip() for c in line.strip("|").split("|"))
-        quoted[objective, baseline] = (float(diff), float(p), float(p_holm))
-    assert len(quoted) == len(objectives) * len(baselines)
-    for objective in objectives:
-        family = []
-        for learner in learners:
-            for baseline in baselines:
-                a, b = per_seed(objective, learner), per_seed(objective, baseline)
-                d = np.array([a[s] - b[s] for s in sorted(a)])
-                t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
-                family.append((learner, baseline, d.mean(),
-                               2 * (1 - t_distribution.student_t_cdf(abs(t), len(d) - 1))))
-        order = sorted(range(len(family)), key=lambda i: family[i][3])
-        adjusted, running = {}, 0.0
-        for k, i in enumerate(order):
-            running = max(running, min(1.0, (len(family) - k) * family[i][3]))
-            adjusted[i] = running
-        for i, (learner, baseline, diff, p) in enumerate(family):
-            if learner != "learned":
-                continue
-            q_diff, q_p, q_holm = quoted[objective, baseline]
-            assert q_diff == pytest.approx(diff, abs=0.051), (objective, baseline)
-            assert q_p == pytest.approx(p, abs=0.0006), (objective, baseline)
-            assert q_holm == pytest.approx(adjusted[i], abs=0.0006), (objective, baseline)
-
-
-README_RECIPE_GRIDS = {"taxed": "### Small grid on post-tax income, with the principal's recipe",
-                      "apples": "### The same grid on apples eaten"}
-
-
-@pytest.mark.parametrize("welfare_on", sorted(README_RECIPE_GRIDS))
-def test_readme_recipe_grid_tables_match_the_committed_results(welfare_on):
-    """The README's recipe grid (issue 16), per definition, against
-    docs/results/small_taxed: 5 seeds, 7 rows (one on Lua), Holm over the objective's 8
-    comparisons of learned and sampled (`check_readme_grid_tables`)."""
-    check_readme_grid_tables(
-        "small_taxed", README_RECIPE_GRIDS[welfare_on], welfare_on,
-        objectives=("eta=0", "eta=0.5", "eta=1"), learners=("learned", "sampled"),
-        baselines=("none", "progressive", "flat100", "random"), num_seeds=5,
-        num_cell_rows=7)
-
-
-#: The README's paper_fast tables (issue 16), one section per definition.
-README_PAPER_FAST = {"apples": "### The paper's game with the fast preset: apples eaten",
-                     "taxed": "### The paper's game with the fast preset: post-tax income"}
-
-
-@pytest.mark.parametrize("welfare_on", sorted(README_PAPER_FAST))
-def test_readme_paper_fast_tables_match_the_committed_results(welfare_on):
-    """The README's paper_fast grid, per definition, against docs/results/paper_fast:
-    3 seeds, 4 rows, Holm over the objective's 3 comparisons of learned
-    (`check_readme_grid_tables`)."""
-    check_readme_grid_tables(
-        "paper_fast", README_PAPER_FAST[welfare_on], welfare_on,
-        objectives=("eta=0", "eta=1"), learners=("learned",),
-        baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)
-
-
-#: The README's paper_fast sections at the voted eta (issue 16), one per definition.
-README_PAPER_FAST_VOTED = {
-    "apples": "### The paper's game with the fast preset: the voted objective, apples eaten",
-    "taxed": "### The paper's game with the fast preset: the voted objective, post-tax income"}
-
-
-@pytest.mark.parametrize("welfare_on", sorted(README_PAPER_FAST_VOTED))
-def test_readme_paper_fast_voted_tables_match_the_committed_results(welfare_on):
-    """The README's paper_fast voted sections against docs/results/paper_fast_voted:
-    3 seeds, 4 rows, Holm over the 3 comparisons of learned."""
-    check_readme_grid_tables(
-        "paper_fast_voted", README_PAPER_FAST_VOTED[welfare_on], welfare_on,
-        objectives=("voted",), learners=("learned",),
-        baselines=("none", "progressive", "flat100"), num_seeds=3, num_cell_rows=4)
-
-
-def test_readme_small_grid_other_schedules_match_the_committed_results():
-    """The README's second small-grid call (docs/results/small_sampled): 5 seeds, 8 rows
-    (one on Lua), Holm over the objective's 10 comparisons of learned and sampled."""
-    check_readme_grid_tables(
-        "small_sampled",
-        "### Small grid on post-tax income: the other schedules, best_fixed, the voted eta",
-        "taxed", objectives=("eta=0", "eta=0.5", "eta=1", "voted"),
-        learners=("learned", "sampled"),
-        baselines=("none", "flat", "regressive", "flat100", "best_fixed"), num_seeds=5,
-        num_cell_rows=8)
-
-
-def test_readme_small_grid_apples_other_schedules_match_the_committed_results():
-    """The README's apples call with the other schedules (docs/results/small_apples_more):
-    5 seeds, 7 rows (one on Lua), Holm over the objective's 5 comparisons of learned."""
-    check_readme_grid_tables(
-        "small_apples_more",
-        "### Small grid on apples eaten: the other schedules, best_fixed and the voted eta",
-        "apples", objectives=("eta=0", "eta=0.5", "eta=1", "voted"), learners=("learned",),
-        baselines=("none", "flat", "regressive", "flat100", "best_fixed"), num_seeds=5,
-        num_cell_rows=7)
-
-
 def test_small_apples_more_reproduces_the_first_apples_grid():
-    """The README says the second apples call's learned, none and flat100 runs, trained
+    """small_apples_more.md says the second apples call's learned, none and flat100 runs, trained
     again from scratch, reproduce small_taxed's apples rows exactly: compare every shared
     row's W_eta and rates."""
     def keyed(results_dir: str) -> dict:
@@ -1135,15 +869,6 @@ def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):
     assert done.returncode != 0 and "different grids: twin_iterations" in done.stderr
     done = _pool(f"--inputs={a2}", f"--output_dir={tmp_path / 'out'}")
     assert done.returncode != 0 and "two or more" in done.stderr
-
-
-def test_readme_paper_fast_six_seeds_match_the_pooled_results():
-    """The README's six-seed paper_fast section against docs/results/paper_fast_pooled
-    (seeds 0-5 from two calls): 4 rows, Holm over learned's 3 comparisons."""
-    check_readme_grid_tables(
-        "paper_fast_pooled", "### The paper's game with the fast preset: six seeds at eta 1",
-        "apples", objectives=("eta=1",), learners=("learned",),
-        baselines=("none", "progressive", "flat100"), num_seeds=6, num_cell_rows=4)
 
 
 def test_paper_fast_pooled_is_the_two_calls_rows():

@@ -1,9 +1,9 @@
 """Tests for scripts/gpu_check.py, the device check of issue 19, on CPU at tiny sizes.
 
-The script's logic (plan, flags, timing loop, step counts, memory columns, bf16
-comparison, table) is checked here so that the run on a GPU machine is a formality.
-Speed is printed, never asserted. The CPU run makes Ray, Melting Pot, dmlab2d and
-TensorFlow unimportable, as they are on the device machine.
+The check's logic (the script's flags; sed_meltingpot/perf's plan, timing loop, step
+counts, memory columns, bf16 comparison, table) is checked here so that the run on a
+GPU machine is a formality. Speed is printed, never asserted. The CPU run makes Ray,
+Melting Pot, dmlab2d and TensorFlow unimportable, as they are on the device machine.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import sys
 import numpy as np
 import pytest
 
+from sed_meltingpot.perf import bf16, device_rows, timing
+from sed_meltingpot.perf import gpu_check as check
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "gpu_check.py")
 ABSENT = ("ray", "meltingpot", "dmlab2d", "tensorflow")
@@ -31,7 +34,7 @@ def _load_script():
     return module
 
 
-gpu_check = _load_script()
+script = _load_script()  # its flags: parse_args
 
 
 def run_script(*args: str, tmp_path) -> tuple[subprocess.CompletedProcess, dict]:
@@ -78,42 +81,42 @@ def _number(cell: str) -> float:
 def test_compare_fails_beyond_the_tolerance():
     """The bf16 check's verdict: max |f32 - bf16| against atol + rtol x max |f32|."""
     ref = np.array([1.0, -2.0, 0.5])
-    close = gpu_check.compare("x", ref, ref + [0.0, 0.03, 0.0], rtol=0.02, atol=1e-3)
+    close = bf16.compare("x", ref, ref + [0.0, 0.03, 0.0], rtol=0.02, atol=1e-3)
     assert close.passed and close.values == 3
     assert close.max_abs_diff == pytest.approx(0.03)
     assert close.tolerance == pytest.approx(1e-3 + 0.02 * 2.0)
-    off = gpu_check.compare("x", ref, ref + [0.0, 0.0, 0.5], rtol=0.02, atol=1e-3)
+    off = bf16.compare("x", ref, ref + [0.0, 0.0, 0.5], rtol=0.02, atol=1e-3)
     assert not off.passed and off.max_abs_diff == pytest.approx(0.5)
-    assert not gpu_check.compare("x", ref, [1.0, np.nan, 0.5], rtol=1.0, atol=1.0).passed
-    assert not gpu_check.compare("x", [np.inf], [np.inf], rtol=1.0, atol=1.0).passed
+    assert not bf16.compare("x", ref, [1.0, np.nan, 0.5], rtol=1.0, atol=1.0).passed
+    assert not bf16.compare("x", [np.inf], [np.inf], rtol=1.0, atol=1.0).passed
     with pytest.raises(ValueError, match="shapes differ"):
-        gpu_check.compare("x", ref, ref[:2], rtol=0.02, atol=1e-3)
+        bf16.compare("x", ref, ref[:2], rtol=0.02, atol=1e-3)
 
 
 def test_failed_check_sets_the_exit_status_and_shows_in_the_table():
-    bad = gpu_check.compare("fast preset, loss (2 rows)", [1.0], [2.0], rtol=0.02, atol=0.0)
-    assert gpu_check.bf16_table([bad], None)[-1] == (
+    bad = bf16.compare("fast preset, loss (2 rows)", [1.0], [2.0], rtol=0.02, atol=0.0)
+    assert check.bf16_table([bad], None)[-1] == (
         "| fast preset, loss (2 rows) | 1 | 1 | 0.02 | NO |")
-    assert gpu_check.bf16_table([], "skipped: time budget")[-1].endswith(
+    assert check.bf16_table([], "skipped: time budget")[-1].endswith(
         "| skipped: time budget |")
 
 
 # ------------------------------------------------------------ flags and plan
 def test_default_plan_is_the_issues_device_run():
-    args = gpu_check.parse_args([])
-    rows = [(r.group, r.kind, r.dtype, r.games) for r in gpu_check.plan(args)]
+    args = script.parse_args([])
+    rows = [(r.group, r.kind, r.dtype, r.games) for r in device_rows.plan(args)]
     env = [("env", obs, "-", games) for games in (1024, 4096, 16384)
            for obs in ("none", "tiles", "pixels")]
     train = [("train", preset, dtype, games) for preset, games in (("fast", 512), ("paper", 64))
              for dtype in ("float32", "bfloat16")]
     assert rows == env + train
-    slots = {(r.kind, r.dtype): r.slot_s for r in gpu_check.plan(args) if r.group == "train"}
+    slots = {(r.kind, r.dtype): r.slot_s for r in device_rows.plan(args) if r.group == "train"}
     assert slots[("paper", "float32")] + slots[("paper", "bfloat16")] == 120  # 2 min slot
     assert args.budget_seconds == 330 and args.principal == "learned"
     assert args.presets == ["fast", "paper"]  # the bf16 check covers both networks
-    quick = gpu_check.parse_args(["--quick", "--sizes=5,2"])
+    quick = script.parse_args(["--quick", "--sizes=5,2"])
     assert quick.sizes == [5, 2] and quick.env_seconds == 0 and quick.principal == "none"
-    assert [r.games for r in gpu_check.plan(quick) if r.group == "env"][:1] == [2]
+    assert [r.games for r in device_rows.plan(quick) if r.group == "env"][:1] == [2]
 
 
 @pytest.mark.parametrize("argv,needles", [
@@ -129,7 +132,7 @@ def test_default_plan_is_the_issues_device_run():
 ])
 def test_bad_flags_name_the_flag_value_and_range(argv, needles, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        gpu_check.parse_args(argv)
+        script.parse_args(argv)
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     for needle in needles:
@@ -146,12 +149,12 @@ def test_timed_calls_keep_to_the_slot_and_the_minimum():
         now[0] += 1.0  # each call takes one second
         return count + 1
 
-    budget = gpu_check.Budget(10.0, clock)
+    budget = timing.Budget(10.0, clock)
     assert budget.deadline(4.0) == 4.0 and budget.deadline(60.0) == 10.0
-    carry, calls, seconds = gpu_check.timed_calls(call, 0, lambda c: c, 1, 3.0, clock)
+    carry, calls, seconds = timing.timed_calls(call, 0, lambda c: c, 1, 3.0, clock)
     assert (carry, calls, seconds) == (3, 3, 3.0)
     # Past the deadline already: still the minimum number of calls.
-    carry, calls, seconds = gpu_check.timed_calls(call, 0, lambda c: c, 2, 0.0, clock)
+    carry, calls, seconds = timing.timed_calls(call, 0, lambda c: c, 2, 0.0, clock)
     assert (calls, seconds) == (2, 2.0)
     assert budget.share(2.0, 4.0) == 2.0  # 5 s left: every remaining slot fits
     assert budget.share(2.0, 10.0) == 1.0  # 10 s of slots in 5 s: each halved
@@ -160,7 +163,7 @@ def test_timed_calls_keep_to_the_slot_and_the_minimum():
 
 
 def test_json_has_no_nan():
-    assert gpu_check._plain({"a": [math.nan, 1.0], "b": (math.inf,)}) == {"a": [None, 1.0],
+    assert check._plain({"a": [math.nan, 1.0], "b": (math.inf,)}) == {"a": [None, 1.0],
                                                                           "b": [None]}
 
 
@@ -174,7 +177,7 @@ def test_quick_run_on_cpu(tmp_path):
     proc, results = run_script("--quick", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     speed, bf16 = tables(proc.stdout)
-    assert tuple(speed[0]) == gpu_check.SPEED_COLUMNS
+    assert tuple(speed[0]) == check.SPEED_COLUMNS
     assert [(r["row"], r["dtype"], r["games"]) for r in speed] == [
         ("env step, no observations", "-", "3"), ("env step + tiles (11x11)", "-", "3"),
         ("env step + pixels (88x88 RGB)", "-", "3"),

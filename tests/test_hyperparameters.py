@@ -17,8 +17,8 @@ from sed_meltingpot import cli
 from sed_meltingpot.core.hyperparameters import flag_fields, hyperparameter
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs.train_config import TrainConfig
-from sed_meltingpot.twin.ppo import TwinTrainConfig
-from sed_meltingpot.twin.recipe import PrincipalRecipe
+from sed_meltingpot.training.jax.ppo import TwinTrainConfig
+from sed_meltingpot.training.jax.recipe import PrincipalRecipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HARNESS = os.path.join(ROOT, "tests", "script_harness.py")
@@ -81,7 +81,7 @@ RLLIB_VALUES = {
     "tax_cap_fraction": 0.3, "num_gpus": 1,
 }
 JAX_VALUES = {"num_envs": 5, "dtype": "bfloat16"}
-#: The jax engine's principal recipe (twin/recipe.py).
+#: The jax engine's principal recipe (training/jax/recipe.py).
 RECIPE_VALUES = {
     "principal_lr": 0.003, "principal_lr_schedule": "linear", "principal_entropy_coeff": 0.1,
     "principal_entropy_final": 0.01, "principal_entropy_anneal_fraction": 0.25,

@@ -3,9 +3,9 @@
 The graph is read from the source with `ast`, so it holds the imports inside
 functions too (a lazy import hides a circle from Python's loader, not from the
 design): `sed_meltingpot` must be layered. Only the imports inside a
-module-level `def __getattr__` are left out: those are compat shims that serve
-a moved name lazily, on purpose pointing back up. Pure `ast`, no heavy
-imports, so it runs in the default test run.
+module-level `def __getattr__` are left out: a module's lazily served names
+(`game/__init__.py` serves `SEDGame` from `game/sed_game.py`) may point
+anywhere. Pure `ast`, no heavy imports, so it runs in the default test run.
 """
 
 from __future__ import annotations
@@ -188,33 +188,43 @@ def test_the_detector_passes_a_layered_package_and_skips_getattr_shims(tmp_path)
 
 
 # ------------------------------------------------------------------ layers
-#: The package's folders from the bottom up (README Layout). A module may import its
-#: own folder and the folders of lower ranks; folders of one rank are siblings that do
-#: not import each other (the two engines, training/ and twin/, share only runs/).
-LAYERS = {"core": 0, "game": 1, "envs": 2, "runs": 2, "training": 3, "twin": 3,
-          "evaluation": 4, "analysis": 5, "experiment": 6}
-TOP = 7  # the package's own top-level modules (cli.py, compat modules, __init__)
+#: The package's folders from the bottom up (README Layout), a subpackage by its path
+#: (`training/jax`). A module may import its own folder and the folders of lower ranks;
+#: folders of one rank are siblings that do not import each other: the Lua game's envs/,
+#: the JAX game world twin/ and the engine-neutral runs/; the two engines, training/jax
+#: and training/rllib, which share only runs/ (and training/'s own __init__, which
+#: imports nothing). perf/ (the GPU check, the benchmarks) times everything below it.
+LAYERS = {"core": 0, "game": 1, "envs": 2, "twin": 2, "runs": 2,
+          "training": 3, "training/jax": 3, "training/rllib": 3,
+          "evaluation": 4, "analysis": 5, "experiment": 6, "perf": 7}
+TOP = 8  # the package's own top-level modules (cli.py, __init__)
 
 
-def folder_of(module: str) -> str:
-    """`sed_meltingpot.game.kernel` -> `game`; a top-level module -> its own name."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+def folder_of(module: str, layers: dict[str, int]) -> str:
+    """The deepest folder of `layers` that holds `module`: `sed_meltingpot.game.kernel`
+    -> `game`, `sed_meltingpot.training.jax.ppo` -> `training/jax`; a top-level module
+    (or one in no listed folder) -> its own path."""
+    parts = module.split(".")[1:]
+    for end in range(len(parts), 0, -1):
+        folder = "/".join(parts[:end])
+        if folder in layers:
+            return folder
+    return "/".join(parts)
 
 
 def layer_violations(graph: Graph, layers: dict[str, int], top: int) -> list[str]:
     """Every edge to a higher rank, or to a sibling folder of the same rank. Modules
-    outside the folders (cli.py, compat modules, the package's __init__) rank `top`;
-    an import of the package's __init__ (or of `lua`/`substrates`, which live outside
-    the package folder and resolve to it) is no edge: Python initialises it first."""
+    outside the folders (cli.py, the package's __init__) rank `top`; an import of the
+    package's __init__ (or of `lua`/`substrates`, which live outside the package folder
+    and resolve to it) is no edge: Python initialises it first."""
     found = []
     for module, edges in sorted(graph.items()):
-        here = folder_of(module)
+        here = folder_of(module, layers)
         rank = layers.get(here, top)
         for target, lines in sorted(edges.items()):
             if "." not in target:
                 continue
-            there = folder_of(target)
+            there = folder_of(target, layers)
             target_rank = layers.get(there, top)
             sideways = target_rank == rank and there != here and rank != top
             if target_rank > rank or sideways:
@@ -225,8 +235,8 @@ def layer_violations(graph: Graph, layers: dict[str, int], top: int) -> list[str
 
 def test_every_import_points_down_the_layers():
     graph = import_graph(PACKAGE)
-    folders = {p.name for p in PACKAGE.iterdir()
-               if p.is_dir() and (p / "__init__.py").exists()}
+    folders = {init.parent.relative_to(PACKAGE).as_posix()
+               for init in PACKAGE.rglob("__init__.py") if init.parent != PACKAGE}
     assert folders == set(LAYERS), "a folder without a layer (or a layer without a folder)"
     found = layer_violations(graph, LAYERS, TOP)
     assert not found, "imports that point up or sideways:\n" + "\n".join(found)
@@ -236,13 +246,21 @@ def test_the_layer_check_catches_an_upward_and_a_sideways_import(tmp_path):
     package = tmp_path / "pkg"
     for folder, files in {"low": {"a.py": "from pkg.high import b\n"},
                           "high": {"b.py": "from pkg.low import a\n"},
-                          "side": {"c.py": "from pkg.high import b\n"}}.items():
+                          "side": {"c.py": "from pkg.high import b\n"},
+                          # Two sibling subpackages of one rank: x imports its
+                          # sibling y (sideways), y imports low (down).
+                          "high/x": {"d.py": "from pkg.high.y import e\n"},
+                          "high/y": {"e.py": "from pkg.low import a\n"}}.items():
         (package / folder).mkdir(parents=True)
         (package / folder / "__init__.py").write_text("")
         for name, source in files.items():
             (package / folder / name).write_text(source)
     (package / "__init__.py").write_text("")
     graph = import_graph(package)
-    found = layer_violations(graph, {"low": 0, "high": 1, "side": 1}, 2)
-    assert found == ["pkg.low.a (layer low) -> pkg.high.b (layer high), line 1",
+    layers = {"low": 0, "high": 1, "side": 1, "high/x": 1, "high/y": 1}
+    assert folder_of("pkg.high.x.d", layers) == "high/x"
+    assert folder_of("pkg.high.b", layers) == "high"
+    found = layer_violations(graph, layers, 2)
+    assert found == ["pkg.high.x.d (layer high/x) -> pkg.high.y.e (layer high/y), line 1",
+                     "pkg.low.a (layer low) -> pkg.high.b (layer high), line 1",
                      "pkg.side.c (layer side) -> pkg.high.b (layer high), line 1"]

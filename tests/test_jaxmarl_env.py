@@ -3,13 +3,16 @@
 The reference for every number is `SEDTwin` itself, stepped here for the same keys and
 actions (`replay`), plus numpy's tax and welfare functions for the period taxes and the
 principal's return. JaxMARL's `LogWrapper` and `CTRolloutManager` wrap the env under
-jit(vmap), and an IPPO loop in JaxMARL's baseline style (`tests/jaxmarl_ippo.py`) trains
-a few iterations on it.
+jit(vmap), and an IPPO loop in JaxMARL's baseline style (`examples/jaxmarl_ippo.py`, the
+one copy of it) trains a few iterations on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -128,8 +131,20 @@ def _flatten_updates(tree):
     return jax.tree.map(lambda x: np.asarray(x).reshape((-1,) + x.shape[2:]), tree)
 
 
+def _example(name: str):
+    """examples/<name>.py as a module (examples/ is not a package; the test runs the
+    example's own code, not a copy)."""
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before exec: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def test_ippo_in_jaxmarl_style_trains_and_sees_what_sedtwin_gives(learned_env):
-    import jaxmarl_ippo
+    jaxmarl_ippo = _example("jaxmarl_ippo")
 
     out = jax.jit(jaxmarl_ippo.make_train(IPPO_CONFIG, learned_env))(jax.random.PRNGKey(0))
     metrics = _np(out["metrics"])

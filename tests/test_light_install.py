@@ -107,7 +107,7 @@ def test_base_install_trains_the_twin_runs_the_smoke_grid_and_steps_jaxmarl(tmp_
         for _ in range(3):
             obs, state, reward, done, info = step(keys, state, actions)
         print("steps", int(state.env_state.step[0]))
-        for module in ("sed_meltingpot.game.substrate", "sed_meltingpot.training.modules"):
+        for module in ("sed_meltingpot.game.substrate", "sed_meltingpot.training.rllib.modules"):
             try:
                 importlib.import_module(module)
             except ImportError as e:
@@ -118,7 +118,7 @@ def test_base_install_trains_the_twin_runs_the_smoke_grid_and_steps_jaxmarl(tmp_
     errors = [line for line in jaxmarl.stdout.splitlines() if line.startswith("error")]
     assert len(errors) == 2, jaxmarl.stdout
     assert "MissingExtra sed_meltingpot.game.substrate needs the 'lua' extra" in errors[0]
-    assert "MissingExtra sed_meltingpot.training.modules needs the 'rllib' extra" in errors[1]
+    assert "MissingExtra sed_meltingpot.training.rllib.modules needs the 'rllib' extra" in errors[1]
 
     full = os.path.join(ROOT, ".venv")
     print(f"\nlight venv (base + jaxmarl): {_du(str(venv))}"

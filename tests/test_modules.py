@@ -11,7 +11,7 @@ pytest.importorskip("ray")
 
 from ray.rllib.core.columns import Columns  # noqa: E402
 
-from sed_meltingpot.training.modules import ImageFeaturesModule  # noqa: E402
+from sed_meltingpot.training.rllib.modules import ImageFeaturesModule  # noqa: E402
 
 
 def space(h, w, c, f):

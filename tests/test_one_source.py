@@ -124,7 +124,8 @@ def test_users_hold_the_homes_values():
 
 def test_twin_holds_the_homes_values():
     pytest.importorskip("jax")
-    from sed_meltingpot.twin import ppo, render
+    from sed_meltingpot.training.jax import ppo
+    from sed_meltingpot.twin import render
 
     assert ppo.NUM_ACTIONS == data.NUM_ACTIONS
     assert render.SPRITE == data.SPRITE_SIZE
@@ -219,13 +220,13 @@ def test_both_engines_read_one_tax_cap_curriculum():
     assert train.tax_cap_curriculum(learned=True)["total"] == train.total_env_steps
     engines = []
     try:
-        from sed_meltingpot.twin import ppo
+        from sed_meltingpot.training.jax import ppo
     except ImportError:  # JAX absent
         pass
     else:
         engines.append(lambda s: float(ppo.tax_cap_at(s, **curriculum)))
     try:
-        from sed_meltingpot.training import callbacks
+        from sed_meltingpot.training.rllib import callbacks
     except ImportError:  # Ray absent
         pass
     else:

@@ -21,8 +21,8 @@ CASES = [
     ("meltingpot", "sed_meltingpot.game.substrate", "lua"),
     ("meltingpot", "sed_meltingpot.game.sed_game", "lua"),
     ("pettingzoo", "sed_meltingpot.envs.pettingzoo_env", "lua"),
-    ("torch", "sed_meltingpot.training.modules", "rllib"),
-    ("ray", "sed_meltingpot.training.callbacks", "rllib"),
+    ("torch", "sed_meltingpot.training.rllib.modules", "rllib"),
+    ("ray", "sed_meltingpot.training.rllib.callbacks", "rllib"),
     ("jaxmarl", "sed_meltingpot.twin.jaxmarl_env", "jaxmarl"),
 ]
 

@@ -156,7 +156,7 @@ def _tiny_train_config(**changes):
 
 
 def _weights_after_one_iteration(train_config) -> dict[str, np.ndarray]:
-    from sed_meltingpot.training.rllib_config import build_ppo_config
+    from sed_meltingpot.training.rllib.rllib_config import build_ppo_config
 
     game = GameConfig(episode_length=100, tax_period=50)
     algo = build_ppo_config(game, train_config, selfishness=(0.5,) * 7).build_algo()
@@ -188,8 +188,8 @@ def test_training_is_reproducible_from_the_seed(ray_session):
 
 @pytest.mark.slow
 def test_runners_and_sub_envs_of_a_run_play_distinct_worlds(ray_session):
-    from sed_meltingpot.training.callbacks import sed_envs
-    from sed_meltingpot.training.rllib_config import build_ppo_config
+    from sed_meltingpot.training.rllib.callbacks import sed_envs
+    from sed_meltingpot.training.rllib.rllib_config import build_ppo_config
 
     train_config = _tiny_train_config(num_env_runners=2, num_envs_per_env_runner=2,
                                       rollout_fragment_length=26, principal="random")

@@ -22,14 +22,14 @@ from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch  # noqa: 
 from sed_meltingpot.envs.rllib_env import PLAYERS_MODULE, PRINCIPAL  # noqa: E402
 from sed_meltingpot.game.config import GameConfig  # noqa: E402
 from sed_meltingpot.runs.train_config import TrainConfig, preset  # noqa: E402
-from sed_meltingpot.training.callbacks import sed_envs, tax_cap  # noqa: E402
-from sed_meltingpot.training.learner import (  # noqa: E402
+from sed_meltingpot.training.rllib.callbacks import sed_envs, tax_cap  # noqa: E402
+from sed_meltingpot.training.rllib.learner import (  # noqa: E402
     MINIBATCH_SIZES_KEY,
     PerModuleMinibatchIterator,
     SEDPPOTorchLearner,
 )
-from sed_meltingpot.training.rllib_config import build_ppo_config  # noqa: E402
-from sed_meltingpot.training.trainer import module_checkpoint, train  # noqa: E402
+from sed_meltingpot.training.rllib.rllib_config import build_ppo_config  # noqa: E402
+from sed_meltingpot.training.rllib.trainer import module_checkpoint, train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAME = GameConfig(episode_length=100, tax_period=25)

@@ -30,10 +30,10 @@ from sed_meltingpot.envs.rllib_env import PLAYERS_MODULE, PRINCIPAL, SEDMultiAge
 from sed_meltingpot.game.config import GameConfig  # noqa: E402
 from sed_meltingpot.runs import runlog  # noqa: E402
 from sed_meltingpot.runs.train_config import TrainConfig, preset  # noqa: E402
-from sed_meltingpot.training.callbacks import sed_envs  # noqa: E402
-from sed_meltingpot.training.learner import LOSS_MASK, PerModuleMinibatchIterator  # noqa: E402
-from sed_meltingpot.training.rllib_config import build_ppo_config  # noqa: E402
-from sed_meltingpot.training.trainer import train  # noqa: E402
+from sed_meltingpot.training.rllib.callbacks import sed_envs  # noqa: E402
+from sed_meltingpot.training.rllib.learner import LOSS_MASK, PerModuleMinibatchIterator  # noqa: E402
+from sed_meltingpot.training.rllib.rllib_config import build_ppo_config  # noqa: E402
+from sed_meltingpot.training.rllib.trainer import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAME = GameConfig(episode_length=100, tax_period=50)

@@ -1,4 +1,4 @@
-"""The principal's training recipe on the jax engine (sed_meltingpot/twin/recipe.py,
+"""The principal's training recipe on the jax engine (sed_meltingpot/training/jax/recipe.py,
 issue 16): schedule boundaries by hand, the terminal round end, eta sampling, the
 players-first phase, the no-tax initialisation, and one CLI run with every option on."""
 
@@ -19,9 +19,9 @@ import pytest
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs import runlog
 from sed_meltingpot.runs.train_config import TrainConfig, preset
-from sed_meltingpot.twin import networks, ppo
-from sed_meltingpot.twin import recipe as recipes
-from sed_meltingpot.twin.recipe import PrincipalRecipe
+from sed_meltingpot.training.jax import networks, ppo
+from sed_meltingpot.training.jax import recipe as recipes
+from sed_meltingpot.training.jax.recipe import PrincipalRecipe
 from tests.twin_toy_game import ToyGame
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +65,7 @@ def test_two_phase_boundaries_and_the_cap_ramp_by_hand():
 
 def test_no_phase_one_is_the_rllib_paths_ramp():
     """players_only_fraction = 0: the cap at iteration i equals ppo.tax_cap_at at env
-    steps i x steps per iteration (training/callbacks.tax_cap's ramp)."""
+    steps i x steps per iteration (training/rllib/callbacks.tax_cap's ramp)."""
     r = PrincipalRecipe(players_only_fraction=0.0)
     steps, total = 102, 40
     kw = {"enabled": True, "start": 0.1, "end": 1.0, "fraction": 0.2, "total": total * steps}
@@ -380,7 +380,7 @@ def test_train_cli_with_every_recipe_option(tmp_path):
     assert config["twin"]["recipe"]["principal_eta_baseline"] is True
     assert config["twin"]["recipe"]["principal_eta_heads"] is True
     # The checkpoint keeps the eta heads: the principal reloads with them.
-    from sed_meltingpot.twin import checkpoint as ckpt
+    from sed_meltingpot.training.jax import checkpoint as ckpt
 
     spec, params = ckpt.load_params(ckpt.latest_checkpoint(out), "principal")
     assert spec.eta_feature >= 0 and "pi_eta" in params["params"]

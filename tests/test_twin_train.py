@@ -1,4 +1,5 @@
-"""The jax engine's PPO (sed_meltingpot/twin/ppo.py, networks.py, trainer.py, checkpoint.py).
+"""The jax engine's PPO (sed_meltingpot/training/jax/: ppo.py, networks.py, trainer.py,
+checkpoint.py).
 
 Pieces are checked against independent computations: GAE against a plain Python loop,
 the PPO loss against a hand-worked example, the schedules against hand values and the
@@ -26,10 +27,10 @@ import pytest
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs import runlog
 from sed_meltingpot.runs.train_config import TrainConfig, preset
-from sed_meltingpot.training.trainer import LOSS_KEYS, _iteration_record
-from sed_meltingpot.twin import checkpoint as ckpt
-from sed_meltingpot.twin import networks, ppo
-from sed_meltingpot.twin import trainer as twin_trainer
+from sed_meltingpot.training.jax import checkpoint as ckpt
+from sed_meltingpot.training.jax import networks, ppo
+from sed_meltingpot.training.jax import trainer as twin_trainer
+from sed_meltingpot.training.rllib.trainer import LOSS_KEYS, _iteration_record
 
 sys.path.insert(0, os.path.dirname(__file__))
 from twin_toy_game import ToyGame  # noqa: E402
@@ -177,7 +178,7 @@ def test_tax_cap_curriculum_by_hand_and_against_the_rllib_callback():
     assert float(ppo.tax_cap_at(20, **kw)) == pytest.approx(1.0)
     assert float(ppo.tax_cap_at(500, **kw)) == pytest.approx(1.0)
     assert float(ppo.tax_cap_at(3, **{**kw, "enabled": False})) == 1.0
-    callbacks = pytest.importorskip("sed_meltingpot.training.callbacks")
+    callbacks = pytest.importorskip("sed_meltingpot.training.rllib.callbacks")
     for steps in (0, 1, 7, 13, 19, 20, 21, 999):
         assert float(ppo.tax_cap_at(steps, **kw)) == pytest.approx(
             callbacks.tax_cap(steps, kw), abs=1e-6)
@@ -203,7 +204,7 @@ def test_networks_equal_the_torch_module_with_its_weights(preset_name, principal
     import gymnasium
     from ray.rllib.core.columns import Columns
 
-    from sed_meltingpot.training.modules import ImageFeaturesModule
+    from sed_meltingpot.training.rllib.modules import ImageFeaturesModule
 
     cfg = TrainConfig(**preset(preset_name))
     p = cfg.pixels_per_tile
@@ -293,7 +294,7 @@ def test_toy_run_writes_the_rllib_trainers_outputs(toy_run):
 def test_toy_run_progress_keys_equal_the_rllib_trainers(toy_run):
     """The keys the RLlib trainer writes for an iteration that ended episodes, built by
     its own `_iteration_record` and `runlog.ProgressLog` from an RLlib result holding
-    what training/callbacks.py logs."""
+    what training/rllib/callbacks.py logs."""
     out, _, _ = toy_run
     n, b = TOY_GAME.num_players, TOY_GAME.num_brackets
     sed = {k: 1.0 for k in twin_trainer.SCALAR_METRICS}
@@ -412,9 +413,9 @@ def test_vmapped_seeds_train_independently():
 # ------------------------------------------------------ the game interface
 def test_the_twin_and_the_toy_game_are_trainable_games():
     """Both games the trainer drives have every member of `TrainableGame` (what
-    twin/ppo.py calls); a class lacking any one is not one, and make_functions refuses
+    training/jax/ppo.py calls); a class lacking any one is not one, and make_functions refuses
     it, naming the member."""
-    from sed_meltingpot.twin.protocol import MEMBERS, TrainableGame
+    from sed_meltingpot.training.jax.protocol import MEMBERS, TrainableGame
     from sed_meltingpot.twin.sed import SEDTwin
 
     assert set(MEMBERS) == {"reset", "step", "set_rates", "set_rate_levels",
@@ -454,8 +455,8 @@ POISON = ("import sys\n"
 
 def test_jax_engine_imports_no_ray_meltingpot_tensorflow():
     code = POISON + (
-        "import sed_meltingpot.twin.trainer, sed_meltingpot.twin.ppo, "
-        "sed_meltingpot.twin.networks, sed_meltingpot.twin.checkpoint\n"
+        "import sed_meltingpot.training.jax.trainer, sed_meltingpot.training.jax.ppo, "
+        "sed_meltingpot.training.jax.networks, sed_meltingpot.training.jax.checkpoint\n"
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, timeout=300)
@@ -516,10 +517,10 @@ def test_jax_run_trains_on_the_twin_and_plays_the_lua_substrate(tmp_path):
 
 
 def test_period_play_rejects_an_unknown_kind_and_players_without_actions():
-    """twin/rollout.py names the bad input: a principal kind outside KINDS, a learned
+    """training/jax/rollout.py names the bad input: a principal kind outside KINDS, a learned
     principal without a network, network-less players without num_actions, and a
     random principal's turn without the caller's draw."""
-    from sed_meltingpot.twin import rollout
+    from sed_meltingpot.training.jax import rollout
 
     game = ToyGame(GameConfig(num_players=3))
     net = object()  # never applied before the checks

@@ -1,5 +1,5 @@
 """A small stand-in for `sed_meltingpot.twin.sed.SEDTwin` with the same interface (a
-`twin.protocol.TrainableGame`) and observation layout (its `Obs`), for testing the PPO
+`training.jax.protocol.TrainableGame`) and observation layout (its `Obs`), for testing the PPO
 machinery alone.
 
 Rules (chosen so that learning has an obvious signal): a player earns 1 when it plays

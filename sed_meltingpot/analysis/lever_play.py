@@ -2,10 +2,10 @@
 
 Each tax period the principal draws an independent uniform level per bracket
 (levels -> GameConfig.rate_levels, tax cap 1; the draws of the twin's random principal,
-`twin.play.random_levels`), so that the rates are independent of
+`training.jax.play.random_levels`), so that the rates are independent of
 everything else in the game and `sed_meltingpot.analysis.lever` can regress the period's
 objective change on them. The players are a jax-engine run's trained players
-(sampling their policy, loaded as `twin.play.play_run` loads them) or
+(sampling their policy, loaded as `training.jax.play.play_run` loads them) or
 uniform random actions (a run-free check). `num_games` games are vmapped in one
 jitted call that plays whole episodes; eta is the `fixed_eta` input of
 `SEDTwin.reset`, so every eta reuses one compiled program, and every eta plays the
@@ -32,9 +32,9 @@ from sed_meltingpot.analysis.lever import LeverRecords
 from sed_meltingpot.core import rewards
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs.run_record import obs_mode_of, read_run
-from sed_meltingpot.twin import networks
-from sed_meltingpot.twin.play import random_levels, random_principal_keys
-from sed_meltingpot.twin.rollout import make_period_play
+from sed_meltingpot.training.jax import networks
+from sed_meltingpot.training.jax.play import random_levels, random_principal_keys
+from sed_meltingpot.training.jax.rollout import make_period_play
 from sed_meltingpot.twin.sed import SEDTwin
 
 __all__ = ["RANDOM", "Players", "load_run_players", "play_episodes", "play_lever"]
@@ -59,7 +59,7 @@ def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
     """A jax-engine run's game (with its players' types) and trained players: the
     run_config.json and newest checkpoint, read by `runs.run_record.read_run`.
     Raises ValueError / FileNotFoundError naming what is missing."""
-    from sed_meltingpot.twin import checkpoint as ckpt
+    from sed_meltingpot.training.jax import checkpoint as ckpt
 
     path = os.path.join(run_dir, "run_config.json")
     if not os.path.isfile(path):
@@ -125,7 +125,7 @@ def play_episodes(game: GameConfig, players: Players, fixed_eta: float, first_ep
                   num_games: int, seed: int, sigma: np.ndarray, rate_stream: int = 0
                   ) -> dict[str, np.ndarray]:
     """Episodes first_episode .. + num_games - 1 in one call, keyed as
-    `twin.play.play_run` keys them: episode k's world from PRNGKey(seed + k),
+    `training.jax.play.play_run` keys them: episode k's world from PRNGKey(seed + k),
     the players' actions from the first episode's key, and the rates drawn as the twin's
     random principal draws them (`random_principal_keys(seed, rate_stream)`,
     `random_levels`). Another rate_stream replays the same worlds and, for players
@@ -148,7 +148,7 @@ def lever_game(game: GameConfig, welfare_on: str | None = None) -> GameConfig:
     """The game as played here: eta comes from `fixed_eta` (the default on-device vote,
     overridden at run time, as `ppo.compile_game` does for `fixed:<eta>` rules), types
     are an argument, and `welfare_on` replaced if given."""
-    from sed_meltingpot.twin.ppo import COMPILED_VOTING_RULE
+    from sed_meltingpot.training.jax.ppo import COMPILED_VOTING_RULE
 
     updates: dict[str, Any] = {"voting_rule": COMPILED_VOTING_RULE, "selfishness": None}
     if welfare_on is not None:

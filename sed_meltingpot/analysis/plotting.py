@@ -3,6 +3,9 @@
 One PNG per question a researcher asks of a run, with several runs overlaid
 (one colour per run) when several run directories are given:
 
+* learning_curve.png: the three curves that say whether a run learned, over the
+  game steps: apples per episode, the principal's objective W_eta and its tax
+  rates (what scripts/train.py writes at the end of every run);
 * objective.png: the voted objective W_eta per episode and the voted eta;
 * returns.png: each player's return and the principal's return per episode;
 * tax_rates.png: the principal's mean effective rate per bracket, and the cap;
@@ -190,7 +193,56 @@ def plot_throughput(runs: Sequence[tuple[str, list[dict]]], path: str, **size: i
     return finish(fig, axes, path, drawn)
 
 
+def plot_learning_curve(runs: Sequence[tuple[str, list[dict]]], path: str, *,
+                        width: int = 1000, height: int = 900, dpi: int = 100) -> str:
+    """Writes `learning_curve_figure` to `path` (PNG); returns the path."""
+    fig, axes, drawn = learning_curve_figure(runs, width=width, height=height, dpi=dpi)
+    return finish(fig, axes, path, drawn)
+
+
+def learning_curve_figure(runs: Sequence[tuple[str, list[dict]]], *, width: int = 1000,
+                          height: int = 900, dpi: int = 100
+                          ) -> tuple[Figure, np.ndarray, list[bool]]:
+    """The learning curve's figure, its three axes and which of them drew a curve:
+    apples per episode (productivity), the principal's objective W_eta per
+    episode (paper Section 4) and its mean rate per bracket (one colour per bracket
+    for one run; for several, the run's colour and a line style per bracket; dotted:
+    the cap), over game steps. Only iterations in which episodes ended are
+    drawn (a stale record repeats older episodes). A dotted vertical line marks where
+    a jax run's principal joined (`principal_active`; before it the players train
+    alone, untaxed)."""
+    fig, axes = new_figure(width, height, dpi, rows=3)
+    drawn = [False, False, False]
+    styles = ("-", "--", "-.", (0, (5, 1, 1, 1)))
+    for c, (label, records) in enumerate(runs):
+        colour = f"C{c % 10}"
+        fresh = [r for r in records if not r.get("metrics_stale")]
+        drawn[0] |= _line(axes[0], *series(fresh, "productivity"), color=colour, label=label)
+        drawn[1] |= _line(axes[1], *series(fresh, "objective"), color=colour, label=label)
+        num_brackets = max((runlog.num_brackets_of(r) for r in fresh), default=0)
+        for b in range(num_brackets):
+            one = len(runs) == 1
+            drawn[2] |= _line(axes[2], *series(fresh, f"rate_b{b}"),
+                              color=f"C{b % 10}" if one else colour,
+                              linestyle="-" if one else styles[b % len(styles)],
+                              label=f"{label}: bracket {b}")
+        _line(axes[2], *series(fresh, "tax_cap"), color="grey" if len(runs) == 1 else colour,
+              linestyle=":", marker=None, label=f"{label}: cap")
+        joined = next((r.get(X_KEY) for r in records if r.get("principal_active")), None)
+        if joined is not None and any(not r.get("principal_active") for r in records):
+            for ax in axes:
+                ax.axvline(joined, color=colour, linestyle=":", alpha=0.6,
+                           label=f"{label}: principal joins" if ax is axes[0] else None)
+    axes[0].set(title="Apples per episode (productivity)",
+                ylabel="apples per episode")
+    axes[1].set(title="The principal's objective W_eta per episode", ylabel="W_eta (apples)")
+    axes[2].set(title="The principal's tax rates (mean per bracket)",
+                ylabel="effective rate (0-1)", ylim=(-0.03, 1.03), xlabel=X_LABEL)
+    return fig, axes, drawn
+
+
 PLOTS: dict[str, Callable[..., str]] = {
+    "learning_curve": plot_learning_curve,
     "objective": plot_objective,
     "returns": plot_returns,
     "tax_rates": plot_tax_rates,

@@ -21,7 +21,7 @@ METADATA_KEY = "hyperparameter"
 class FlagInfo:
     """What a field's flag says beyond its name (the field's) and default.
 
-    `preset`: the default comes from `--preset` (`training.config.preset`), so
+    `preset`: the default comes from `--preset` (`runs.train_config.preset`), so
     the flag defaults to None, meaning "the preset's value"."""
 
     help: str

@@ -169,7 +169,7 @@ class SEDMultiAgentEnv(MultiAgentEnv):
 
     # ------------------------------------------------------------ interface
     def set_tax_cap(self, cap: float) -> None:
-        """Curriculum hook (see `training.callbacks`)."""
+        """Curriculum hook (see `training.rllib.callbacks`)."""
         self.game.tax_cap = cap
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -139,7 +139,8 @@ def _softmax_sample(logits: np.ndarray, rng: np.random.Generator, greedy: bool) 
 
 
 def _forward(module: Any, observations: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
-    if hasattr(module, "action_logits"):  # a jax-engine network (twin/checkpoint.FlaxPolicy)
+    # A jax-engine network (training/jax/checkpoint.FlaxPolicy) has action_logits.
+    if hasattr(module, "action_logits"):
         return module.action_logits(list(observations))
     from sed_meltingpot.core.optional import extra_import
 

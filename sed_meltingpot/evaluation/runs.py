@@ -119,7 +119,7 @@ def load_run(path: str) -> LoadedRun:
     checkpoint (the newest checkpoint of a run directory); CheckpointError
     names what is missing or damaged. Runs of both engines load: a jax-engine
     run's flax networks act through `_forward` like the RLlib modules."""
-    from sed_meltingpot.training.trainer import latest_checkpoint, module_checkpoint
+    from sed_meltingpot.training.rllib.trainer import latest_checkpoint, module_checkpoint
 
     if not os.path.exists(path):
         raise CheckpointError(f"{path!r} does not exist")
@@ -149,10 +149,10 @@ def load_run(path: str) -> LoadedRun:
 
 
 def _load_jax_run(setup: EvalSetup, checkpoint: str) -> LoadedRun:
-    """A `scripts/train.py --engine=jax` run: its flax networks (twin/checkpoint.py's
+    """A `scripts/train.py --engine=jax` run: its flax networks (training/jax/checkpoint.py's
     FlaxPolicy, the same inputs as the torch module) act on the Lua substrate's
     observations through ModulePlayers / ModulePrincipal."""
-    from sed_meltingpot.twin import checkpoint as twin_checkpoint
+    from sed_meltingpot.training.jax import checkpoint as twin_checkpoint
 
     try:
         players = twin_checkpoint.load_policy(checkpoint, "players")

@@ -15,6 +15,9 @@ The logic of `scripts/experiment.py`, one module per job:
 * `report`: results.md;
 * `figures`: learning curves, an equality-productivity scatter and the sampled
   principal's rates against eta (PNG);
+* `summary`: the results page's summary over the committed calls (learned against the
+  best baseline per grid, definition and objective; a forest plot), for
+  `scripts/results_summary.py`; not re-exported here;
 * `engines`: the training engines (RLlib on the Lua substrate, JAX on the twin) and
   where they play episodes;
 * `jobs`: the jobs that train and evaluate the runs, cached, here or as Ray tasks.
@@ -26,9 +29,8 @@ are judged in the same worlds.
 
 The pure modules' public names are re-exported here (`import
 sed_meltingpot.experiment as ex` as before); `engines` and `jobs` are not imported
-here (import them, or the compat module `sed_meltingpot.experiment_runs`, where runs
-are trained or evaluated). Nothing here imports JAX, Ray, torch, scipy or matplotlib
-at import time.
+here (import them where runs are trained or evaluated). Nothing here imports JAX,
+Ray, torch, scipy or matplotlib at import time.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def write_learning_curves(curves: Panels, seeds: Mapping[tuple[str, str],
                                                          Mapping[str, Sequence[int]]],
                           path: str) -> str:
     """learning_curves.csv, the data of learning_curves.png: one row per definition,
-    objective, principal, training seed (seeds[panel][p][k] of curves[panel][p][k])
+    objective, principal, training seed (``seeds[panel][p][k]`` of ``curves[panel][p][k]``)
     and logged iteration."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)

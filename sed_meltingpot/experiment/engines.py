@@ -12,7 +12,7 @@ and on the episode (so they are independent across seeds and episodes), while th
 worlds and the players' sampling draws depend only on the evaluation seed (common
 random numbers across principals and seeds).
 
-`RllibEngine` trains with RLlib (sed_meltingpot.training.trainer) and plays on
+`RllibEngine` trains with RLlib (sed_meltingpot.training.rllib.trainer) and plays on
 the Lua substrate; `JaxEngine` trains on the JAX twin (seeds vmapped in one
 process, the learned principal with the grid's `PrincipalRecipe`) and plays on the
 twin (`twin_episodes`), and its learned players and principal are also played on the
@@ -161,7 +161,7 @@ class RllibEngine:
 
     def train(self, grid: Grid, tasks: Sequence[TrainTask], run_dirs: Sequence[str],
               log: Log) -> None:
-        from sed_meltingpot.training.trainer import train
+        from sed_meltingpot.training.rllib.trainer import train
 
         for task, run_dir in zip(tasks, run_dirs, strict=True):
             if task.principal in JAX_ONLY:
@@ -182,12 +182,12 @@ class RllibEngine:
 def twin_episodes(run_dir: str, voting_rule: str, principal: PrincipalSpec, seed: int,
                   num_episodes: int, stream: int = 0) -> list[dict[str, float]]:
     """Plays a jax run's players (and learned principal) on the twin under the run's
-    welfare definition (`twin.play.play_run`: episode k from PRNGKey(seed + k); policies
+    welfare definition (`training.jax.play.play_run`: episode k from PRNGKey(seed + k); policies
     sample as in training; the random principal draws from
     `random_principal_keys(seed, stream)`). Scalars come from SEDTwin.episode_metrics
     (the game's metrics on device), plus W_eta under both definitions from its
     per-player totals (`episode_welfare`)."""
-    from sed_meltingpot.twin.play import play_run
+    from sed_meltingpot.training.jax.play import play_run
 
     game, metrics = play_run(run_dir, voting_rule, principal, seed, num_episodes, stream)
     episodes = []
@@ -203,7 +203,7 @@ def task_recipe(grid: Grid, task: TrainTask) -> Any:
     the grid's eta sampling (and, as `Grid.eta_normalised` and `Grid.eta_heads` say, the
     per-eta reward scale and advantage baseline, the eta heads) for the sampled
     principal."""
-    from sed_meltingpot.twin.recipe import PrincipalRecipe
+    from sed_meltingpot.training.jax.recipe import PrincipalRecipe
 
     recipe = grid.recipe or PrincipalRecipe()
     if task.principal == SAMPLED:
@@ -232,7 +232,7 @@ class JaxEngine:
 
     def train(self, grid: Grid, tasks: Sequence[TrainTask], run_dirs: Sequence[str],
               log: Log) -> None:
-        from sed_meltingpot.twin import trainer as twin_trainer
+        from sed_meltingpot.training.jax import trainer as twin_trainer
 
         seeds = [t.seed for t in tasks]
         if seeds != list(range(seeds[0], seeds[0] + len(seeds))):

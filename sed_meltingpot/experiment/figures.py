@@ -42,7 +42,7 @@ def _hide_unused(axes: Any, used: int, drawn: list[bool]) -> None:
 
 def plot_learning_curves(curves: Panels, path: str, *, width: int = 1200, height: int = 800,
                          dpi: int = 100) -> str:
-    """curves[(welfare_on, objective)][principal] = the progress records of each seed's
+    """``curves[(welfare_on, objective)][principal]`` = the progress records of each seed's
     run. One panel per definition and objective, one line per principal (mean over
     seeds, band = 95% t-interval)."""
     from sed_meltingpot.analysis.plotting import finish

@@ -3,9 +3,10 @@
 The vocabulary that the rest of `sed_meltingpot.experiment` (plan, rows, statistics,
 outputs, engines, jobs) is written in; pure (no training, no Ray, no JAX):
 
-* the grids (`GRIDS`: smoke, small, paper): game, training budget per run, the learned
-  principal's recipe on the jax engine (`Grid.recipe`, twin/recipe.py) and tax-cap
-  ramp, evaluation episodes (twin and Lua) and the grid search's size;
+* the grids (`GRIDS`: smoke, small, paper_fast, paper): game, training budget per run,
+  the learned principal's recipe on the jax engine (`Grid.recipe`,
+  training/jax/recipe.py) and tax-cap ramp, evaluation episodes (twin and Lua) and the
+  grid search's size;
 * the welfare definitions (`config.WELFARE_ON`): W_eta on apples eaten (the paper's
   Section 4 formula, the default) or on post-tax income (`GameConfig.welfare_on`);
 * the objectives (`OBJECTIVES`): eta fixed at 0 (egalitarian), 0.5 and 1
@@ -129,7 +130,7 @@ class Grid:
     `num_envs` x `rollout_length` game steps (JAX twin).
 
     `recipe`: the learned principal's PrincipalRecipe on the jax engine (None: its
-    defaults, twin/recipe.py); the sampled principal trains with it and
+    defaults, training/jax/recipe.py); the sampled principal trains with it and
     `eta_sampling`, with `eta_normalised` its reward scaled per player and its
     advantages centred per eta (the recipe's principal_reward_scale=per_player and
     principal_eta_baseline), and with `eta_heads` its policy and value heads linear in
@@ -161,7 +162,7 @@ class Grid:
     lua_episodes: int = 4
     welfare_on: tuple[str, ...] = (DEFAULT_WELFARE_ON,)
     tax_cap_fraction: float = 0.25
-    recipe: Any = None  # twin.recipe.PrincipalRecipe | None (that module imports JAX)
+    recipe: Any = None  # training.jax.recipe.PrincipalRecipe | None (that module imports JAX)
     eta_sampling: str = "uniform"
     eta_normalised: bool = True
     eta_heads: bool = True

@@ -15,7 +15,7 @@ command-line spelling, which `parse_principal` reads back (`none`,
 `fixed:r0,r1,..` or `random`, as TrainConfig.principal, run_config.json, the
 scripts' flags and the experiment's grid write it. `PrincipalSpec.parse(text)`
 checks it once (errors name the value and the allowed forms) and `str(spec)` is
-its canonical spelling; `parse_principal`, twin.ppo_config.parse_scripted and
+its canonical spelling; `parse_principal`, training.jax.ppo_config.parse_scripted and
 experiment.grid.principal_spec go through it. No JAX, Ray or torch here.
 """
 
@@ -106,7 +106,7 @@ def parse_rates(text: str) -> list[float]:
 
 LEARNED, NO_TAX, FIXED, RANDOM = "learned", "none", "fixed", "random"
 # Offsets a scripted random principal's stream from the players' (both seeded per
-# episode: evaluation.episodes on Lua, twin.play on the twin).
+# episode: evaluation.episodes on Lua, training.jax.play on the twin).
 PRINCIPAL_SEED_OFFSET = 7919
 #: A principal spec's kinds: co-trained, no tax, a fixed schedule, uniform random levels.
 PRINCIPAL_KINDS = (LEARNED, NO_TAX, FIXED, RANDOM)

@@ -422,7 +422,7 @@ class SEDGame:
         return self._player_observations(self._last_timestep)
 
     def player_features(self) -> np.ndarray:
-        """f32[n, B + 3] [sigma, rates, period position, ready_to_shoot]: the players'
+        """``f32[n, B + 3]`` ``[sigma, rates, period position, ready_to_shoot]``: the players'
         network features (`kernel.player_features`, as the twin's)."""
         state = self._require_reset("player_features()")
         return kernel.player_features(self._rules, state, np)

@@ -17,7 +17,7 @@ TENSORBOARD_DIR = "tensorboard"
 # What a run directory holds; a fresh run refuses a directory with any of them.
 RUN_FILES = (PROGRESS_FILE, SUMMARY_FILE, RUN_CONFIG_FILE, CHECKPOINT_DIR, TENSORBOARD_DIR)
 # A checkpoint folder holds one of these: RLlib's (the first two) or the jax
-# engine's (twin/checkpoint.py's MARKER).
+# engine's (training/jax/checkpoint.py's MARKER).
 TWIN_CHECKPOINT_MARKER = "twin_checkpoint.json"
 CHECKPOINT_MARKERS = ("algorithm_state.pkl", "rllib_checkpoint.json", TWIN_CHECKPOINT_MARKER)
 ENGINES = ("rllib", "jax")  # run_config.json's "engine" (absent: "rllib")

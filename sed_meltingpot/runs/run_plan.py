@@ -1,5 +1,5 @@
 """Checks before a run starts, for both engines (the RLlib trainer,
-`training/trainer.py`, and the jax one, `twin/trainer.py`): the output folder, the
+`training/rllib/trainer.py`, and the jax one, `training/jax/trainer.py`): the output folder, the
 checkpoint to restore and its settings, and the players' types. Nothing here starts
 Ray or writes anything (`plan_run`).
 """

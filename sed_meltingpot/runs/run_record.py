@@ -49,7 +49,7 @@ def write_run_config(folder: str, *, game: GameConfig, train: TrainConfig,
 class TwinSettings:
     """A jax run's observations (`obs_mode`, `frame_stack`: from its TrainConfig, what
     its networks take) and the `twin` section of its run_config.json (None where the
-    section does not hold the entry). `recipe`: twin.recipe.PrincipalRecipe's fields
+    section does not hold the entry). `recipe`: training.jax.recipe.PrincipalRecipe's fields
     (a dict: that module imports JAX)."""
 
     obs_mode: str  # "tiles" (1 pixel per tile) or "pixels"
@@ -72,7 +72,7 @@ _RUN_ENTRIES = ("engine", "game", "train", "selfishness", "twin")
 
 
 def obs_mode_of(train: TrainConfig) -> str:
-    """The twin's observation mode for a run's settings (twin.ppo.TwinTrainConfig's)."""
+    """The twin's observation mode for a run's settings (training.jax.ppo.TwinTrainConfig's)."""
     return "tiles" if train.pixels_per_tile == 1 else "pixels"
 
 

@@ -167,7 +167,7 @@ def iteration_record(*, iteration: int, env_steps: int, game_steps: int,
     Episode figures (NaN / empty when no episode ended): the players' returns (their
     sum `player_return_mean` and one per player), `principal_return`, the last
     episode's rates per period and bracket, and `episode_means` (what
-    training/callbacks.py logs: the game's scalar metrics, `rate_b<k>`,
+    training/rllib/callbacks.py logs: the game's scalar metrics, `rate_b<k>`,
     `apples_p<i>`), which never replace the figures named above.
     `tax_cap_next`: the cap of the next iteration (`tax_cap` in the means is the one
     applied). `losses`: per module, those of its statistics that are LOSS_KEYS, as
@@ -228,6 +228,8 @@ class ProgressLog:
         self._wall_offset = float(last.get("wall_time_s") or 0.0)
         self._prev_steps = int(last.get("game_steps") or 0)
         self._start = self._prev_time = clock()
+        # The iteration this process starts from (the ETA counts only its own).
+        self._start_iteration = int(last.get("iteration") or 0)
         # The latest figures of completed episodes, carried into iterations
         # in which no episode ended.
         self._carry: dict[str, Any] = {}
@@ -242,6 +244,17 @@ class ProgressLog:
         if fresh:
             self._carry.update(fresh)
             self._carry_iteration = record.get("iteration")
+
+    def eta_s(self, total_iterations: int) -> float | None:
+        """Seconds left until iteration `total_iterations`, at the mean time per
+        iteration of those added by this log (`eta_seconds`; a restored run's earlier
+        iterations, run elsewhere or before a compile, do not count); None before
+        the first is added."""
+        if not self.records:
+            return None
+        iteration = int(self.records[-1].get("iteration") or 0)
+        return eta_seconds(self._prev_time - self._start, iteration - self._start_iteration,
+                           total_iterations - iteration)
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         """Completes `record` (wall_time_s, game_steps_per_s, staleness),
@@ -296,10 +309,40 @@ def build_summary(record: dict[str, Any], *, num_brackets: int, checkpoint: str 
     return summary
 
 
+MISSING = "-"  # printed for a figure no completed episode has measured yet
+
+
+def format_number(value: Any, spec: str) -> str:
+    """`value` in the format `spec` (e.g. "7.2f"), or MISSING right-aligned to the
+    width `spec` names where it is not a finite number (None, NaN, a list): a
+    figure that no completed episode has measured yet, shown as "-", not "nan"."""
+    if _finite(value) and not isinstance(value, (list, tuple)):
+        return format(float(value), spec)
+    digits = spec.split(".")[0].lstrip("<>^=+- 0")
+    return MISSING.rjust(int(digits) if digits.isdigit() else 0)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration to read at a glance: 42s, 3m05s, 1h02m (rounded to the second)."""
+    total = max(0, int(round(seconds)))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    return f"{total // 3600}h{total % 3600 // 60:02d}m"
+
+
+def eta_seconds(elapsed_s: float, iterations_done: int, iterations_left: int) -> float | None:
+    """Seconds left if the iterations still to run take as long, on average, as
+    those this process ran (`elapsed_s` for `iterations_done`); None before the first."""
+    if iterations_done <= 0:
+        return None
+    return max(0, iterations_left) * elapsed_s / iterations_done
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     def fmt(key: str) -> str:
-        value = summary.get(key)
-        return "n/a" if not _finite(value) or isinstance(value, list) else f"{value:.3f}"
+        return format_number(summary.get(key), ".3f")
 
     num_brackets = summary.get("num_brackets") or num_brackets_of(summary)
     rates = ", ".join(fmt(f"rate_b{b}") for b in range(num_brackets))
@@ -321,18 +364,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_progress(record: dict[str, Any], num_brackets: int) -> str:
-    """The one-line progress report of an iteration."""
-    def num(key: str) -> float:
-        value = record.get(key)
-        return float(value) if _finite(value) and not isinstance(value, list) else float("nan")
+def format_progress(record: dict[str, Any], num_brackets: int, *,
+                    eta_s: float | None = None) -> str:
+    """The one-line progress report of an iteration: "-" for a figure that no
+    completed episode has measured yet (`format_number`), and with `eta_s` (e.g.
+    `ProgressLog.eta_s`) the estimated time left."""
+    def num(key: str, spec: str) -> str:
+        return format_number(record.get(key), spec)
 
-    rates = "/".join(f"{num(f'rate_b{b}'):.2f}" for b in range(num_brackets))
+    rates = "/".join(num(f"rate_b{b}", ".2f") for b in range(num_brackets))
     stale = " (stale)" if record.get("metrics_stale") and record.get("metrics_iteration") else ""
+    left = "" if eta_s is None else f" | ETA {format_duration(eta_s)}"
     return (f"iter {record['iteration']:4d} | game steps {record['game_steps']:8d} "
-            f"({num('game_steps_per_s'):6.1f}/s) | objective {num('objective'):7.2f} "
-            f"eta {num('eta'):.2f} | apples {num('productivity'):6.1f} | rates {rates} | "
-            f"cap {num('tax_cap'):.2f}{stale}")
+            f"({num('game_steps_per_s', '6.1f')}/s) | objective {num('objective', '7.2f')} "
+            f"eta {num('eta', '.2f')} | apples {num('productivity', '6.1f')} | rates {rates} | "
+            f"cap {num('tax_cap', '.2f')}{stale}{left}")
 
 
 class StopSignals:

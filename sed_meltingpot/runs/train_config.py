@@ -1,5 +1,5 @@
 """Training settings (paper Appendix A), engine-neutral: both the RLlib path and the
-JAX twin read them. The RLlib PPO config built from them is in `training.rllib_config`.
+JAX twin read them. The RLlib PPO config built from them is in `training.rllib.rllib_config`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,13 @@ from typing import Any
 
 from sed_meltingpot.core.hyperparameters import hyperparameter
 
-PRESETS = ("paper", "fast")
+PRESETS = ("paper", "fast", "quickstart")
+# The game settings a preset changes (GameConfig fields; `preset_game`).
+PRESET_GAMES: dict[str, dict[str, Any]] = {
+    # The small grid's game (experiment/grid.py): few players and short episodes,
+    # so that a CPU sees the players learn within minutes.
+    "quickstart": {"num_players": 4, "episode_length": 200, "tax_period": 50},
+}
 # The tax cap's value at the end of its ramp: rates are no longer capped.
 TAX_CAP_END = 1.0
 # The env_config key of the tax-cap curriculum ({enabled, start, end, fraction,
@@ -81,7 +87,8 @@ class TrainConfig:
     def tax_cap_curriculum(self, *, learned: bool, total_env_steps: int | None = None
                            ) -> dict[str, Any]:
         """The tax-cap ramp (paper Appendix A) as the one mapping both engines read
-        (`training.callbacks.tax_cap`, `twin.ppo.tax_cap_at`), so they cannot drift."""
+        (`training.rllib.callbacks.tax_cap`, `training.jax.ppo.tax_cap_at`), so they cannot
+        drift."""
         return {"enabled": self.tax_cap_anneal and learned, "start": self.tax_cap_start,
                 "end": TAX_CAP_END, "fraction": self.tax_cap_fraction,
                 "total": self.total_env_steps if total_env_steps is None else total_env_steps}
@@ -131,11 +138,24 @@ def whole_fragment_batch(train: TrainConfig) -> tuple[TrainConfig, str | None]:
 
 
 def preset(name: str) -> dict[str, Any]:
-    """Overrides for a named preset. `fast`: one pixel per tile, a small
-    network and 2 epochs, for quick experiments (the defaults otherwise)."""
+    """TrainConfig overrides for a named preset. `fast`: one pixel per tile, a small
+    network and 2 epochs, for quick experiments (the defaults otherwise).
+    `quickstart`: `fast` with one frame per observation, on the small game of
+    `preset_game` (the README's first run)."""
     if name == "paper":
         return {}
+    fast = {"pixels_per_tile": 1, "conv_channels": (8, 16), "hidden": 64, "num_epochs": 2,
+            "minibatch_size": 256}
     if name == "fast":
-        return {"pixels_per_tile": 1, "conv_channels": (8, 16), "hidden": 64, "num_epochs": 2,
-                "minibatch_size": 256}
+        return fast
+    if name == "quickstart":
+        return {**fast, "frame_stack": 1}
     raise ValueError(f"preset={name!r} is not one of {PRESETS}")
+
+
+def preset_game(name: str) -> dict[str, Any]:
+    """GameConfig overrides for a named preset ({} for `paper` and `fast`, which
+    play the paper's game)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is not one of {PRESETS}")
+    return dict(PRESET_GAMES.get(name, {}))

@@ -1,4 +1,6 @@
-"""The JAX twin of the apple_picking substrate and its SED game (issue 9).
+"""The JAX twin of the apple_picking substrate and its SED game (issue 9): the game
+world only (the world's rules and layout, rendering, `sed.SEDTwin`, the JaxMARL
+wrapper). The jax engine that trains on it is `sed_meltingpot/training/jax/`.
 
 Pure, fixed-shape, jit/vmap-able functions; importing this package (or
 anything under it) imports neither Melting Pot, dmlab2d, TensorFlow nor Ray,

@@ -7,7 +7,7 @@ on `dones["__all__"]`), `agents`, and `observation_space(agent)` / `action_space
 from `jaxmarl.environments.spaces`. Everything is a pure function of its arguments:
 jit-, vmap- and LogWrapper-able. It needs the `jaxmarl` extra.
 
-Agents and what they see (what the jax trainer's networks see, `twin/ppo.py`):
+Agents and what they see (what the jax trainer's networks see, `training/jax/ppo.py`):
 * `player_0` .. `player_{n-1}`: Discrete(8) (Melting Pot's actions). Observation
   {"image": uint8 (11p, 11p, 3 * frame_stack), oldest frame first, p = 1 for
   obs_mode="tiles" (the fast preset) or 8 for "pixels" (the paper preset);
@@ -24,7 +24,7 @@ Agents and what they see (what the jax trainer's networks see, `twin/ppo.py`):
   `principals.FixedRates` / `RandomPrincipal`, or a jittable `schedule(key, observation)
   -> rates f32[B]` on the principal's {"image", "features"}): not an agent; it sets the
   rates inside the step that ends a period (and in `reset`), so the observation the
-  players get already shows them, as `twin/ppo.py` plays its scripted principals.
+  players get already shows them, as `training/jax/ppo.py` plays its scripted principals.
 `obs_format="flat"` gives every agent one f32 vector instead (the dict's parts in the
 order above, image values 0-255 unscaled), for JaxMARL code that expects flat
 observations (e.g. `CTRolloutManager`).
