@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 
+from sed_meltingpot.core.validators import int_at_least
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LUA_GAME = """
@@ -104,22 +106,31 @@ def measure(row: str, checkout: str, args: argparse.Namespace) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, checked: a bad one exits with a one-line usage error naming it (a count
+    of 0 would divide by zero or measure nothing)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="the other checkout's root")
     parser.add_argument("--rows", default="lua_game,twin_game,twin_train")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--lua-steps", type=int, default=1500)
-    parser.add_argument("--train-iterations", type=int, default=5)
-    args = parser.parse_args()
-    rows = args.rows.split(",")
-    bad = [r for r in rows if r not in ("lua_game", "twin_game", "twin_train")]
-    if bad or args.rounds < 1:
-        parser.error(f"--rows={args.rows}: each must be lua_game, twin_game or twin_train; "
-                     f"--rounds={args.rounds} must be >= 1")
-    baseline = os.path.abspath(args.baseline)
-    if not os.path.isfile(os.path.join(baseline, "sed_meltingpot", "__init__.py")):
+    parser.add_argument("--rounds", type=int_at_least(1), default=3)
+    parser.add_argument("--lua-steps", type=int_at_least(1), default=1500)
+    parser.add_argument("--train-iterations", type=int_at_least(2), default=5,
+                        help="iterations of twin_train (its rate is over those after the 1st)")
+    args = parser.parse_args(argv)
+    args.rows = args.rows.split(",")
+    bad = [r for r in args.rows if r not in ("lua_game", "twin_game", "twin_train")]
+    if bad:
+        parser.error(f"--rows={','.join(args.rows)}: each must be lua_game, twin_game or "
+                     "twin_train")
+    args.baseline = os.path.abspath(args.baseline)
+    if not os.path.isfile(os.path.join(args.baseline, "sed_meltingpot", "__init__.py")):
         parser.error(f"--baseline={args.baseline}: no sed_meltingpot/ package there")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    rows, baseline = args.rows, args.baseline
     print(f"this checkout {HERE}\nbaseline      {baseline}\n")
     print("| row | baseline /s | this /s | ratio (this / baseline) | rounds |")
     print("|---|---|---|---|---|")

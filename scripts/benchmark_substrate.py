@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sed_meltingpot.substrates import apple_picking_data
 
+from sed_meltingpot.core.validators import int_at_least
+
 NUM_PLAYERS = apple_picking_data.NUM_PLAYERS
 NUM_ACTIONS = apple_picking_data.NUM_ACTIONS
 SUBSTRATES = ("apple_picking", "commons_harvest__open")
@@ -122,24 +124,14 @@ def _builders(seed: int) -> dict[str, Callable[[], object]]:
     }
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum {minimum}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; bad values fail with a message naming the flag."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=_int_at_least(1), default=6000,
+    parser.add_argument("--steps", type=int_at_least(1), default=6000,
                         help="steps per substrate (>= 1; a few episodes' worth)")
-    parser.add_argument("--chunk", type=_int_at_least(1), default=50,
+    parser.add_argument("--chunk", type=int_at_least(1), default=50,
                         help="steps per turn (>= 1)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+    parser.add_argument("--seed", type=int_at_least(0), default=0,
                         help="seed of the actions and of apple_picking (>= 0)")
     return parser.parse_args(argv)
 

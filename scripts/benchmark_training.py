@@ -23,6 +23,7 @@ import time
 import numpy as np
 from absl import app, flags
 
+from sed_meltingpot import cli
 from sed_meltingpot.core.optional import extra_import
 from sed_meltingpot.game import substrate
 from sed_meltingpot.game.config import GameConfig
@@ -40,6 +41,11 @@ flags.DEFINE_integer("raw_steps", 2000, "Random-action steps for the raw rate.",
 flags.DEFINE_integer("num_gpus", 0, "GPUs for the learner.", lower_bound=0, upper_bound=1)
 flags.DEFINE_string("output", None, "Optional JSON file for the table.")
 FLAGS = flags.FLAGS
+flags.register_validator("presets", lambda v: bool(v) and all(p in PRESETS for p in v),
+                         message=f"--presets must be a comma list from {list(PRESETS)}")
+flags.register_validator("runners", lambda v: bool(v) and all(r.isdigit() for r in v),
+                         message="--runners must be a comma list of integers >= 0")
+cli.require_finite_floats()
 
 TARGETS = {"paper": 0.015, "fast": 0.10}  # fraction of the raw rate (issue 4)
 
@@ -110,9 +116,11 @@ def main(argv: list[str]) -> None:
     with extra_import("rllib", "scripts/benchmark_training.py"):
         import ray
 
-    for name in FLAGS.presets:
-        if name not in PRESETS:
-            raise app.UsageError(f"--presets: {name!r} is not one of {PRESETS}")
+    if FLAGS.output:  # written after the measurements
+        try:
+            cli.check_writable("output", FLAGS.output, is_file=True)
+        except ValueError as e:
+            raise app.UsageError(str(e)) from e
     runner_counts = [int(r) for r in FLAGS.runners]
     ray.init(address="local", num_cpus=max(os.cpu_count() or 1, max(runner_counts) + 1),
              num_gpus=FLAGS.num_gpus, include_dashboard=False, log_to_driver=False)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 
+from sed_meltingpot.core.validators import int_at_least
 from sed_meltingpot.perf import twin_benchmark
 
 
@@ -37,27 +38,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--substrate", default="apple_picking",
                         choices=("apple_picking", "apple_picking__large"))
-    parser.add_argument("--steps", type=int, default=4000,
+    parser.add_argument("--steps", type=int_at_least(1), default=4000,
                         help="game steps per twin row (times games/8 for big batches)")
-    parser.add_argument("--lua-steps", type=int, default=1000, help="steps of the Lua row")
+    parser.add_argument("--lua-steps", type=int_at_least(1), default=1000,
+                        help="steps of the Lua row")
     parser.add_argument("--games", default="1,64,512",
                         help="comma-separated batch sizes of the twin rows")
     parser.add_argument("--no-lua", action="store_true", help="skip the Lua row")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
     parser.add_argument("--rows", default="env",
                         help="row groups, comma-separated: env, train (default env)")
     parser.add_argument("--train-presets", default="fast,paper",
                         help="presets of the training rows")
-    parser.add_argument("--rllib-runners", type=int, default=2)
-    parser.add_argument("--rllib-iterations", type=int, default=2)
-    parser.add_argument("--rllib-batch", type=int, default=1000,
+    parser.add_argument("--rllib-runners", type=int_at_least(0), default=2)
+    parser.add_argument("--rllib-iterations", type=int_at_least(1), default=2)
+    parser.add_argument("--rllib-batch", type=int_at_least(1), default=1000,
                         help="env steps per RLlib iteration (whole fragments)")
-    parser.add_argument("--train-iterations", type=int, default=3,
+    parser.add_argument("--train-iterations", type=int_at_least(1), default=3,
                         help="timed iterations of each twin training row")
-    parser.add_argument("--fast-games", type=int, default=16)
-    parser.add_argument("--fast-rollout", type=int, default=200)
-    parser.add_argument("--paper-games", type=int, default=4)
-    parser.add_argument("--paper-rollout", type=int, default=100)
+    parser.add_argument("--fast-games", type=int_at_least(1), default=16)
+    parser.add_argument("--fast-rollout", type=int_at_least(1), default=200)
+    parser.add_argument("--paper-games", type=int_at_least(1), default=4)
+    parser.add_argument("--paper-rollout", type=int_at_least(1), default=100)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     args = parser.parse_args(argv)
     args.groups = args.rows.split(",")

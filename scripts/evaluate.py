@@ -24,6 +24,7 @@ from absl import app, flags
 from sed_meltingpot import cli, evaluation
 from sed_meltingpot.core import tax
 from sed_meltingpot.game.principals import parse_rates
+from sed_meltingpot.runs import run_lock
 
 cli.define_game_flags()
 flags.DEFINE_integer("num_episodes", 5, "Episodes per principal.", lower_bound=1)
@@ -65,6 +66,7 @@ def _check_fixed(values: list[str]) -> bool:
 
 
 flags.register_validator("fixed", _check_fixed)
+cli.require_finite_floats()
 
 
 def main(argv: list[str]) -> None:
@@ -94,6 +96,12 @@ def main(argv: list[str]) -> None:
                    if "trained" in principals else None)
     except ValueError as e:
         raise app.UsageError(f"{e} (choose other --principals)") from e
+    if "best_fixed" in principals:  # the search's size, before anything is played
+        try:
+            evaluation.grid_size(FLAGS.grid_resolution, setup.game.num_brackets,
+                                 name="--grid_resolution")
+        except ValueError as e:
+            raise app.UsageError(str(e)) from e
     if "fixed" in principals and not FLAGS.fixed:
         raise app.UsageError("--principals=fixed needs at least one --fixed=r0,r1,r2")
     fixed = [parse_rates(t) for t in FLAGS.fixed]
@@ -105,7 +113,12 @@ def main(argv: list[str]) -> None:
                                       setup=setup)
     if FLAGS.dry_run:
         print(f"dry run: settings valid; game: {setup.game}")
+        run_lock.report_in_use([FLAGS.output_dir])  # the dry run takes no lock
         return
+    try:  # one writer per folder, from before the work until the process ends
+        run_lock.hold_until_exit(FLAGS.output_dir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     results, search = evaluation.evaluate(
         setup, players, principals=principals, num_episodes=FLAGS.num_episodes,
         seed=FLAGS.seed, trained=trained, fixed=fixed, grid_resolution=FLAGS.grid_resolution,

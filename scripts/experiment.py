@@ -36,11 +36,13 @@ import time
 
 from absl import app, flags
 
+from sed_meltingpot import cli
 from sed_meltingpot import experiment as ex
 from sed_meltingpot.analysis import plotting
 from sed_meltingpot.experiment import engines
 from sed_meltingpot.experiment import jobs as runs
 from sed_meltingpot.game.config import WELFARE_ON
+from sed_meltingpot.runs import run_lock
 
 flags.DEFINE_enum("grid", "smoke", list(ex.GRIDS),
                   "smoke: wiring test (minutes on 2 cores); small: hours on 2 cores with "
@@ -128,6 +130,7 @@ def _check_seeds(text: str | None) -> bool:
 
 
 flags.register_validator("seeds", _check_seeds)
+cli.require_finite_floats()
 
 
 def _ordered(values: list[str], order: tuple[str, ...] | list[str]) -> list[str]:
@@ -152,6 +155,21 @@ def curve_panels(jobs: list[runs.Job], objectives: list[str], principals: list[s
                 (t.seed, d) for t, d in trained if t.principal == ex.SAMPLED
                 and t.welfare_on == w]}
     return panels
+
+
+def _run_jobs(jobs: list, log) -> list[dict]:
+    """runs.run_jobs, with a run that diverged ending the call in one line (the runs
+    finished before it are kept and reused by the same command once the setting is
+    changed) and the trainers' exit status for divergence."""
+    from sed_meltingpot.runs.runlog import DIVERGED_EXIT_CODE, TrainingDiverged
+
+    try:
+        return runs.run_jobs(jobs, num_workers=FLAGS.num_workers,
+                             ray_address=FLAGS.ray_address, log=log)
+    except TrainingDiverged as e:
+        print(f"error: {e} (the experiment stopped; finished runs are kept and reused)",
+              file=sys.stderr, flush=True)
+        sys.exit(DIVERGED_EXIT_CODE)
 
 
 def main(argv: list[str]) -> None:
@@ -181,7 +199,12 @@ def main(argv: list[str]) -> None:
         p for p in ex.PRINCIPALS if engine.name == "jax" or p not in ex.JAX_ONLY], ex.PRINCIPALS)
     welfare_on = list(grid.welfare_on)
     out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
+    try:  # hours of training must not end in a traceback about the folder
+        cli.check_writable("output_dir", out)
+        # One call per folder: two would train the same runs and write one results.csv.
+        run_lock.hold_until_exit(out)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     jobs = runs.plan_jobs(engine, grid, out, objectives, principals, seeds, welfare_on)
     n_runs = sum(len(j.tasks) for j in jobs)
     budget = grid.budget(engine.name)
@@ -190,16 +213,14 @@ def main(argv: list[str]) -> None:
           f"in {len(jobs)} jobs, then best_fixed's fresh players; output {out}", flush=True)
 
     log = lambda s: print(s, flush=True)  # noqa: E731
-    results = runs.run_jobs(jobs, num_workers=FLAGS.num_workers, ray_address=FLAGS.ray_address,
-                            log=log)
+    results = _run_jobs(jobs, log)
     searches = [s for res in results for s in res["searches"]]
     second = runs.best_fixed_jobs(engine, grid, out, searches, jobs) if searches else []
     if second:
         print(f"best_fixed: {len(searches)} searches chose {len(second)} run groups "
               f"({sum(1 for j in second for d in j.run_dirs if not runs.is_trained(d))} "
               "runs to train)", flush=True)
-        results += runs.run_jobs(second, num_workers=FLAGS.num_workers,
-                                 ray_address=FLAGS.ray_address, log=log)
+        results += _run_jobs(second, log)
     rows = [r for res in results for r in res["rows"]]
     order = {p: i for i, p in enumerate(ex.PRINCIPALS)}
     labels = ex.sampled_objectives(objectives, grid.rate_etas)

@@ -48,6 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # no install: the package from the checkout itself
     sys.path.insert(0, ROOT)
 
+from sed_meltingpot.core.validators import finite_float  # noqa: E402
 from sed_meltingpot.perf import gpu_check  # noqa: E402
 from sed_meltingpot.perf.bf16 import BF16_ATOL, BF16_GRAD_RTOL, BF16_RTOL  # noqa: E402
 from sed_meltingpot.perf.gpu_check import DTYPES, FULL, MAX_GAMES, PRESETS, QUICK  # noqa: E402
@@ -80,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", help=f"games of the env rows, comma-separated ({FULL['sizes']})")
     p.add_argument("--obs", help=f"env rows' observations: {', '.join(OBSERVATIONS)}")
     p.add_argument("--env_steps", type=int, help="steps per jitted env call (100)")
-    p.add_argument("--env_seconds", type=float,
+    p.add_argument("--env_seconds", type=finite_float,
                    help="timed seconds per env row, at least one call (1)")
     p.add_argument("--presets", help="training presets: fast, paper")
     p.add_argument("--dtypes", help="training dtypes: float32, bfloat16")
@@ -89,13 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rollout", type=int,
                    help="steps per game per training iteration, a multiple of the tax "
                         "period (200)")
-    p.add_argument("--fast_seconds", type=float,
+    p.add_argument("--fast_seconds", type=finite_float,
                    help="wall-clock slot of the fast preset's rows, after compiling (40)")
-    p.add_argument("--paper_seconds", type=float,
+    p.add_argument("--paper_seconds", type=finite_float,
                    help="wall-clock slot of the paper preset's rows, after compiling (120)")
     p.add_argument("--min_iterations", type=int,
                    help="timed training iterations per row at least, slot or not (2)")
-    p.add_argument("--budget_seconds", type=float,
+    p.add_argument("--budget_seconds", type=finite_float,
                    help="no row starts after this many seconds of the run (330)")
     p.add_argument("--compile_threads", type=int, default=0,
                    help="programs compiled at once (0: one per row, at most the CPU count)")
@@ -103,11 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--principal", choices=("learned", "none"),
                    help="the training rows' principal (learned; --quick: none, a shorter "
                         "compile)")
-    p.add_argument("--bf16_rtol", type=float, default=BF16_RTOL,
+    p.add_argument("--bf16_rtol", type=finite_float, default=BF16_RTOL,
                    help="bf16 tolerance of logits, values and loss, relative to max |f32|")
-    p.add_argument("--bf16_grad_rtol", type=float, default=BF16_GRAD_RTOL,
+    p.add_argument("--bf16_grad_rtol", type=finite_float, default=BF16_GRAD_RTOL,
                    help="bf16 tolerance of the loss gradient, relative to max |f32|")
-    p.add_argument("--bf16_atol", type=float, default=BF16_ATOL,
+    p.add_argument("--bf16_atol", type=finite_float, default=BF16_ATOL,
                    help="bf16 absolute tolerance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -143,7 +144,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return gpu_check.run(parse_args(argv))
+    args = parse_args(argv)
+    if args.json and not args.dry_run:  # written after minutes of device time
+        from sed_meltingpot.cli import check_writable
+
+        try:
+            check_writable("json", args.json, is_file=True)
+        except ValueError as e:
+            sys.exit(f"gpu_check.py: error: {e}")
+    return gpu_check.run(args)
 
 
 if __name__ == "__main__":

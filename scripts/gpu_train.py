@@ -31,6 +31,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # no install: the package from the checkout itself
+    sys.path.insert(0, ROOT)
+
+from sed_meltingpot.core.validators import finite_float  # noqa: E402
 
 #: The paper's game at eta 1 on apples, the paper preset; the tax cap ramp of the
 #: paper_fast grid (tax_cap_fraction 0.25 of phase 2).
@@ -45,14 +49,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="train.py --principal values, trained concurrently")
     p.add_argument("--num_envs", type=int, default=64, help="games per iteration")
     p.add_argument("--rollout", type=int, default=200, help="steps per game per iteration")
-    p.add_argument("--seconds", type=float, default=250.0,
+    p.add_argument("--seconds", type=finite_float, default=250.0,
                    help="wall-clock slot of the runs, compile included (SIGTERM after it)")
-    p.add_argument("--compile_seconds", type=float, default=90.0,
+    p.add_argument("--compile_seconds", type=finite_float, default=90.0,
                    help="the share of --seconds assumed spent before the first iteration")
     p.add_argument("--gpu_check_json", help="size the runs from this gpu_check.py result")
     p.add_argument("--num_iterations", type=int, default=20,
                    help="the runs' length when --gpu_check_json gives no paper rate")
-    p.add_argument("--mem_fraction", type=float, default=None,
+    p.add_argument("--mem_fraction", type=finite_float, default=None,
                    help="each run's XLA_PYTHON_CLIENT_MEM_FRACTION (default: 0.9 / runs)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny fast-preset game (a CPU check of the wiring)")
@@ -60,12 +64,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.principals = [x for x in args.principals.split(",") if x]
     if not args.principals:
         p.error("--principals: give at least one")
+    twice = sorted({x for x in args.principals if args.principals.count(x) > 1})
+    if twice:  # both runs would write <output_dir>/<principal> at once
+        p.error(f"--principals={','.join(args.principals)}: {', '.join(twice)} listed twice "
+                "(each principal trains into <output_dir>/<principal>; give each once)")
     for name, low, high in (("num_envs", 1, 1 << 16), ("rollout", 50, 10_000),
                             ("seconds", 1, 3600), ("compile_seconds", 0, 3600),
                             ("num_iterations", 1, 100_000)):
         value = getattr(args, name)
         if not low <= value <= high:
             p.error(f"--{name}={value}: must be in [{low}, {high}]")
+    if args.mem_fraction is not None and not 0 < args.mem_fraction <= 1:
+        p.error(f"--mem_fraction={args.mem_fraction}: must be in (0, 1]")
     if args.gpu_check_json and not os.path.isfile(args.gpu_check_json):
         p.error(f"--gpu_check_json={args.gpu_check_json}: no such file")
     return args
@@ -137,7 +147,16 @@ def summary_row(principal: str, records: list[dict], rc: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
+    from sed_meltingpot.cli import check_writable
+    from sed_meltingpot.runs.run_lock import hold_until_exit
+
+    try:  # before the runs start (their logs go there)
+        check_writable("output_dir", args.output_dir)
+        # One gpu_train per folder: a second would overwrite the first's <principal>.log
+        # (each train.py also locks its own <output_dir>/<principal>).
+        hold_until_exit(args.output_dir)
+    except ValueError as e:
+        sys.exit(f"gpu_train.py: error: {e}")
     iterations, why = plan_iterations(args)
     print(f"gpu_train: {iterations} iterations x {args.num_envs} games x {args.rollout} steps "
           f"per run ({why}); principals {', '.join(args.principals)}; slot {args.seconds:g} s",

@@ -25,6 +25,7 @@ from absl import app, flags
 
 from sed_meltingpot import cli
 from sed_meltingpot.game.config import GameConfig
+from sed_meltingpot.runs import run_lock
 
 PLAYERS = ("run", "random")
 
@@ -75,6 +76,7 @@ flags.register_validator("voting_rule", lambda v: v is None,
 flags.register_multi_flags_validator(
     ["players", "run_dir"], lambda v: v["players"] != "run" or v["run_dir"],
     message="--players=run needs --run_dir")
+cli.require_finite_floats()
 
 
 def main(argv: list[str]) -> None:
@@ -101,10 +103,16 @@ def main(argv: list[str]) -> None:
             raise app.UsageError(f"--run_dir={FLAGS.run_dir}: {e}") from e
         players = trained if kind == "run" else dataclasses.replace(
             lever_play.Players(), obs_mode=trained.obs_mode, frame_stack=trained.frame_stack)
+    if FLAGS.run_dir and FLAGS.num_players is not None and FLAGS.num_players != game.num_players:
+        # Its players' types (and network) are the run's: checked before a shape error.
+        raise app.UsageError(f"--num_players={FLAGS.num_players}: the run --run_dir="
+                             f"{FLAGS.run_dir} was trained with {game.num_players} players "
+                             "(leave --num_players out)")
     try:
         game = cli.replace_from_flags(game, FLAGS, GAME_FLAGS).validate()
-        SEDTwin(lever_play.lever_game(game), obs_mode=players.obs_mode,
-                frame_stack=players.frame_stack)  # a game the twin cannot play fails here
+        sed = SEDTwin(lever_play.lever_game(game), obs_mode=players.obs_mode,
+                      frame_stack=players.frame_stack)  # a game the twin cannot play fails here
+        lever_play.check_players_fit(sed, players)
     except ValueError as e:
         raise app.UsageError(f"game settings: {e}") from e
     etas = [float(t) for t in FLAGS.etas]
@@ -117,7 +125,12 @@ def main(argv: list[str]) -> None:
             "seed": FLAGS.seed}
     if FLAGS.dry_run:
         print(f"dry run: settings valid; game: {game}")
+        run_lock.report_in_use([FLAGS.output_dir])  # the dry run takes no lock
         return
+    try:  # one writer per folder, from before the work until the process ends
+        run_lock.hold_until_exit(FLAGS.output_dir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     print(f"lever analysis: players {meta['players']}; {meta['game']}; "
           f"{FLAGS.num_episodes} episodes per eta (the first call compiles: 10-60 s)",
           flush=True)

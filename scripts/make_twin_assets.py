@@ -178,8 +178,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help="output .npz path")
     args = parser.parse_args()
+    from sed_meltingpot.cli import check_writable
+
+    try:  # before Melting Pot's prefabs are read
+        check_writable("out", args.out, is_file=True)
+    except ValueError as e:
+        parser.error(str(e))
     assets = build_assets()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
     np.savez_compressed(args.out, **assets)
     print(f"wrote {args.out}: " + ", ".join(f"{k}{list(v.shape)}" for k, v in assets.items()))
 

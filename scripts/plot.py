@@ -14,6 +14,7 @@ import os
 
 from absl import app, flags
 
+from sed_meltingpot import cli
 from sed_meltingpot.analysis import plotting
 
 flags.DEFINE_list("runs", [], "Run directories (or give them as arguments).")
@@ -23,6 +24,7 @@ flags.DEFINE_integer("height", 700, "Image height in pixels.", lower_bound=100)
 flags.DEFINE_integer("dpi", 100, "Dots per inch (text size scales with it).", lower_bound=10)
 
 FLAGS = flags.FLAGS
+cli.require_finite_floats()
 
 
 def main(argv: list[str]) -> None:
@@ -33,7 +35,12 @@ def main(argv: list[str]) -> None:
                and not os.path.isfile(r)]
     if missing:
         raise app.UsageError(f"--runs: no {plotting.PROGRESS_FILE} in {missing}")
-    output_dir = FLAGS.output_dir or os.path.join(runs[0], "plots")
+    first = runs[0] if os.path.isdir(runs[0]) else os.path.dirname(runs[0]) or "."
+    output_dir = FLAGS.output_dir or os.path.join(first, "plots")  # a log file: beside it
+    try:  # before the logs are read and drawn
+        cli.check_writable("output_dir", output_dir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     paths = plotting.plot_runs(runs, output_dir, width=FLAGS.width, height=FLAGS.height,
                                dpi=FLAGS.dpi)
     print("wrote " + ", ".join(paths))

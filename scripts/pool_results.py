@@ -9,7 +9,9 @@ Each input is an --output_dir of scripts/experiment.py (its results.csv and
 experiment.json). The inputs must have run the same grid: every setting their
 experiment.json records in common must be equal but the seeds and the definitions
 run (the settings only one records are listed in results.md), and no (definition,
-objective, principal, seed, substrate) may come from two inputs. Writes
+objective, principal, seed, substrate) may come from two inputs. Every input must
+contribute rows (one with an empty results.csv is refused), and results.md credits
+each input with the seeds of the rows pooled from it. Writes
 results.csv, results.md (the tables, paired t-tests by seed with Holm's correction
 and signed-rank checks of scripts/experiment.py, over the pooled seeds) and
 experiment.json to --output_dir. It reads no runs, so it draws no learning curves.
@@ -24,6 +26,7 @@ import sys
 
 from absl import app, flags
 
+from sed_meltingpot import cli
 from sed_meltingpot import experiment as ex
 
 flags.DEFINE_list("inputs", None, "Output folders of scripts/experiment.py, two or more.")
@@ -35,6 +38,7 @@ flags.DEFINE_list("principals", None, "Subset of the principals every input ran 
 flags.DEFINE_list("welfare_on", None, "Subset of the definitions every input ran "
                   "(default: all of those).")
 FLAGS = flags.FLAGS
+cli.require_finite_floats()
 
 #: experiment.json grid fields that may differ between the inputs: the seeds, and the
 #: definitions each call ran (only those all of them ran are pooled: --welfare_on).
@@ -47,8 +51,10 @@ def _read(folder: str) -> tuple[dict, list[dict]]:
         if not os.path.isfile(path):
             raise app.UsageError(f"--inputs: {path} does not exist (an input is an "
                                  "--output_dir of scripts/experiment.py)")
-    with open(paths[0]) as f:
-        return json.load(f), ex.read_csv(paths[1])
+    try:  # a damaged file: one line naming it
+        return ex.read_experiment_json(paths[0]), ex.read_csv(paths[1])
+    except ValueError as e:
+        raise app.UsageError(f"--inputs: {e}") from None
 
 
 def _common(name: str, chosen: list[str] | None, per_input: list[list[str]]) -> list[str]:
@@ -78,6 +84,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--inputs={FLAGS.inputs!r}: give two or more folders")
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required")
+    try:
+        cli.check_writable("output_dir", FLAGS.output_dir)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     read = [_read(folder) for folder in FLAGS.inputs]
     grids = [info["grid"] for info, _ in read]
     differ, partial = grid_differences(grids)
@@ -100,9 +110,13 @@ def main(argv: list[str]) -> None:
                                  f"experiment.json lists the {name} it ran)")
     keep = lambda r: (r["objective"] in objectives and r["principal"] in principals  # noqa: E731
                       and ex.definition_of(r) in welfare_on)
+    for folder, (_, rows) in zip(FLAGS.inputs, read, strict=True):
+        if not rows:
+            raise app.UsageError(f"--inputs: {os.path.join(folder, 'results.csv')} holds no "
+                                 "rows (a header only): it contributes no seeds; leave it out")
+    kept = [[r for r in rows if keep(r)] for _, rows in read]
     try:
-        rows = ex.pool_rows([(folder, [r for r in rows if keep(r)])
-                             for folder, (_, rows) in zip(FLAGS.inputs, read, strict=True)])
+        rows = ex.pool_rows(list(zip(FLAGS.inputs, kept, strict=True)))
     except ValueError as e:
         raise app.UsageError(f"--inputs: {e}") from None
 
@@ -110,16 +124,17 @@ def main(argv: list[str]) -> None:
     substrate = ex.SUBSTRATE_TWIN if engine == "jax" else ex.SUBSTRATE_LUA
     first = read[0][0]
     b = len(first["grid"]["game"]["thresholds"]) - 1  # GameConfig: thresholds bound brackets
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
     csv_path = ex.write_csv(rows, os.path.join(FLAGS.output_dir, "results.csv"), b)
     seeds = sorted({int(r["seed"]) for r in rows})
     command = " ".join(["python", "scripts/pool_results.py"]
                        + [shlex.quote(a) for a in sys.argv[1:]])
     meta = {
         "grid": first["meta"]["grid"], "engine": engine, "command": f"`{command}`",
-        "seeds": "; ".join(f"{', '.join(map(str, info['seeds']))} from `{folder}` "
-                           f"({info['meta'].get('command', '')})"
-                           for folder, (info, _) in zip(FLAGS.inputs, read, strict=True)),
+        # The seeds each input's pooled rows hold, not those its experiment.json lists.
+        "seeds": "; ".join(f"{', '.join(map(str, sorted({int(r['seed']) for r in part})))} "
+                           f"from `{folder}` ({info['meta'].get('command', '')})"
+                           for folder, (info, _), part
+                           in zip(FLAGS.inputs, read, kept, strict=True)),
         "budget": first["meta"].get("budget", ""),
         "game": first["meta"].get("game", ""),
         "recipe": first["meta"].get("recipe", ""),

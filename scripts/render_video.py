@@ -39,6 +39,7 @@ flags.register_validator("output", lambda v: v.lower().endswith((".mp4", ".gif")
 
 
 cli.register_principal_validator("principal", agent_word="trained")
+cli.require_finite_floats()  # --fps=nan: refused before the episode is played
 
 
 def main(argv: list[str]) -> None:

@@ -19,6 +19,8 @@ import sys
 
 from absl import app, flags
 
+from sed_meltingpot import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_string("results_dir", os.path.join(ROOT, "docs", "results"),
@@ -30,6 +32,7 @@ flags.DEFINE_string("forest", None, "Where the forest plot goes (default: "
 flags.DEFINE_bool("check", False, "Write nothing; exit 1 if the page's table differs from "
                   "a fresh one (the plot is not compared: PNG bytes vary by matplotlib).")
 FLAGS = flags.FLAGS
+cli.require_finite_floats()
 
 
 def main(argv: list[str]) -> None:
@@ -42,7 +45,16 @@ def main(argv: list[str]) -> None:
     page = FLAGS.page or os.path.join(FLAGS.results_dir, "index.md")
     if not os.path.isfile(page):
         raise app.UsageError(f"--page={page}: no such file")
-    rows = summary.summarise_folder(FLAGS.results_dir)
+    forest = (os.path.join(FLAGS.results_dir, "forest.png") if FLAGS.forest is None
+              else FLAGS.forest)
+    try:
+        if not FLAGS.check:  # what it writes, before the calls are read
+            cli.check_writable("page", page, is_file=True)
+            if forest:
+                cli.check_writable("forest", forest, is_file=True)
+        rows = summary.summarise_folder(FLAGS.results_dir)
+    except ValueError as e:  # a damaged results.csv / experiment.json, named
+        raise app.UsageError(str(e)) from None
     table = summary.summary_table(rows)
     with open(page) as f:
         text = f.read()
@@ -61,8 +73,6 @@ def main(argv: list[str]) -> None:
         f.write(summary.replace_between_markers(text, table))
     print(table)
     print(f"wrote {page}")
-    forest = (os.path.join(FLAGS.results_dir, "forest.png") if FLAGS.forest is None
-              else FLAGS.forest)
     if forest:
         print(f"wrote {summary.plot_forest(rows, forest)}")
 

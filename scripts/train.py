@@ -18,9 +18,11 @@ episode, the principal's objective and its tax rates over training; for --num_se
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import Iterator
 
 from absl import app, flags, logging
 
@@ -90,6 +92,7 @@ flags.register_validator("dtype", lambda v: v in ("float32", "bfloat16"),
 
 
 cli.register_principal_validator("principal", agent_word="learned")
+cli.require_finite_floats()  # --lr=inf and the like: one line, before any work
 
 
 def _rounds_per_episode(rounds: int, continual: bool) -> int:
@@ -152,18 +155,23 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"--minibatch_size={train_config.minibatch_size} must be <= "
                              f"--train_batch_size={train_config.train_batch_size}")
         # The output folder and --restore, before Ray starts (RunSetupError).
-        plan_run(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
-                 overwrite=FLAGS.overwrite)
+        plan = plan_run(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                        overwrite=FLAGS.overwrite)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     if FLAGS.dry_run:
+        for note in plan.notes:
+            print(note)  # incomplete checkpoints skipped
         print(f"dry run: settings valid; would train into {FLAGS.output_dir!r}\n"
               f"game: {game}\ntrain: {train_config}")
+        _print_in_use([FLAGS.output_dir])
         return
-    summary = train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
-                    ray_address=FLAGS.ray_address, checkpoint_every=FLAGS.checkpoint_every,
-                    overwrite=FLAGS.overwrite)
-    _write_learning_curves([FLAGS.output_dir])
+    with _one_line_setup_errors(), _one_line_save_errors(), _locked([FLAGS.output_dir]), \
+            _exit_if_diverged():
+        summary = train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
+                        ray_address=FLAGS.ray_address,
+                        checkpoint_every=FLAGS.checkpoint_every, overwrite=FLAGS.overwrite)
+        _write_learning_curves([FLAGS.output_dir])
     # Stopped by SIGTERM/SIGINT after saving a checkpoint: 128 + signal (143/130).
     sys.exit(exit_code(summary.get("stopped_by_signal")))
 
@@ -181,16 +189,79 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     if FLAGS.dry_run:
+        for note in dict.fromkeys(n for p in plan.plans for n in p.notes):
+            print(note)  # incomplete checkpoints skipped
         print(f"dry run: settings valid; would train into {plan.dirs}\ngame: {game}\n"
               f"train: {plan.recorded[0]}\ntwin: {kwargs}, "
               f"{plan.config.game_steps_per_iteration} game steps per iteration")
+        _print_in_use(plan.dirs)
         return 0
-    summaries = twin_trainer.train(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
-                                   checkpoint_every=FLAGS.checkpoint_every,
-                                   overwrite=FLAGS.overwrite, **kwargs)
-    _write_learning_curves(plan.dirs)
+    with _one_line_setup_errors(), _one_line_save_errors(), _locked(plan.dirs), \
+            _exit_if_diverged():
+        summaries = twin_trainer.train(game, train_config, FLAGS.output_dir,
+                                       restore=FLAGS.restore,
+                                       checkpoint_every=FLAGS.checkpoint_every,
+                                       overwrite=FLAGS.overwrite, **kwargs)
+        _write_learning_curves(plan.dirs)
     first = summaries if isinstance(summaries, dict) else summaries[0]
     return exit_code(first.get("stopped_by_signal"))
+
+
+@contextlib.contextmanager
+def _one_line_setup_errors() -> Iterator[None]:
+    """The trainer's own checks, repeated once it holds the run folder's lock (another
+    run may have taken or filled the folder since the plan above): a one-line usage
+    error, not a traceback."""
+    from sed_meltingpot.runs.run_lock import FolderInUseError
+    from sed_meltingpot.runs.run_plan import RunSetupError
+
+    try:
+        yield
+    except (FolderInUseError, RunSetupError) as e:
+        raise app.UsageError(str(e)) from e
+
+
+@contextlib.contextmanager
+def _one_line_save_errors() -> Iterator[None]:
+    """A checkpoint that cannot be saved (a full disk): the trainer's one line
+    (runs/checkpoint_files.py names the newest complete checkpoint) and exit status 1,
+    after training has started, so no usage text."""
+    from sed_meltingpot.runs.checkpoint_files import CheckpointSaveError
+
+    try:
+        yield
+    except CheckpointSaveError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+@contextlib.contextmanager
+def _exit_if_diverged() -> Iterator[None]:
+    """A run that diverged (runlog.TrainingDiverged: a NaN or infinite loss or
+    parameter) prints its one line, which names the iteration and the last finite
+    checkpoint, and exits with runlog.DIVERGED_EXIT_CODE: no learning curve, no summary."""
+    from sed_meltingpot.runs.runlog import DIVERGED_EXIT_CODE, TrainingDiverged
+
+    try:
+        yield
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(DIVERGED_EXIT_CODE)
+
+
+def _locked(run_dirs: list[str]) -> contextlib.AbstractContextManager:
+    """The run folders' locks (runs/run_lock.py; the trainer takes them again, which
+    within one process is a no-op) from before training until the learning curve is
+    written: a second run into one of them is refused in one line."""
+    from sed_meltingpot.runs import run_lock
+
+    return run_lock.hold(run_dirs)
+
+
+def _print_in_use(run_dirs: list[str]) -> None:
+    """The dry run takes no lock (it writes nothing) but says if a run holds one now."""
+    from sed_meltingpot.runs import run_lock
+
+    run_lock.report_in_use(run_dirs)
 
 
 def _write_learning_curves(run_dirs: list[str]) -> list[str]:

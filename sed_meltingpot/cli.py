@@ -56,6 +56,41 @@ def define_config_flags(config_cls: type, *, defaults: str = "config",
     return tuple(names)
 
 
+def require_finite_floats(flag_values: flags.FlagValues = flags.FLAGS) -> tuple[str, ...]:
+    """Refuses NaN and +-inf in every float flag defined so far (absl's FloatFlag, single
+    or multi), with one line naming the flag ("flag --lr=inf: must be a finite number").
+
+    Why: absl's bounds compare, and NaN compares false both ways, so `--lr=nan` passes
+    `lower_bound=0`, and `--lr=inf` passes a flag without an upper bound; either trains
+    to NaN weights (or plays a whole episode before the video writer fails). A script
+    calls this once, after its last DEFINE, so that a float flag added later is covered
+    without a word. Returns the names of the flags it covers."""
+    import math
+
+    from sed_meltingpot.core.validators import FINITE
+
+    def finite(value: Any) -> bool:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(v is not None and not math.isfinite(v) for v in values):
+            raise flags.ValidationError(FINITE)
+        return True
+
+    names = []
+    for name in list(flag_values):
+        flag = flag_values[name]
+        if flag.name != name or not isinstance(flag.parser, flags.FloatParser):
+            continue  # a short name, or not a float
+        key = (id(flag_values), name)
+        if key not in _FINITE_CHECKED:
+            flags.register_validator(name, finite, flag_values=flag_values)
+            _FINITE_CHECKED.add(key)
+        names.append(name)
+    return tuple(names)
+
+
+_FINITE_CHECKED: set[tuple[int, str]] = set()  # (FlagValues, flag) already covered
+
+
 def replace_from_flags(config: Any, values: Any, names: tuple[str, ...]) -> Any:
     """`config` with the flags `names` that hold a value (None: left as is)."""
     updates = {name: getattr(values, name) for name in names
@@ -119,6 +154,8 @@ def check_writable(flag: str, path: str, *, is_file: bool = False) -> None:
     folder = os.path.dirname(os.path.abspath(path)) if is_file else path
     if is_file and os.path.isdir(path):
         raise ValueError(f"--{flag}={path!r} is a folder, not a file")
+    if not is_file and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--{flag}={path!r} is a file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
         probe_write(folder)

@@ -42,6 +42,10 @@ def make_run(run_dir: str, game: GameConfig | None = None, train: TrainConfig | 
     spec.build().save_to_path(os.path.join(checkpoint, MODULE_PATH))
     with open(os.path.join(checkpoint, "rllib_checkpoint.json"), "w") as f:
         json.dump({"type": "Algorithm", "note": "made by tests/fake_run.py"}, f)
+    # The file RLlib writes last, which marks the checkpoint complete (an empty pickled
+    # dict: nothing restores the algorithm from a fake run).
+    with open(os.path.join(checkpoint, "algorithm_state.pkl"), "wb") as f:
+        f.write(b"\x80\x04}\x94.")
 
     def plain(value):
         if isinstance(value, float) and value != value or value in (float("inf"),):

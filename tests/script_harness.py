@@ -1,9 +1,14 @@
 """Runs one absl script's `main` on many command lines in one process.
 
     python tests/script_harness.py scripts/train.py < argvs.json > results.json
+    python tests/script_harness.py --float_flags scripts/train.py  # its float flags
+    python tests/script_harness.py --finite_probe scripts/train.py  # each at nan and inf
 
 stdin: a JSON list of argument lists (without the program name), or of
-{"argv": [...], "cwd": folder} to run a command line in its own folder. Each is
+{"argv": [...], "cwd": folder, "main": true} to run a command line in its own folder
+(cwd) or (main) to hand it to `main` even without `--dry_run` (for a command line
+that must fail in `main` before any work starts: an unwritable output path, a
+damaged input file). Each is
 parsed by the script's own flags (validators included) and, if the script
 has a `--dry_run` flag, handed to its `main` with `--dry_run` added, which
 checks everything and stops before the work (training, evaluating,
@@ -18,6 +23,10 @@ with, per command line, `outcome`:
 
 One process per script because absl flags are global: the scripts define
 flags of the same names and cannot be imported together.
+
+`--float_flags` prints the names of the script's float flags instead: absl flags
+whose parser is a FloatParser, and argparse options whose `type` turns "1.5" into
+1.5 (a plain `float` or the package's `finite_float`), found without a command line.
 """
 
 from __future__ import annotations
@@ -31,10 +40,14 @@ import sys
 import traceback
 
 
-def run_all(script: str, argvs: list) -> list[dict[str, str]]:
+def _load(script: str) -> dict:
+    return runpy.run_path(script, run_name="sed_script_under_test")
+
+
+def run_all(script: str, argvs: list, namespace: dict | None = None) -> list[dict[str, str]]:
     from absl import app, flags
 
-    namespace = runpy.run_path(script, run_name="sed_script_under_test")
+    namespace = namespace if namespace is not None else _load(script)
     if "parse_args" in namespace:  # an argparse script (the benchmarks): parse only
         return [_parse_argparse(namespace["parse_args"], argv) for argv in argvs]
     main = namespace["main"]
@@ -42,8 +55,10 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
     has_dry_run = "dry_run" in FLAGS
     results = []
     for argv in argvs:
+        run_main = has_dry_run
         if isinstance(argv, dict):
-            os.chdir(argv["cwd"])
+            os.chdir(argv.get("cwd") or os.getcwd())
+            run_main = run_main or bool(argv.get("main"))
             argv = argv["argv"]
         FLAGS.unparse_flags()
         args = [script, *argv] + (["--dry_run"] if has_dry_run else [])
@@ -51,7 +66,7 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
         try:
             with contextlib.redirect_stdout(out):
                 rest = FLAGS(args)
-                if has_dry_run:
+                if run_main:
                     main(rest)
             results.append({"outcome": "ok", "message": out.getvalue()[-2000:]})
         except (flags.Error, app.UsageError) as e:
@@ -63,6 +78,47 @@ def run_all(script: str, argvs: list) -> list[dict[str, str]]:
         except BaseException:  # noqa: BLE001 - reported to the test, which fails
             results.append({"outcome": "crash", "message": traceback.format_exc()})
     return results
+
+
+class _Captured(Exception):
+    """Raised by a patched `ArgumentParser.parse_args`, carrying the parser."""
+
+
+def float_flags(script: str, namespace: dict | None = None) -> list[str]:
+    """The names of `script`'s float flags (see the module docstring)."""
+    import argparse
+
+    from absl import flags
+
+    def capture(self, *args, **kwargs):
+        raise _Captured(self)
+
+    namespace = namespace if namespace is not None else _load(script)
+    original = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        if "argparse" not in namespace:  # an absl script
+            FLAGS = flags.FLAGS
+            return sorted(name for name in FLAGS if FLAGS[name].name == name
+                          and isinstance(FLAGS[name].parser, flags.FloatParser))
+        try:
+            (namespace.get("parse_args") or namespace["main"])(*(
+                [[]] if "parse_args" in namespace else []))
+        except _Captured as e:
+            parser = e.args[0]
+        else:
+            raise AssertionError(f"{script}: no ArgumentParser.parse_args call found")
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    found = []
+    for action in parser._actions:
+        try:
+            is_float = callable(action.type) and action.type("1.5") == 1.5
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            is_float = False
+        if is_float:
+            found.append(action.option_strings[-1].lstrip("-"))
+    return sorted(found)
 
 
 def _parse_argparse(parse_args, argv) -> dict[str, str]:
@@ -82,6 +138,17 @@ def _parse_argparse(parse_args, argv) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--float_flags":
+        print("\n@@RESULTS@@" + json.dumps(float_flags(sys.argv[2])))
+        sys.exit(0)
+    if sys.argv[1] == "--finite_probe":  # each float flag at nan, then at inf
+        loaded = _load(sys.argv[2])
+        names = float_flags(sys.argv[2], loaded)
+        argvs = [[f"--{name}={value}"] for value in ("nan", "inf") for name in names]
+        results = run_all(sys.argv[2], argvs, loaded)
+        sys.stdout.flush()
+        print("\n@@RESULTS@@" + json.dumps({"flags": names, "results": results}))
+        sys.exit(0)
     argvs = json.load(sys.stdin)
     results = run_all(sys.argv[1], argvs)
     sys.stdout.flush()

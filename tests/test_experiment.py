@@ -871,6 +871,38 @@ def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):
     assert done.returncode != 0 and "two or more" in done.stderr
 
 
+def test_pooling_credits_only_the_seeds_it_pooled(tmp_path):
+    """Issue 31: an input whose experiment.json lists seeds 3, 4, 5 but whose results.csv
+    is a header only was still credited with "3, 4, 5 from ..." in results.md."""
+    a, b = _split_paper_fast(tmp_path, {"a": {0, 1}, "b": {2}})
+    with open(os.path.join(b, "experiment.json")) as f:
+        info = json.load(f)
+    with open(os.path.join(b, "experiment.json"), "w") as f:
+        json.dump({**info, "seeds": [2, 3, 4]}, f)  # lists more seeds than it holds
+    out = tmp_path / "pooled"
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={out}", "--objectives=eta=1",
+                 "--principals=learned,none", "--welfare_on=apples")
+    assert done.returncode == 0, done.stderr[-2000:]
+    seeds_line = next(x for x in (out / "results.md").read_text().splitlines()
+                      if x.startswith("* seeds:"))
+    assert f"0, 1 from `{a}`" in seeds_line and f"; 2 from `{b}`" in seeds_line
+    assert "2, 3, 4" not in seeds_line
+    # The empty input: refused in one line, nothing credited.
+    with open(os.path.join(b, "results.csv")) as f:
+        header = f.readline()
+    with open(os.path.join(b, "results.csv"), "w") as f:
+        f.write(header)
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={tmp_path / 'empty'}")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (f"--inputs: {os.path.join(b, 'results.csv')} holds no rows (a header "
+                    "only): it contributes no seeds; leave it out")
+    assert not (tmp_path / "empty" / "results.md").exists()
+    # The pooling itself refuses an input that gives no rows (e.g. none it was asked for).
+    with pytest.raises(ValueError, match=r"b contributes no rows"):
+        ex.pool_rows([("a", ex.read_csv(os.path.join(a, "results.csv"))), ("b", [])])
+
+
 def test_paper_fast_pooled_is_the_two_calls_rows():
     """The pooled table holds exactly the eta 1 / apples rows of learned, none, progressive
     and flat100 of the two committed calls (seeds 0-2 and 3-5), values unchanged."""

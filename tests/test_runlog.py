@@ -109,6 +109,50 @@ def test_fresh_log_starts_empty(tmp_path):
     assert record["game_steps_per_s"] == pytest.approx(50.0)
 
 
+@pytest.mark.parametrize("state", ["empty", "missing"])
+def test_resume_with_an_empty_or_missing_log_says_the_history_is_lost(tmp_path, state):
+    """Issue 31: a resume at iteration 5 whose progress.jsonl is empty (or gone) used
+    to restart the log at 6 without a word."""
+    if state == "empty":
+        (tmp_path / runlog.PROGRESS_FILE).write_text("")
+    said: list[str] = []
+    log = runlog.ProgressLog(str(tmp_path), resume_iteration=5, clock=Clock(),
+                             warn=said.append)
+    path = os.path.join(str(tmp_path), runlog.PROGRESS_FILE)
+    assert said == [f"{path} is {state}: the log restarts at iteration 6; earlier "
+                    "iterations are lost"]
+    assert log.records == []
+
+
+def test_resume_with_a_log_cut_short_names_the_lost_iterations(tmp_path):
+    fake_run(tmp_path, 2)  # the log ends at 2, the checkpoint is at 4
+    said: list[str] = []
+    runlog.ProgressLog(str(tmp_path), resume_iteration=4, clock=Clock(), warn=said.append)
+    assert len(said) == 1 and "ends at iteration 2" in said[0]
+    assert "iterations 3..4 are lost" in said[0]
+    said.clear()  # a complete log: nothing to say
+    fake_run(tmp_path, 4)
+    runlog.ProgressLog(str(tmp_path), resume_iteration=4, clock=Clock(), warn=said.append)
+    assert said == []
+
+
+def test_the_episode_count_goes_on_after_a_resume(tmp_path):
+    """`episodes` is a lifetime count: after a resume it goes on from the restored run's
+    (`resumed_episodes`), and a trainer whose counter restarted at 0 is counted on."""
+    write_log(tmp_path / runlog.PROGRESS_FILE, [
+        {"iteration": k, "game_steps": 100 * k, "episodes": 4 * k} for k in (1, 2, 3)])
+    log = runlog.ProgressLog(str(tmp_path), resume_iteration=2, clock=Clock())
+    assert log.resumed_episodes == 8
+    # A counter that restarted: 3 episodes since the resume, 8 before.
+    assert log.add({"iteration": 3, "game_steps": 300, "episodes": 3})["episodes"] == 11
+    assert log.add({"iteration": 4, "game_steps": 400, "episodes": 7})["episodes"] == 15
+    # A counter that went on (the checkpoint holds it): left as it is.
+    log = runlog.ProgressLog(str(tmp_path), resume_iteration=2, clock=Clock())
+    assert log.add({"iteration": 3, "game_steps": 300, "episodes": 12})["episodes"] == 12
+    episodes = [r["episodes"] for r in runlog.read_progress(str(tmp_path))]
+    assert episodes == [4, 8, 12]
+
+
 # ------------------------------------------------------------ stale episodes
 def test_iterations_without_finished_episodes_carry_the_latest_ones_and_say_so(tmp_path):
     nan = float("nan")
@@ -184,6 +228,7 @@ def make_run_folder(folder, num_players: int = 7) -> str:
     checkpoint = folder / "checkpoints" / "iter_000001"
     checkpoint.mkdir(parents=True)
     (checkpoint / "rllib_checkpoint.json").write_text("{}")
+    (checkpoint / "algorithm_state.pkl").write_bytes(b"\x80\x04}\x94.")  # RLlib's last file
     config = {"game": {"num_players": num_players, "thresholds": [0, 10, 20, 10000],
                        "num_rate_levels": 11, "substrate": "apple_picking", "map": None},
               "train": {"frame_stack": 4, "pixels_per_tile": 1, "conv_channels": [8, 16],

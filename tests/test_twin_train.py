@@ -344,6 +344,9 @@ def test_restore_continues_the_iteration_count_and_weights(toy_run, tmp_path):
     records = runlog.read_progress(out)
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert records[2]["game_steps"] == 120
+    # The lifetime episode count goes on (issue 31: it restarted at 2): 2 games of
+    # 20-step episodes, 20 steps an iteration, so 2 episodes end each iteration.
+    assert [r["episodes"] for r in records] == [2, 4, 6]
     _, final = ckpt.load_params(os.path.join(out, "checkpoints", "iter_000003"), "principal")
     # Training went on from the saved weights: they changed, by a small step.
     diffs = [float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(

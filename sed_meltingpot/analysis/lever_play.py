@@ -37,7 +37,8 @@ from sed_meltingpot.training.jax.play import random_levels, random_principal_key
 from sed_meltingpot.training.jax.rollout import make_period_play
 from sed_meltingpot.twin.sed import SEDTwin
 
-__all__ = ["RANDOM", "Players", "load_run_players", "play_episodes", "play_lever"]
+__all__ = ["RANDOM", "Players", "check_players_fit", "load_run_players", "play_episodes",
+           "play_lever"]
 
 RANDOM = "random"
 
@@ -78,6 +79,24 @@ def load_run_players(run_dir: str) -> tuple[GameConfig, Players]:
     if spec is None:
         raise ValueError(f"{checkpoint!r} holds no players' network")
     return game, Players(spec, params, obs_mode, frame_stack, checkpoint)
+
+
+def check_players_fit(sed: SEDTwin, players: Players) -> None:
+    """ValueError unless the trained players' network takes this game's observations
+    (image and feature shapes, from `jax.eval_shape`, nothing computed): game flags that
+    change them (the players, the brackets) would otherwise fail as a JAX shape error
+    after the compile."""
+    if players.spec is None:
+        return
+    _, obs = jax.eval_shape(sed.reset, jax.random.PRNGKey(0),
+                            jnp.zeros(sed.num_players, jnp.float32))
+    got = (tuple(int(d) for d in obs.player_image.shape[-3:]),
+           int(obs.player_features.shape[-1]))
+    want = (tuple(players.spec.image_shape), int(players.spec.num_features))
+    if got != want:
+        raise ValueError(f"the run's players' network takes images {want[0]} and {want[1]} "
+                         f"features; this game gives {got[0]} and {got[1]} (leave the game "
+                         "flags that change them at the run's values)")
 
 
 _PLAY: dict[tuple, Callable[..., Any]] = {}

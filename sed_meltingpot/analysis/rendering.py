@@ -16,6 +16,7 @@ ships (no display, no network), or GIF through Pillow.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -221,6 +222,10 @@ class VideoWriter:
         ext = os.path.splitext(path)[1].lower()
         if ext not in (".mp4", ".gif"):
             raise ValueError(f"output {path!r} must end in .mp4 or .gif")
+        if not (math.isfinite(float(fps)) and fps > 0):
+            # Checked before the file is opened: a NaN frame duration fails at the first
+            # frame and left a broken GIF behind.
+            raise ValueError(f"fps={fps!r} must be a finite number > 0")
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self.path, self.fps, self.count = path, float(fps), 0

@@ -66,6 +66,7 @@ from sed_meltingpot.evaluation.search import (
     SearchResult,
     fmt_rates,
     grid_search,
+    grid_size,
     rate_grid,
 )
 from sed_meltingpot.evaluation.stats import (
@@ -85,8 +86,8 @@ __all__ = [
     "GreedyApplePlayers", "LoadedRun", "ModulePlayers", "ModulePrincipal", "PlayerPolicy",
     "PrincipalResult", "RandomPlayers", "ScriptedPlayers", "SearchResult", "Stat", "StepHook",
     "apple_tile_colour", "build_setup", "episode_scalars", "evaluate", "evaluate_principal",
-    "find_run_config", "fmt_rates", "format_table", "grid_search", "load_run", "load_setup",
-    "make_env", "make_players", "make_principal", "mean_ci", "rate_grid", "result_keys",
-    "run_episode", "student_t_cdf", "student_t_quantile", "summarize", "trained_principal",
-    "with_fixed_types", "write_results",
+    "find_run_config", "fmt_rates", "format_table", "grid_search", "grid_size", "load_run",
+    "load_setup", "make_env", "make_players", "make_principal", "mean_ci", "rate_grid",
+    "result_keys", "run_episode", "student_t_cdf", "student_t_quantile", "summarize",
+    "trained_principal", "with_fixed_types", "write_results",
 ]

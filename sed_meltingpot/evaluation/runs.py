@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from sed_meltingpot.evaluation.policies import (
@@ -78,23 +79,48 @@ class CheckpointError(ValueError):
     file at fault (scripts show it as a one-line usage error)."""
 
 
-def _unreadable_file(folder: str) -> str | None:
-    """The first file under `folder` that does not load (pickle, JSON), so
-    that a truncated checkpoint is reported by name."""
-    import pickle
+# What `RLModule.save_to_path` writes into a module's folder (the state last).
+MODULE_FILES = ("metadata.json", "class_and_ctor_args.pkl")
+MODULE_STATE_FILES = ("module_state.pkl", "module_state.msgpack")
 
+
+def _pickle_is_cut(path: str) -> bool:
+    """Whether the pickle file ends before its STOP opcode (truncated) or is not a
+    pickle. `pickletools.genops` only parses the opcodes: it builds no object and
+    imports nothing, so a damaged or hostile file runs no code here."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as f:
+            for _ in pickletools.genops(f):
+                pass
+    except Exception:  # noqa: BLE001 - any parse failure marks the file
+        return True
+    return False
+
+
+def _unreadable_file(folder: str) -> str | None:
+    """Why a module folder does not load, naming the file: one of MODULE_FILES or the
+    state missing, a JSON file that does not parse, a pickle cut short. Diagnosed from
+    the file names, the JSON and the pickles' opcodes, never by unpickling: a pickle
+    runs code as it loads, and this runs on checkpoints that already failed to load."""
+    names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    missing = [n for n in MODULE_FILES if n not in names]
+    if not names & set(MODULE_STATE_FILES):
+        missing.append(MODULE_STATE_FILES[0])
+    if missing:
+        return f"{os.path.join(folder, missing[0])} is missing"
     for root, _, files in sorted(os.walk(folder)):
         for name in sorted(files):
             path = os.path.join(root, name)
-            try:
-                if name.endswith(".json"):
+            if name.endswith(".json"):
+                try:
                     with open(path) as f:
                         json.load(f)
-                elif name.endswith(".pkl"):
-                    with open(path, "rb") as f:
-                        pickle.load(f)
-            except Exception:  # noqa: BLE001 - any failure to load marks the file
-                return path
+                except (OSError, ValueError):
+                    return f"{path} is damaged or truncated"
+            elif name.endswith(".pkl") and _pickle_is_cut(path):
+                return f"{path} is damaged or truncated"
     return None
 
 
@@ -110,13 +136,14 @@ def _load_module(folder: str):
         return RLModule.from_checkpoint(os.path.abspath(folder))
     except Exception as e:
         bad = _unreadable_file(folder)
-        where = f"{bad} is damaged or truncated" if bad else f"{folder} does not load"
+        where = bad or f"{folder} does not load"
         raise CheckpointError(f"checkpoint module {where} ({type(e).__name__}: {e})") from e
 
 
-def load_run(path: str) -> LoadedRun:
+def load_run(path: str, *, warn: Callable[[str], None] | None = print) -> LoadedRun:
     """Restores the game settings, types and modules of a run directory or
-    checkpoint (the newest checkpoint of a run directory); CheckpointError
+    checkpoint (the newest complete checkpoint of a run directory: a newer one whose
+    save was interrupted is skipped with one `warn` line); CheckpointError
     names what is missing or damaged. Runs of both engines load: a jax-engine
     run's flax networks act through `_forward` like the RLlib modules."""
     from sed_meltingpot.training.rllib.trainer import latest_checkpoint, module_checkpoint
@@ -124,7 +151,7 @@ def load_run(path: str) -> LoadedRun:
     if not os.path.exists(path):
         raise CheckpointError(f"{path!r} does not exist")
     try:
-        checkpoint = latest_checkpoint(path)
+        checkpoint = latest_checkpoint(path, warn=warn)
         run_config = find_run_config(checkpoint)
     except FileNotFoundError as e:
         raise CheckpointError(f"{e}: give a run folder (with run_config.json and "
@@ -157,6 +184,8 @@ def _load_jax_run(setup: EvalSetup, checkpoint: str) -> LoadedRun:
     try:
         players = twin_checkpoint.load_policy(checkpoint, "players")
         principal = twin_checkpoint.load_policy(checkpoint, "principal")
+    except twin_checkpoint.DamagedCheckpointError as e:  # it names the file
+        raise CheckpointError(str(e)) from e
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{checkpoint!r}: the jax-engine checkpoint is damaged "
                               f"({type(e).__name__}: {e})") from e

@@ -15,13 +15,34 @@ from sed_meltingpot.evaluation.stats import mean_ci
 # Seeds of the grid search are offset from the evaluation's, so the best
 # schedule is judged on episodes it was not picked on.
 SEARCH_SEED_OFFSET = 1_000_003
+#: The most schedules a grid search builds: each is played for several episodes, so
+#: 10,000 is already days on the Lua substrate (and 1000^3 would not fit in memory).
+MAX_SCHEDULES = 10_000
+
+
+def grid_size(resolution: int, num_brackets: int = 3, *, name: str = "grid resolution"
+              ) -> int:
+    """The number of schedules of `rate_grid(resolution, num_brackets)`, checked against
+    MAX_SCHEDULES before any is built (ValueError with the count otherwise; `name`: how
+    the message names the resolution, e.g. a script's flag)."""
+    if resolution < 2:
+        raise ValueError(f"{name}={resolution} must be >= 2 (0 and 1 at least)")
+    count = resolution ** num_brackets
+    if count > MAX_SCHEDULES:
+        most = int(round(MAX_SCHEDULES ** (1 / num_brackets)))
+        most -= most ** num_brackets > MAX_SCHEDULES  # the float root may overshoot by one
+        fits = (f"{name} <= {most} with {num_brackets} brackets" if most >= 2 else
+                f"no grid fits {num_brackets} brackets")
+        raise ValueError(f"{name}={resolution} would build {count:,} schedules "
+                         f"({resolution} rates in each of {num_brackets} brackets); the search "
+                         f"builds at most {MAX_SCHEDULES:,} ({fits})")
+    return count
 
 
 def rate_grid(resolution: int, num_brackets: int = 3) -> list[tuple[float, ...]]:
     """All schedules with `resolution` evenly spaced rates in [0, 1] per
-    bracket (resolution 2: {0, 1}^B)."""
-    if resolution < 2:
-        raise ValueError(f"grid resolution={resolution} must be >= 2 (0 and 1 at least)")
+    bracket (resolution 2: {0, 1}^B), at most MAX_SCHEDULES (`grid_size`)."""
+    grid_size(resolution, num_brackets)
     levels = [i / (resolution - 1) for i in range(resolution)]
     return list(itertools.product(levels, repeat=num_brackets))
 

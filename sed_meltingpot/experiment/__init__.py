@@ -112,6 +112,7 @@ from sed_meltingpot.experiment.rows import (
     non_finite,
     pool_rows,
     read_csv,
+    read_experiment_json,
     write_csv,
 )
 from sed_meltingpot.experiment.stats import (
@@ -142,5 +143,6 @@ __all__ = ["BASELINES", "BEST_FIXED", "DEFAULT_WELFARE_ON", "DEFINITION_COLUMNS"
            "objective_curve", "paired_test", "panel_curve", "parse_seeds", "plan_best_fixed",
            "plan_evaluation", "plan_training", "pool_rows", "plot_equality_productivity",
            "plot_learning_curves", "plot_rates_vs_eta", "principal_spec", "rates_by_eta",
-           "read_csv", "results_markdown", "rule_of", "sampled_objectives", "seed_values",
-           "transfer_gaps", "welch_test", "write_csv", "write_learning_curves"]
+           "read_csv", "read_experiment_json", "results_markdown", "rule_of",
+           "sampled_objectives", "seed_values", "transfer_gaps", "welch_test", "write_csv",
+           "write_learning_curves"]

@@ -239,12 +239,21 @@ def run_job(job: Job) -> dict[str, Any]:
             "eval_s": time.time() - t0 - train_s, "trained": len(todo)}
 
 
-def _read_json(path: str) -> dict[str, Any] | None:
+def _read_json(path: str, log: Log = print) -> dict[str, Any] | None:
+    """A run's cached evaluation, or None: missing, or damaged (a crash mid-write), which
+    a resumed experiment says in one line naming the file and then evaluates again."""
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            cached = json.load(f)
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as e:
+        log(f"{path}: unreadable ({e}); evaluating this run again")
+        return None
+    if not isinstance(cached, dict):
+        log(f"{path}: not a JSON object; evaluating this run again")
+        return None
+    return cached
 
 
 def run_jobs(jobs: Sequence[Job], *, num_workers: int, ray_address: str | None,

@@ -11,6 +11,7 @@ one of the row's `welfare_on`. The statistics and reports read rows only.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -88,19 +89,58 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str, num_brackets: int) -
     return path
 
 
+#: Columns every results.csv row needs (the keys its readers pool and compare by).
+REQUIRED_COLUMNS = ("objective", "principal", "seed", "substrate")
+
+
 def read_csv(path: str) -> list[dict[str, Any]]:
     """Rows of `write_csv`, numbers as floats (seed and episodes as ints). Files
-    written before the welfare_on column (all on apples) read as welfare_on=apples."""
+    written before the welfare_on column (all on apples) read as welfare_on=apples.
+
+    A damaged file (cut mid-row by a crash or a full disk, a header without the key
+    columns, a number that is not one) raises ValueError naming the file and its line,
+    which scripts print as one line instead of a KeyError/TypeError from deep inside."""
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = reader.fieldnames or []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if rows and missing:
+        raise ValueError(f"{path}: the header lacks the column(s) {missing} (a truncated or "
+                         "damaged results.csv)")
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise ValueError(f"{path}: line {line} has {len(row) - (None in row)} of "
+                             f"{len(header)} columns (a truncated or damaged results.csv)")
         for key, value in row.items():
-            if key in ("seed", "episodes"):
-                row[key] = int(value)
-            elif key not in ID_COLUMNS:
-                row[key] = float(value) if value != "" else math.nan
+            try:
+                if key in ("seed", "episodes"):
+                    row[key] = int(value)
+                elif key not in ID_COLUMNS:
+                    row[key] = float(value) if value != "" else math.nan
+            except ValueError:
+                raise ValueError(f"{path}: line {line}: {key}={value!r} is not a number (a "
+                                 "truncated or damaged results.csv)") from None
         row.setdefault("welfare_on", DEFAULT_WELFARE_ON)
     return rows
+
+
+def read_experiment_json(path: str) -> dict[str, Any]:
+    """An experiment call's experiment.json (scripts/experiment.py, pool_results.py),
+    checked to be a JSON object with its "grid" and "meta" objects: ValueError naming
+    the file otherwise (a damaged file read by the pooling or the results summary)."""
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); a truncated "
+                         "or damaged experiment.json") from None
+    bad = ("not a JSON object" if not isinstance(info, dict) else
+           next((f"its {key!r} is missing or not an object" for key in ("grid", "meta")
+                 if not isinstance(info.get(key), dict)), None))
+    if bad:
+        raise ValueError(f"{path}: {bad} (a damaged experiment.json)")
+    return info
 
 
 def definition_of(row: Mapping[str, Any]) -> str:
@@ -124,10 +164,15 @@ def pool_rows(tables: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
     """The rows of several results.csv tables (name, rows) as one table, for a grid whose
     seeds ran in separate calls: every (definition, objective, principal, seed,
     substrate) may come from one table only (ValueError naming both tables otherwise),
-    so no seed is counted twice."""
+    so no seed is counted twice, and every table must give rows (ValueError naming an
+    empty one: a report would credit its seeds with results it does not hold)."""
     seen: dict[tuple, str] = {}
     pooled = []
     for name, rows in tables:
+        if not rows:
+            raise ValueError(f"{name} contributes no rows (its results.csv holds none of "
+                             "the pooled objectives, principals and definitions); leave it "
+                             "out of the pool")
         for row in rows:
             key = (definition_of(row), row["objective"], row["principal"], int(row["seed"]),
                    row["substrate"])

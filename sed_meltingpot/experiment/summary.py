@@ -26,7 +26,6 @@ Pure functions of rows and files; matplotlib is imported where the forest plot i
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -44,7 +43,7 @@ from sed_meltingpot.experiment.grid import (
     SUBSTRATE_LUA,
     SUBSTRATE_TWIN,
 )
-from sed_meltingpot.experiment.rows import definition_of, read_csv
+from sed_meltingpot.experiment.rows import definition_of, read_csv, read_experiment_json
 from sed_meltingpot.experiment.stats import cell_values, comparisons, seed_values
 
 #: Committed calls left out of the summary, with the reason the results page gives.
@@ -115,9 +114,9 @@ def verdict(diff: float, p_holm: float, alpha: float = ALPHA) -> str:
 
 
 def read_call(folder: str) -> Call:
-    """The call in `folder` (results.csv and experiment.json)."""
-    with open(os.path.join(folder, "experiment.json")) as f:
-        info = json.load(f)
+    """The call in `folder` (results.csv and experiment.json); ValueError naming the
+    file when one is damaged."""
+    info = read_experiment_json(os.path.join(folder, "experiment.json"))
     return Call(name=os.path.basename(os.path.normpath(folder)), grid=info["grid"]["name"],
                 engine=info["meta"]["engine"], grid_fields=info["grid"],
                 rows=read_csv(os.path.join(folder, "results.csv")))

@@ -14,8 +14,11 @@ SUMMARY_FILE = "summary.json"
 RUN_CONFIG_FILE = "run_config.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+# Checkpoints a resume from an older one moved aside (runs/checkpoint_files.py).
+ABANDONED_DIR = "abandoned"
 # What a run directory holds; a fresh run refuses a directory with any of them.
-RUN_FILES = (PROGRESS_FILE, SUMMARY_FILE, RUN_CONFIG_FILE, CHECKPOINT_DIR, TENSORBOARD_DIR)
+RUN_FILES = (PROGRESS_FILE, SUMMARY_FILE, RUN_CONFIG_FILE, CHECKPOINT_DIR, TENSORBOARD_DIR,
+             ABANDONED_DIR)
 # A checkpoint folder holds one of these: RLlib's (the first two) or the jax
 # engine's (training/jax/checkpoint.py's MARKER).
 TWIN_CHECKPOINT_MARKER = "twin_checkpoint.json"

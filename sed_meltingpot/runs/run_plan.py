@@ -12,7 +12,8 @@ from typing import Any
 
 from sed_meltingpot.core import rewards
 from sed_meltingpot.game.config import GameConfig
-from sed_meltingpot.runs import runlog
+from sed_meltingpot.runs import checkpoint_files, runlog
+from sed_meltingpot.runs.checkpoint_files import IncompleteCheckpointError
 from sed_meltingpot.runs.runlog import CHECKPOINT_DIR, RUN_CONFIG_FILE, RunRecord
 from sed_meltingpot.runs.train_config import TrainConfig
 
@@ -30,25 +31,23 @@ class RunSetupError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
     """What `plan_run` checked: the checkpoint to restore (None: fresh), the
-    run folder it belongs to (None if unknown), the players' types."""
+    run folder it belongs to (None if unknown), the players' types, and `notes`: lines
+    for the trainer to print (incomplete checkpoints skipped), kept here so that a plan
+    made twice (by the script, then by the trainer) prints them once."""
 
     checkpoint: str | None
     source_dir: str | None
     selfishness: tuple[float, ...]
     overwrite: bool = False
+    notes: tuple[str, ...] = ()
 
 
-def latest_checkpoint(path: str) -> str:
-    """`path` itself if it is a checkpoint, else the newest one under it."""
-    if runlog.is_checkpoint(path):  # of either engine (runlog.CHECKPOINT_MARKERS)
-        return path
-    folder = os.path.join(path, CHECKPOINT_DIR) if os.path.isdir(
-        os.path.join(path, CHECKPOINT_DIR)) else path
-    candidates = sorted(d for d in os.listdir(folder) if d.startswith("iter_")) if os.path.isdir(
-        folder) else []
-    if not candidates:
-        raise FileNotFoundError(f"no checkpoint found at {path!r}")
-    return os.path.join(folder, candidates[-1])
+def latest_checkpoint(path: str, *, warn: checkpoint_files.Warn | None = None) -> str:
+    """`path` itself if it is a complete checkpoint of either engine, else the newest
+    complete one under it; a newer folder whose save was interrupted is skipped with
+    one `warn` line (`checkpoint_files.newest_complete`). FileNotFoundError when there
+    is none (IncompleteCheckpointError when `path` itself is an interrupted save)."""
+    return checkpoint_files.newest_complete(path, warn=warn)
 
 
 def _run_dir_of(checkpoint: str) -> str | None:
@@ -99,20 +98,41 @@ def _check_writable(output_dir: str) -> None:
                             f"({path!r})") from e
 
 
+def _check_engine(restore: str, checkpoint: str, engine: str) -> None:
+    """A checkpoint restores only into the engine that wrote it: said before Ray starts
+    (an RLlib restore of a jax run would fail inside RLlib on algorithm_state.pkl)."""
+    kind = checkpoint_files.checkpoint_engine(checkpoint)
+    if kind is not None and kind != engine:
+        marker = (runlog.TWIN_CHECKPOINT_MARKER if kind == "jax"
+                  else checkpoint_files.RLLIB_LAST_FILES[0])
+        raise RunSetupError(f"--restore={restore!r}: {checkpoint} is a {kind}-engine "
+                            f"checkpoint ({marker}), which --engine={engine} cannot restore; "
+                            f"restore it with --engine={kind}")
+
+
 def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
-             restore: str | None = None, overwrite: bool = False) -> RunPlan:
-    """Checks the output folder and `restore` without starting Ray or
-    writing anything; raises RunSetupError naming the flag."""
+             restore: str | None = None, overwrite: bool = False,
+             engine: str = "rllib") -> RunPlan:
+    """Checks the output folder and `restore` (its newest complete checkpoint, of
+    `engine`) without starting Ray or writing anything; raises RunSetupError naming
+    the flag."""
     _check_writable(output_dir)
     checkpoint = source_dir = source = None
+    notes: list[str] = []
     if restore:
         if not os.path.exists(restore):
             raise RunSetupError(f"--restore={restore!r} does not exist")
         try:
-            checkpoint = latest_checkpoint(restore)
+            checkpoint = latest_checkpoint(restore, warn=notes.append)
+        except IncompleteCheckpointError as e:
+            raise RunSetupError(f"--restore={restore!r}: {e}") from e
         except FileNotFoundError as e:
-            raise RunSetupError(f"--restore={restore!r} holds no checkpoint (a run folder with "
-                                f"{CHECKPOINT_DIR}/iter_N, or one such folder)") from e
+            skipped = (f"; {len(notes)} incomplete one(s) skipped, saves that were "
+                       "interrupted" if notes else "")
+            raise RunSetupError(f"--restore={restore!r} holds no complete checkpoint (a run "
+                                f"folder with {CHECKPOINT_DIR}/iter_N, or one such folder"
+                                f"{skipped})") from e
+        _check_engine(restore, checkpoint, engine)
         source_dir = _run_dir_of(checkpoint)
         if source_dir:
             try:
@@ -143,4 +163,5 @@ def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     else:
         selfishness = rewards.sample_selfishness(game.num_players, train_config.seed)
     return RunPlan(checkpoint=checkpoint, source_dir=source_dir,
-                   selfishness=tuple(float(s) for s in selfishness), overwrite=overwrite)
+                   selfishness=tuple(float(s) for s in selfishness), overwrite=overwrite,
+                   notes=tuple(notes))

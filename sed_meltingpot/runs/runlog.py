@@ -8,7 +8,9 @@ trainer write the same `progress.jsonl` and `summary.json`:
 * `ProgressLog` appends one record per iteration and keeps the log
   continuous across `--restore`: lines after the restored iteration are
   dropped, `wall_time_s` continues from the restored run and the first
-  resumed `game_steps_per_s` counts only the steps sampled since the resume.
+  resumed `game_steps_per_s` counts only the steps sampled since the resume;
+  a log that lacks the checkpoint's iterations (missing, empty, cut short) is
+  said in one line, and `resumed_episodes` lets the episode count go on.
   Iterations in which no episode ended carry the latest completed episodes'
   figures forward and say so (`metrics_stale`, `metrics_iteration`).
 * `build_summary` / `format_summary` give the end-of-run summary for any
@@ -202,6 +204,26 @@ def iteration_record(*, iteration: int, env_steps: int, game_steps: int,
     return record
 
 
+def _lost_history(source: str, kept: Sequence[dict[str, Any]], resume_iteration: int
+                  ) -> str | None:
+    """One line when the log a resume continues lacks iterations the checkpoint has
+    (missing, empty, or cut short): those iterations are lost, the log goes on from
+    `resume_iteration + 1` and says so rather than restarting silently."""
+    if resume_iteration <= 0:
+        return None
+    name = os.path.join(source, PROGRESS_FILE) if os.path.isdir(source) else source
+    if not kept:
+        state = "empty" if os.path.exists(name) else "missing"
+        return (f"{name} is {state}: the log restarts at iteration {resume_iteration + 1}; "
+                f"earlier iterations are lost")
+    last = int(kept[-1]["iteration"])
+    if last < resume_iteration:
+        return (f"{name} ends at iteration {last} but the checkpoint is at iteration "
+                f"{resume_iteration}: iterations {last + 1}..{resume_iteration} are lost; "
+                f"the log continues at iteration {resume_iteration + 1}")
+    return None
+
+
 class ProgressLog:
     """Appends iteration records to `<output_dir>/progress.jsonl`.
 
@@ -222,14 +244,24 @@ class ProgressLog:
             source = source_log if source_log and os.path.exists(source_log) else self.path
             kept = [r for r in read_progress(source, warn=warn)
                     if isinstance(r.get("iteration"), int) and r["iteration"] <= resume_iteration]
+            lost = _lost_history(source, kept, resume_iteration)
+            if lost:
+                (warn or (lambda m: warnings.warn(m, stacklevel=2)))(lost)
         _write_lines(self.path, kept)
         self.records = kept
         last = kept[-1] if kept else {}
+        # The lifetime episode count of the restored run, from which a trainer whose
+        # counter is not in the checkpoint (the jax engine) counts on.
+        self.resumed_episodes = int(last.get("episodes") or 0) if _finite(
+            last.get("episodes")) else 0
         self._wall_offset = float(last.get("wall_time_s") or 0.0)
         self._prev_steps = int(last.get("game_steps") or 0)
         self._start = self._prev_time = clock()
         # The iteration this process starts from (the ETA counts only its own).
         self._start_iteration = int(last.get("iteration") or 0)
+        # Added to `episodes` when a trainer's lifetime counter restarted at the resume
+        # (decided at the first record added: a lifetime count never goes down).
+        self._episodes_offset: int | None = None if self.resumed_episodes else 0
         # The latest figures of completed episodes, carried into iterations
         # in which no episode ended.
         self._carry: dict[str, Any] = {}
@@ -263,9 +295,17 @@ class ProgressLog:
         `record` must hold `iteration` and `game_steps` (lifetime); it may
         hold `episodes_this_iter` (episodes that ended in this iteration):
         0 marks the episode figures stale, and missing ones are then taken
-        from the latest iteration that completed episodes."""
+        from the latest iteration that completed episodes. After a resume, a lifetime
+        `episodes` below the restored run's (a counter that restarted) counts on
+        from it, so the count never goes down."""
         now = self._clock()
         record = dict(record)
+        episodes = record.get("episodes")
+        if _finite(episodes) and not isinstance(episodes, (list, tuple)):
+            if self._episodes_offset is None:
+                self._episodes_offset = (self.resumed_episodes
+                                         if episodes < self.resumed_episodes else 0)
+            record["episodes"] = episodes + self._episodes_offset
         record["wall_time_s"] = self._wall_offset + (now - self._start)
         steps = int(record.get("game_steps") or 0)
         record["game_steps_per_s"] = (steps - self._prev_steps) / max(1e-9, now - self._prev_time)
@@ -417,5 +457,55 @@ class StopSignals:
 
 def exit_code(signum: int | None) -> int:
     """The shell's convention for a run stopped by a signal: 128 + signal
-    (130 SIGINT, 143 SIGTERM); 0 when it ran to the end."""
+    (130 SIGINT, 143 SIGTERM); 0 when it ran to the end (a diverged run exits with
+    DIVERGED_EXIT_CODE: `TrainingDiverged`)."""
     return 128 + signum if signum else 0
+
+
+#: The exit status of a run stopped because training diverged (scripts/train.py).
+DIVERGED_EXIT_CODE = 3
+_MODULE_WORDS = {"players": "the players'", "principal": "the principal's"}
+_LOSS_WORDS = {"total_loss": "total loss", "policy_loss": "policy loss",
+               "vf_loss": "value loss", "entropy": "entropy"}
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite: the trainer stopped at once,
+    saved nothing of that state and wrote no summary, so the newest checkpoint is the
+    last finite one (the message names it) and a later --restore cannot pick up NaN
+    weights. Scripts print the message as one line and exit DIVERGED_EXIT_CODE."""
+
+    def __init__(self, iteration: int, what: Sequence[str], checkpoint: str | None,
+                 *, seed: int | None = None) -> None:
+        self.iteration, self.what, self.checkpoint = iteration, list(what), checkpoint
+        where = f" (seed {seed})" if seed is not None else ""
+        kept = (f"the last finite checkpoint is {checkpoint} (nothing later was saved); "
+                "--restore it with a lower --lr (or --principal_lr for the principal)"
+                if checkpoint else "no checkpoint was saved before it; lower --lr (or "
+                "--principal_lr for the principal)")
+        super().__init__(f"training diverged at iteration {iteration}{where}: non-finite "
+                         f"{', '.join(what)}; {kept}")
+
+
+def non_finite(losses: Mapping[str, Mapping[str, Any]],
+               params: Mapping[str, bool] | None = None) -> list[str]:
+    """What is not finite, in words ("the players' policy loss", "the principal's
+    parameters"): each module's LOSS_KEYS in `losses` (as `iteration_record` takes
+    them), and `params` (module -> whether all its parameters are finite). Empty when
+    training is sound."""
+    def infinite_or_nan(value: Any) -> bool:
+        try:
+            return not math.isfinite(float(value))
+        except (TypeError, ValueError):  # not a number (None: a statistic not computed)
+            return False
+
+    bad = []
+    for module, stats in losses.items():
+        who = _MODULE_WORDS.get(module, f"{module}'s")
+        bad += [f"{who} {_LOSS_WORDS[key]}" for key in LOSS_KEYS
+                if key in stats and infinite_or_nan(stats[key])]
+    for module, finite in (params or {}).items():
+        if not finite:
+            who = _MODULE_WORDS.get(module, f"{module}'s")
+            bad.append(f"{who} parameters")
+    return bad

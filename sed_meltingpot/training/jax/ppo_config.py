@@ -113,7 +113,20 @@ class TwinTrainConfig:
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
         self.recipe.validate()
         parse_scripted(self.train.principal, self.game)
+        check_map(self.game)
         return self
+
+
+def check_map(game: GameConfig) -> None:
+    """What only the twin's map knows, such as more players than it has spawn points
+    (ValueError naming the count): checked in the plan, and so in a dry run, instead of
+    when the twin is built after the output folder is written. Cheap: the map is parsed
+    with numpy, nothing is compiled."""
+    from sed_meltingpot.twin.env import TwinEnv
+
+    TwinEnv.create(game.substrate, num_players=game.num_players,
+                   episode_length=game.episode_length,
+                   regrowth_probabilities=game.regrowth_probabilities, map=game.map)
 
 
 def parse_scripted(spec: str, game: GameConfig) -> tuple[str, np.ndarray | None]:

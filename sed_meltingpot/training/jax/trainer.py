@@ -7,7 +7,8 @@ are `output_dir/seed_<seed>`, trained together under `jax.vmap`):
   progress.jsonl   one JSON object per iteration, the RLlib trainer's keys (both engines
                    build it with `runlog.iteration_record`), game_steps_per_s
   tensorboard/     the same numbers (if tensorboardX is installed)
-  checkpoints/iter_NNNNNN/   twin checkpoints (training/jax/checkpoint.py)
+  checkpoints/iter_NNNNNN/   twin checkpoints (training/jax/checkpoint.py), each written
+                   whole; a resume from an older one moves the later ones to abandoned/
   run_config.json  game and training settings, the players' types, "engine": "jax" and
                    the twin's settings (`runlog.write_run_config`, read by `runlog.read_run`)
   summary.json     what the principal learned, written at the end
@@ -34,7 +35,7 @@ import numpy as np
 
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.game.kernel import SCALAR_METRICS
-from sed_meltingpot.runs import runlog
+from sed_meltingpot.runs import checkpoint_files, run_lock, runlog
 from sed_meltingpot.runs.run_plan import RunSetupError, plan_run
 from sed_meltingpot.runs.train_config import TrainConfig
 from sed_meltingpot.training.jax import checkpoint as ckpt
@@ -181,24 +182,38 @@ def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     recorded = [dataclasses.replace(
         train_config, seed=seed, train_batch_size=config.env_steps_per_iteration,
         rollout_fragment_length=config.rollout_length, num_env_runners=0) for seed in seeds]
-    plans = [plan_run(game, rec, folder, restore=source, overwrite=overwrite)
+    plans = [plan_run(game, rec, folder, restore=source, overwrite=overwrite, engine="jax")
              for rec, folder, source in zip(recorded, dirs, sources, strict=True)]
-    for p in plans:
-        if p.checkpoint is not None and not ckpt.is_checkpoint(p.checkpoint):
-            raise RunSetupError(f"--restore={restore!r}: {p.checkpoint!r} is not a jax-engine "
-                                f"checkpoint (no {ckpt.MARKER}); RLlib checkpoints restore "
-                                "with --engine=rllib")
+    for p in plans:  # a damaged file is named now, not after the compile
+        if p.checkpoint is not None:
+            try:
+                ckpt.check_files(p.checkpoint)
+            except (OSError, ValueError) as e:
+                raise RunSetupError(f"--restore={restore!r}: {e}") from e
     return TwinRunPlan(config, seeds, dirs, recorded, plans)
 
 
-def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
-          num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
-          num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
-          restore: str | None = None, checkpoint_every: int = 10, overwrite: bool = False,
-          recipe: PrincipalRecipe = DEFAULT_RECIPE,
-          on_iteration: Callable[[dict[str, Any]], None] | None = None,
-          print_fn: Callable[[str], None] = print, game_impl: Any = None
-          ) -> dict[str, Any] | list[dict[str, Any]]:
+def train(game: GameConfig, train_config: TrainConfig, output_dir: str,
+          **kwargs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+    """`_train` (the keywords are its own) while holding the lock of every run folder
+    (`runs/run_lock.py`), taken before the folders are checked or written: a second run
+    into one of them is refused (run_lock.FolderInUseError, one line) instead of
+    interleaving its log with this one's. Released when training ends in any way."""
+    num_seeds = kwargs.get("num_seeds", 1)
+    seeds = [train_config.seed + k for k in range(num_seeds)] if (
+        isinstance(num_seeds, int) and num_seeds >= 1) else [train_config.seed]
+    with run_lock.hold(run_dirs(output_dir, seeds), warn=kwargs.get("print_fn", print)):
+        return _train(game, train_config, output_dir, **kwargs)
+
+
+def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
+           num_envs: int = ppo.TwinTrainConfig.num_envs, rollout_length: int | None = None,
+           num_seeds: int = 1, dtype: str = ppo.TwinTrainConfig.dtype,
+           restore: str | None = None, checkpoint_every: int = 10, overwrite: bool = False,
+           recipe: PrincipalRecipe = DEFAULT_RECIPE,
+           on_iteration: Callable[[dict[str, Any]], None] | None = None,
+           print_fn: Callable[[str], None] = print, game_impl: Any = None
+           ) -> dict[str, Any] | list[dict[str, Any]]:
     """Trains players and principal on the twin; returns the final summary (a list of
     them, one per seed, with num_seeds > 1). `recipe`: how a learned principal trains
     (training/jax/recipe.py). `game_impl` replaces the SEDTwin (tests)."""
@@ -207,6 +222,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                      restore=restore, overwrite=overwrite, recipe=recipe)
     config, seeds, dirs, recorded = plan.config, plan.seeds, plan.dirs, plan.recorded
     plans = plan.plans
+    for note in dict.fromkeys(n for p in plans for n in p.notes):  # skipped checkpoints
+        print_fn(note)
     types = [p.selfishness for p in plans]
     n = game.num_players
 
@@ -229,6 +246,11 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     update = update.lower(state).compile()
     print_fn(f"compiled in {time.time() - t0:.1f}s (ready after {time.time() - t_start:.1f}s)")
 
+    # Whether each seed's parameters are all finite: a program of its own, so that the
+    # update's compiled program (and so its numbers) stays exactly as it was.
+    params_finite = jax.jit(jax.vmap(lambda *trees: jnp.stack([_all_finite(t)
+                                                                for t in trees])))
+
     logs, writers = [], []
     for k, folder in enumerate(dirs):
         if plans[k].overwrite:
@@ -245,10 +267,14 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         log = runlog.ProgressLog(folder, resume_iteration=resume_iteration, warn=print_fn,
                                  source_log=os.path.join(source_dir, runlog.PROGRESS_FILE)
                                  if source_dir else None)
+        if resume_iteration is not None:  # the folder keeps one history: this one
+            checkpoint_files.move_later_aside(folder, resume_iteration, warn=print_fn)
         logs.append(log)
         writers.append(_writer(os.path.join(folder, runlog.TENSORBOARD_DIR), print_fn,
                                log.records))
     books = [EpisodeBook() for _ in seeds]
+    for book, log in zip(books, logs, strict=True):  # the lifetime count goes on
+        book.num_episodes = log.resumed_episodes
     records: list[dict[str, Any]] = [log.records[-1] if log.records else {} for log in logs]
     last_checkpoint: list[str | None] = [None] * num_seeds
     prev_time = time.time()
@@ -261,6 +287,11 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                     "episodes", "players", "principal", "principal_diagnostics")
                     if k in metrics})
                 iteration = int(state.iteration[0])
+                # Before anything of this iteration is logged or saved (TrainingDiverged).
+                _check_finite(host, params_finite(state.players_params,
+                                                  state.principal_params), iteration,
+                              seeds, [c or p.checkpoint for c, p in zip(
+                                  last_checkpoint, plans, strict=True)])
                 now = time.time()
                 dt, prev_time = now - prev_time, now
                 cap_next = float(config.schedule(iteration).tax_cap)
@@ -299,10 +330,10 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             if last_checkpoint[0] is None or not last_checkpoint[0].endswith(
                     f"{iteration:06d}"):
                 last_checkpoint = _save_all(state, fns, dirs, iteration)
-    finally:
-        for w in writers:
-            if w is not None:
-                w.close()
+    except BaseException:
+        checkpoint_files.close_writers(writers, quietly=True)  # the run's error is the news
+        raise
+    checkpoint_files.close_writers(writers, quietly=False)
     summaries = []
     for k, folder in enumerate(dirs):
         summary = runlog.build_summary(records[k], num_brackets=game.num_brackets,
@@ -335,6 +366,31 @@ def principal_diagnostics(diagnostics: dict[str, Any]) -> dict[str, float]:
         for b, v in enumerate(value):
             out[f"principal_{name}_b{b}"] = float(v)
     return out
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    """True when every leaf of `tree` is finite (True for an empty tree: no principal)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        return jnp.bool_(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _check_finite(host: dict[str, Any], params_ok: Any, iteration: int, seeds: list[int],
+                  checkpoints: list[str | None]) -> None:
+    """Raises runlog.TrainingDiverged at the first seed whose logged losses (host's
+    "players" / "principal" statistics, seeds first) or parameters (`params_ok`, bool
+    [seeds, (players, principal)]) are not all finite; `checkpoints`: each seed's last
+    finite one (saved by this run, or the one it restored)."""
+    params_ok = np.asarray(params_ok)
+    for k, seed in enumerate(seeds):
+        losses = {m: {key: v[k] for key, v in host[m].items()}
+                  for m in ("players", "principal") if m in host}
+        bad = runlog.non_finite(losses, {"players": bool(params_ok[k, 0]),
+                                         "principal": bool(params_ok[k, 1])})
+        if bad:
+            raise runlog.TrainingDiverged(iteration, bad, checkpoints[k],
+                                          seed=seed if len(seeds) > 1 else None)
 
 
 def _seed_slice(tree: Any, k: int) -> Any:
@@ -370,9 +426,12 @@ def _restore(state: ppo.RunnerState, checkpoints: list[str | None],
                                 f"{ckpt.MARKER}); an RLlib checkpoint restores with "
                                 "--engine=rllib")
         one = _seed_slice(state, k)
-        _, players = ckpt.load_params(path, "players")
-        _, principal = ckpt.load_params(path, "principal")
-        extra = ckpt.load_train_state(path, _train_state(one))
+        try:
+            _, players = ckpt.load_params(path, "players")
+            _, principal = ckpt.load_params(path, "principal")
+            extra = ckpt.load_train_state(path, _train_state(one))
+        except (OSError, ckpt.DamagedCheckpointError) as e:  # names the file
+            raise RunSetupError(f"--restore: {e}") from e
         parts.append(one._replace(
             players_params=players, principal_params=principal if principal is not None
             else one.principal_params, players_opt=extra["players_opt"],

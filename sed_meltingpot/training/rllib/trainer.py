@@ -4,18 +4,19 @@ Outputs under `output_dir`:
   progress.jsonl   one JSON object per iteration (`runlog.iteration_record`, its
                    inputs read from RLlib's result by `_iteration_record`)
   tensorboard/     TensorBoard event files of the same numbers
-  checkpoints/iter_NNNNNN/   RLlib checkpoints (players and principal); a
-                   module alone restores from
+  checkpoints/iter_NNNNNN/   RLlib checkpoints (players and principal), each written
+                   whole (`_save`; runs/checkpoint_files.py); a module alone restores from
                    <checkpoint>/learner_group/learner/rl_module/<module id>
   run_config.json  the game and training settings, and the players' types
                    (`runlog.write_run_config`; `runlog.read_run` reads it)
   summary.json     what the principal learned, written at the end
 
-A run directory belongs to one run: a fresh run refuses a folder that holds
-one (unless `overwrite`), and `restore` continues a run, in its own folder
-or another, with a continuous log (`runlog.ProgressLog`). Every check of
-the output folder and of `restore` happens before Ray starts, and nothing
-is written before the restore succeeded. SIGTERM/SIGINT stop the run after
+A run directory belongs to one run: a second process writing it is refused
+(`runs/run_lock.py`), a fresh run refuses a folder that holds one (unless
+`overwrite`), and `restore` continues a run, in its own folder or another, with
+a continuous log (`runlog.ProgressLog`). Every check of the output folder and
+of `restore` happens before Ray starts, and nothing but the lock file is
+written before the restore succeeded. SIGTERM/SIGINT stop the run after
 the current iteration with a checkpoint (`runlog.StopSignals`); a crashed
 env runner is restarted by RLlib (`build_ppo_config`'s fault tolerance).
 """
@@ -32,7 +33,7 @@ from typing import Any
 
 from sed_meltingpot.core.optional import extra_import
 from sed_meltingpot.game.config import GameConfig
-from sed_meltingpot.runs import quiet, runlog
+from sed_meltingpot.runs import checkpoint_files, quiet, run_lock, runlog
 from sed_meltingpot.runs.run_plan import (  # noqa: F401  (re-exported: the trainer's API)
     RESTORE_GAME_FIELDS,
     RESTORE_TRAIN_FIELDS,
@@ -87,9 +88,7 @@ def _iteration_record(result: dict, *, num_players: int, learned: bool) -> dict[
         k, b = key[1:].split("_b")
         periods.setdefault(int(k), {})[int(b)] = value
     nan = float("nan")
-    # Each module's losses (the principal's included, see SEDPPOTorchLearner).
-    losses = {module_id: stats for module_id, stats in (result.get("learners") or {}).items()
-              if not module_id.startswith("__") and isinstance(stats, dict)}
+    losses = _module_losses(result)
     return runlog.iteration_record(
         iteration=result.get("training_iteration"),
         env_steps=_get(runners, "num_env_steps_sampled_lifetime", default=0),
@@ -109,6 +108,37 @@ def _iteration_record(result: dict, *, num_players: int, learned: bool) -> dict[
         episode_means=sed, losses=losses)
 
 
+def _module_losses(result: dict) -> dict[str, dict]:
+    """Each module's learner statistics in an `algo.train()` result (the principal's
+    included, see SEDPPOTorchLearner)."""
+    return {module_id: stats for module_id, stats in (result.get("learners") or {}).items()
+            if not module_id.startswith("__") and isinstance(stats, dict)}
+
+
+def _weights_finite(algo: Any) -> dict[str, bool]:
+    """Whether each module's weights are all finite (the learner's state as numpy)."""
+    import numpy as np
+
+    def finite(tree: Any) -> bool:
+        if isinstance(tree, dict):
+            return all(finite(v) for v in tree.values())
+        array = np.asarray(tree)
+        return not np.issubdtype(array.dtype, np.floating) or bool(np.isfinite(array).all())
+
+    return {module_id: finite(state)
+            for module_id, state in algo.learner_group.get_weights().items()}
+
+
+def check_finite(result: dict, weights_finite: dict[str, bool], iteration: int,
+                 checkpoint: str | None) -> None:
+    """runlog.TrainingDiverged when a module's losses in `result` or its weights are not
+    all finite; `checkpoint`: the last one saved (or restored), which holds finite
+    weights since every iteration before was checked."""
+    bad = runlog.non_finite(_module_losses(result), weights_finite)
+    if bad:
+        raise runlog.TrainingDiverged(iteration, bad, checkpoint)
+
+
 def _count(value: Any) -> int:
     """An episode count from RLlib's metrics (NaN or missing when none)."""
     try:
@@ -122,11 +152,21 @@ def _clean(value: Any) -> Any:
     return runlog.clean(value)
 
 
-def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
-          restore: str | None = None, ray_address: str | None = None,
-          checkpoint_every: int = 10, overwrite: bool = False,
-          on_iteration: Callable[[dict[str, Any]], None] | None = None,
-          print_fn: Callable[[str], None] = print) -> dict[str, Any]:
+def train(game: GameConfig, train_config: TrainConfig, output_dir: str,
+          **kwargs: Any) -> dict[str, Any]:
+    """`_train` (the keywords are its own) while holding `output_dir`'s lock
+    (`runs/run_lock.py`), taken before the folder is checked or written: a second run
+    into it is refused (run_lock.FolderInUseError, one line) instead of interleaving
+    its log with this one's. Released when training ends in any way."""
+    with run_lock.RunLock(output_dir, warn=kwargs.get("print_fn", print)):
+        return _train(game, train_config, output_dir, **kwargs)
+
+
+def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
+           restore: str | None = None, ray_address: str | None = None,
+           checkpoint_every: int = 10, overwrite: bool = False,
+           on_iteration: Callable[[dict[str, Any]], None] | None = None,
+           print_fn: Callable[[str], None] = print) -> dict[str, Any]:
     """Trains players and principal; returns the final summary (its
     `stopped_by` names the signal that ended the run early, if one did)."""
     with extra_import("rllib", "training with --engine=rllib"):
@@ -135,7 +175,10 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
 
     game.validate()
     train_config.validate()
-    plan = plan_run(game, train_config, output_dir, restore=restore, overwrite=overwrite)
+    plan = plan_run(game, train_config, output_dir, restore=restore, overwrite=overwrite,
+                    engine="rllib")
+    for note in plan.notes:  # incomplete checkpoints skipped
+        print_fn(note)
     selfishness = plan.selfishness
 
     if not ray.is_initialized():
@@ -159,6 +202,7 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     with quiet.filtered_stderr():  # Ray's start-up lines as the env runners start
         algo = build_ppo_config(game, train_config, selfishness=selfishness).build_algo()
     learned = train_config.principal == "learned"
+    writer: Any = None
     try:
         resume_iteration = None
         if plan.checkpoint:
@@ -176,6 +220,8 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                       if plan.source_dir else None)
         log = runlog.ProgressLog(output_dir, resume_iteration=resume_iteration,
                                  source_log=source_log, warn=print_fn)
+        if resume_iteration is not None:  # the folder keeps one history: this one
+            checkpoint_files.move_later_aside(output_dir, resume_iteration, warn=print_fn)
         # TensorBoard hides the events of dropped iterations (purge_step).
         purge = int(log.records[-1].get("game_steps") or 0) + 1 if log.records else None
         writer = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=purge)
@@ -199,6 +245,9 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                              "restarting); not logged, going on")
                     continue
                 empty = 0
+                # Before this iteration is logged or saved: a NaN state is never saved.
+                check_finite(result, _weights_finite(algo), algo.iteration,
+                             last_checkpoint or plan.checkpoint)
                 record = log.add(sampled)
                 for key, value in record.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and (
@@ -222,6 +271,9 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             json.dump(_clean(summary), f, indent=2)
         print_fn(runlog.format_summary(summary))
         return summary
+    except BaseException:
+        checkpoint_files.close_writers([writer], quietly=True)  # the run's error is the news
+        raise
     finally:
         algo.stop()
 
@@ -248,6 +300,10 @@ def _await_env_runners(algo: Any, timeout_s: float = RUNNER_RECOVERY_TIMEOUT_S) 
 
 
 def _save(algo: Any, output_dir: str) -> str:
+    """RLlib's save, made atomic (`checkpoint_files.atomic_folder`: a temporary sibling
+    renamed into place), so that a kill or a full disk mid-save leaves no half-written
+    checkpoint folder; ENOSPC: CheckpointSaveError, one line."""
     path = os.path.abspath(os.path.join(output_dir, CHECKPOINT_DIR, f"iter_{algo.iteration:06d}"))
-    algo.save_to_path(path)
+    with checkpoint_files.atomic_folder(path) as folder:
+        algo.save_to_path(folder)
     return path
