@@ -94,6 +94,7 @@ setuptools.setup(
         "sed_meltingpot",
         "sed_meltingpot.analysis",
         "sed_meltingpot.core",
+        "sed_meltingpot.design",
         "sed_meltingpot.envs",
         "sed_meltingpot.evaluation",
         "sed_meltingpot.experiment",

@@ -193,11 +193,13 @@ def test_the_detector_passes_a_layered_package_and_skips_getattr_shims(tmp_path)
 #: folders of one rank are siblings that do not import each other: the Lua game's envs/,
 #: the JAX game world twin/ and the engine-neutral runs/; the two engines, training/jax
 #: and training/rllib, which share only runs/ (and training/'s own __init__, which
-#: imports nothing). perf/ (the GPU check, the benchmarks) times everything below it.
+#: imports nothing). design/ (the principal's algorithms above a trainer, issue 30) sits
+#: above the engines and below evaluation: it drives a trainer, and the experiment
+#: drives it. perf/ (the GPU check, the benchmarks) times everything below it.
 LAYERS = {"core": 0, "game": 1, "envs": 2, "twin": 2, "runs": 2,
-          "training": 3, "training/jax": 3, "training/rllib": 3,
-          "evaluation": 4, "analysis": 5, "experiment": 6, "perf": 7}
-TOP = 8  # the package's own top-level modules (cli.py, __init__)
+          "training": 3, "training/jax": 3, "training/rllib": 3, "design": 4,
+          "evaluation": 5, "analysis": 6, "experiment": 7, "perf": 8}
+TOP = 9  # the package's own top-level modules (cli.py, __init__)
 
 
 def folder_of(module: str, layers: dict[str, int]) -> str:

@@ -1,0 +1,298 @@
+"""The principal's algorithms (sed_meltingpot/design, issue 30 item 5): the designer
+interface, the bandits' arithmetic against hand-worked numbers, and successive
+halving's budgets and cuts. Pure numpy, no training: part of the default run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sed_meltingpot.design import (
+    UCB,
+    Designer,
+    EpsilonGreedy,
+    PerEtaBucket,
+    Rung,
+    Thompson,
+    arm_grid,
+    halving_plan,
+    keep_best,
+)
+from sed_meltingpot.design.halving import plan_cost
+from sed_meltingpot.design.protocol import check_arms
+
+THREE = ((0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0))
+
+
+# ------------------------------------------------------------------ protocol
+def test_arm_grid_is_the_27_schedules_in_a_fixed_order():
+    arms = arm_grid()
+    assert len(arms) == 27 and len(set(arms)) == 27
+    assert arms[0] == (0.0, 0.0, 0.0) and arms[1] == (0.0, 0.0, 0.5)
+    assert arms[3] == (0.0, 0.5, 0.0) and arms[9] == (0.5, 0.0, 0.0)
+    assert arms[13] == (0.5, 0.5, 0.5) and arms[-1] == (1.0, 1.0, 1.0)
+    assert arm_grid() == arms  # the same order every call
+    assert arm_grid((0.0, 1.0), brackets=2) == ((0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0))
+
+
+def test_arm_errors_name_the_argument():
+    with pytest.raises(ValueError, match="brackets must be an integer >= 1"):
+        arm_grid(brackets=0)
+    with pytest.raises(ValueError, match=r"levels must be one or more rates in \[0, 1\]"):
+        arm_grid(levels=(0.0, 1.5))
+    with pytest.raises(ValueError, match="levels must be distinct"):
+        arm_grid(levels=(0.0, 0.0))
+    with pytest.raises(ValueError, match="arms must hold at least one"):
+        check_arms(())
+    with pytest.raises(ValueError, match="same number"):
+        check_arms(((0.0,), (0.0, 1.0)))
+    with pytest.raises(ValueError, match="arms must be distinct"):
+        check_arms(((0.0,), (0.0,)))
+
+
+def test_every_bandit_is_a_designer():
+    for designer in (UCB(THREE), Thompson(THREE), EpsilonGreedy(THREE)):
+        assert isinstance(designer, Designer)
+        schedule = designer.propose(np.random.default_rng(0))
+        assert schedule in THREE
+        designer.observe(schedule, 1.0)
+        assert designer.best() == schedule
+    with pytest.raises(ValueError, match="schedule must be one of the 3 arms"):
+        UCB(THREE).observe((0.2, 0.2, 0.2), 1.0)
+    with pytest.raises(ValueError, match="score must be a finite number"):
+        UCB(THREE).observe(THREE[0], math.nan)
+    with pytest.raises(ValueError, match="at least one observation"):
+        UCB(THREE).best()
+
+
+# ------------------------------------------------------------------ UCB
+def test_ucb_indices_against_hand_worked_numbers():
+    """3 arms, c = 1. Pulls 1-3 are the arms in order, rewards 1, 0, 0.5.
+
+    Pull 4 (t = 3 plays done, ln 3 = 1.098612, every n = 1):
+      bonus = sqrt(2 * 1.098612 / 1) = 1.482304
+      indices 1 + 1.482304 = 2.482304, 0 + 1.482304, 0.5 + 1.482304 = 1.982304 -> arm 0.
+    Arm 0 then scores 0: mean 0.5, n = 2.
+    Pull 5 (t = 4, 2 ln 4 = 2.772589):
+      arm 0: 0.5 + sqrt(2.772589 / 2) = 0.5 + 1.177410 = 1.677410
+      arm 1: 0.0 + sqrt(2.772589)     =       1.665109
+      arm 2: 0.5 + sqrt(2.772589)     = 0.5 + 1.665109 = 2.165109 -> arm 2.
+    """
+    rng = np.random.default_rng(0)
+    ucb = UCB(THREE, c=1.0)
+    for arm, reward in zip(THREE, (1.0, 0.0, 0.5), strict=True):
+        assert ucb.propose(rng) == arm  # each arm once, in order
+        ucb.observe(arm, reward)
+    np.testing.assert_allclose(ucb.indices(), [2.482304, 1.482304, 1.982304], atol=1e-6)
+    assert ucb.propose(rng) == THREE[0]
+    ucb.observe(THREE[0], 0.0)
+    np.testing.assert_array_equal(ucb.counts, [2, 1, 1])
+    np.testing.assert_allclose(ucb.means, [0.5, 0.0, 0.5])
+    np.testing.assert_allclose(ucb.indices(), [1.677410, 1.665109, 2.165109], atol=1e-6)
+    assert ucb.propose(rng) == THREE[2]
+    assert ucb.best() == THREE[0]  # means tie at 0.5: the lowest index
+
+
+def test_ucb_scale_and_ties():
+    ucb = UCB(THREE, c=0.0)  # no bonus: greedy on the means
+    for arm, reward in zip(THREE, (0.0, 2.0, 2.0), strict=True):
+        ucb.observe(arm, reward)
+    assert ucb.propose(np.random.default_rng(0)) == THREE[1]  # a tie: the lowest index
+    with pytest.raises(ValueError, match="c must be a finite number >= 0"):
+        UCB(THREE, c=-1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(num_arms=st.integers(1, 8), c=st.floats(0.0, 10.0),
+       rewards=st.lists(st.floats(-1e3, 1e3), min_size=8, max_size=8))
+def test_ucb_pulls_every_arm_once_before_repeating(num_arms, c, rewards):
+    arms = arm_grid(tuple(i / 7 for i in range(num_arms)), brackets=1)
+    ucb = UCB(arms, c=c)
+    rng = np.random.default_rng(0)
+    pulled = []
+    for i in range(num_arms):
+        arm = ucb.propose(rng)
+        pulled.append(arm)
+        ucb.observe(arm, rewards[i])
+    assert pulled == list(arms)
+    assert (ucb.counts == 1).all()
+
+
+# ------------------------------------------------------------------ Thompson
+def test_thompson_posterior_against_the_closed_form():
+    """Prior N(0, 1), noise sd 1, observations 1 and 3 on arm 0:
+    precision = 1/1 + 2/1 = 3 -> variance 1/3; mean = (0/1 + (1 + 3)/1) / 3 = 4/3.
+    Prior N(2, 2^2), noise sd 0.5, one observation 1 on arm 1:
+    precision = 1/4 + 1/0.25 = 4.25 -> variance 1/4.25 = 0.235294;
+    mean = (2/4 + 1/0.25) / 4.25 = 4.5 / 4.25 = 1.058824."""
+    ts = Thompson(THREE, noise_sd=1.0, prior_mean=0.0, prior_sd=1.0)
+    ts.observe(THREE[0], 1.0)
+    ts.observe(THREE[0], 3.0)
+    np.testing.assert_allclose(ts.posterior_mean, [4 / 3, 0.0, 0.0])
+    np.testing.assert_allclose(ts.posterior_var, [1 / 3, 1.0, 1.0])
+    assert ts.best() == THREE[0]
+
+    other = Thompson(THREE, noise_sd=0.5, prior_mean=2.0, prior_sd=2.0)
+    other.observe(THREE[1], 1.0)
+    np.testing.assert_allclose(other.posterior_var, [4.0, 1 / 4.25, 4.0])
+    np.testing.assert_allclose(other.posterior_mean, [2.0, 4.5 / 4.25, 2.0])
+    assert other.best() == THREE[0]  # 2.0 ties with arm 2: the lowest index
+
+
+def test_thompson_propose_samples_each_posterior_with_the_given_rng():
+    ts = Thompson(THREE)
+    for arm, score in zip(THREE, (0.0, 1.0, 0.5), strict=True):
+        ts.observe(arm, score)
+    for seed in range(20):
+        draws = np.random.default_rng(seed).normal(ts.posterior_mean,
+                                                   np.sqrt(ts.posterior_var))
+        assert ts.propose(np.random.default_rng(seed)) == THREE[int(np.argmax(draws))]
+    # An arm far ahead with a tight posterior wins almost every draw.
+    sharp = Thompson(THREE, noise_sd=0.1)
+    for arm, score in zip(THREE, (0.0, 5.0, 0.0), strict=True):
+        sharp.observe(arm, score)
+    rng = np.random.default_rng(1)
+    assert sum(sharp.propose(rng) == THREE[1] for _ in range(200)) == 200
+    with pytest.raises(ValueError, match="noise_sd must be a finite number > 0"):
+        Thompson(THREE, noise_sd=0.0)
+
+
+# ------------------------------------------------------------------ epsilon-greedy
+def test_epsilon_greedy_tries_unpulled_arms_first_then_the_best_mean():
+    eg = EpsilonGreedy(THREE, epsilon=0.0)
+    rng = np.random.default_rng(0)
+    for arm, score in zip(THREE, (0.0, 2.0, 1.0), strict=True):
+        assert eg.propose(rng) == arm
+        eg.observe(arm, score)
+    assert eg.greedy() == 1 and eg.propose(rng) == THREE[1]
+    with pytest.raises(ValueError, match=r"epsilon must be in \[0, 1\]"):
+        EpsilonGreedy(THREE, epsilon=1.5)
+
+
+def test_epsilon_greedy_exploration_share_is_binomial():
+    """4 arms, arm 2 best, epsilon 0.2: a proposal leaves the greedy arm with
+    probability 0.2 * 3/4 = 0.15; over 4000 draws its share lies within 4 binomial
+    standard deviations, sqrt(0.15 * 0.85 / 4000) = 0.00565, of 0.15."""
+    arms = arm_grid((0.0, 0.25, 0.5, 1.0), brackets=1)
+    eg = EpsilonGreedy(arms, epsilon=0.2)
+    for arm, score in zip(arms, (0.0, 1.0, 3.0, 2.0), strict=True):
+        eg.observe(arm, score)
+    rng = np.random.default_rng(7)
+    n = 4000
+    away = sum(eg.propose(rng) != arms[2] for _ in range(n)) / n
+    sd = math.sqrt(0.15 * 0.85 / n)
+    assert abs(away - 0.15) < 4 * sd, away
+    np.testing.assert_array_equal(eg.counts, [1, 1, 1, 1])  # propose changes nothing
+
+
+# ------------------------------------------------------------------ per eta
+def test_per_eta_bucket_routes_by_eta():
+    per = PerEtaBucket(lambda: UCB(THREE), edges=(1 / 3, 2 / 3))
+    assert len(per.designers) == 3
+    assert [per.bucket_of(e) for e in (0.0, 0.2, 1 / 3, 0.5, 2 / 3, 1.0)] == [0, 0, 1, 1, 2, 2]
+    rng = np.random.default_rng(0)
+    per.observe(per.propose(rng, eta=0.5), 1.0, eta=0.5)
+    per.observe(THREE[2], 4.0, eta=1.0)
+    per.observe(THREE[2], 2.0, eta=0.9)
+    np.testing.assert_array_equal(per.designers[0].counts, [0, 0, 0])
+    np.testing.assert_array_equal(per.designers[1].counts, [1, 0, 0])
+    np.testing.assert_array_equal(per.designers[2].counts, [0, 0, 2])
+    assert per.best(eta=1.0) == THREE[2] and per.best(eta=0.4) == THREE[0]
+    # Bucket 1 has pulled arm 0 only: its next proposal is arm 1, bucket 0's is arm 0.
+    assert per.propose(rng, eta=0.5) == THREE[1] and per.propose(rng, eta=0.0) == THREE[0]
+    with pytest.raises(ValueError, match="edges must be finite and strictly increasing"):
+        PerEtaBucket(lambda: UCB(THREE), edges=(0.5, 0.5))
+    shared = UCB(THREE)
+    with pytest.raises(ValueError, match="factory must return a new designer"):
+        PerEtaBucket(lambda: shared, edges=(0.5,))
+    with pytest.raises(ValueError, match="eta must be a finite number"):
+        per.bucket_of(math.nan)
+    assert len(PerEtaBucket(lambda: UCB(THREE), edges=()).designers) == 1
+
+
+# ------------------------------------------------------------------ successive halving
+def test_halving_plan_against_a_hand_worked_table():
+    """27 candidates, factor 3, budgets 1 to 9, first cut at 1:
+
+    | rung | candidates | budget | keep | total (restart) | added (resume) |
+    |------|------------|--------|------|-----------------|----------------|
+    | 0    | 27         | 1      | 9    | 27              | 27             |
+    | 1    | 9          | 3      | 3    | 27              | 9 x 2 = 18     |
+    | 2    | 3          | 9      | 1    | 27              | 3 x 6 = 18     |
+    """
+    plan = halving_plan(27, 1, reduction=3, max_budget=9, first_cut_budget=1)
+    assert plan == [Rung(27, 1, 9, 27, 27), Rung(9, 3, 3, 27, 18), Rung(3, 9, 1, 27, 18)]
+    assert plan_cost(plan) == 63 and plan_cost(plan, resume=False) == 81
+    # No cap: the candidates run out first (3 // 3 = 1 ends the plan).
+    assert halving_plan(27, 1, reduction=3, first_cut_budget=1) == plan
+
+
+def test_halving_plan_makes_no_cut_before_the_first_cut_budget():
+    """First cut at 3 (between ladder budgets 1 and 3 nothing is scored): all 27 train
+    to 3, then 9 to 9: | 27 | 3 | 9 | 81 | 81 | and | 9 | 9 | 1 | 81 | 9 x 6 = 54 |."""
+    plan = halving_plan(27, 1, reduction=3, max_budget=9, first_cut_budget=3)
+    assert plan == [Rung(27, 3, 9, 81, 81), Rung(9, 9, 1, 81, 54)]
+    # A first cut between ladder budgets waits for the next one (2 -> 3).
+    assert halving_plan(27, 1, reduction=3, max_budget=9, first_cut_budget=2) == plan
+    # Factor 2, a cap off the ladder: budgets 5, 10, then 12 (capped).
+    assert halving_plan(10, 5, reduction=2, max_budget=12, first_cut_budget=5) == [
+        Rung(10, 5, 5, 50, 50), Rung(5, 10, 2, 50, 25), Rung(2, 12, 1, 24, 4)]
+    # The cut at max_budget: one rung, everyone trained in full.
+    assert halving_plan(8, 1, reduction=2, max_budget=4, first_cut_budget=4) == [
+        Rung(8, 4, 1, 32, 32)]
+    assert halving_plan(1, 2, first_cut_budget=2) == [Rung(1, 2, 1, 2, 2)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_candidates=0, min_budget=1), "num_candidates must be an integer >= 1, got 0"),
+    (dict(num_candidates=4, min_budget=0), "min_budget must be an integer >= 1, got 0"),
+    (dict(num_candidates=4, min_budget=1, reduction=1), "reduction must be an integer >= 2, got 1"),
+    (dict(num_candidates=4, min_budget=1, reduction=2.5),
+     "reduction must be an integer >= 2, got 2.5"),
+    (dict(num_candidates=4, min_budget=4, max_budget=2), "max_budget must be an integer >= 4"),
+    (dict(num_candidates=4, min_budget=2, max_budget=8, first_cut_budget=9),
+     r"first_cut_budget must be an integer in \[2, 8\], got 9"),
+    (dict(num_candidates=4, min_budget=2, first_cut_budget=1),
+     "first_cut_budget must be an integer >= 2, got 1"),
+])
+def test_halving_plan_argument_errors(kwargs, message):
+    kwargs.setdefault("first_cut_budget", kwargs["min_budget"])
+    with pytest.raises(ValueError, match=message):
+        halving_plan(**kwargs)
+    with pytest.raises(TypeError):
+        halving_plan(4, 1, 2, 8)  # first_cut_budget must be stated
+
+
+def test_keep_best_is_deterministic_on_ties():
+    assert keep_best([1.0, 3.0, 3.0, 2.0], 3) == (1, 2, 3)
+    assert keep_best([5.0, 5.0, 5.0], 2) == (0, 1)
+    assert keep_best([-1.0, -math.inf, 0.0], 1) == (2,)
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 3\], got 4"):
+        keep_best([1.0, 2.0, 3.0], 4)
+    with pytest.raises(ValueError, match="scores must not be NaN"):
+        keep_best([1.0, math.nan], 1)
+    with pytest.raises(ValueError, match="at least one score"):
+        keep_best([], 1)
+
+
+def test_design_imports_only_numpy_and_the_standard_library():
+    """The package is pure (issue 30 item 5): no JAX, Ray or torch, and nothing of
+    sed_meltingpot outside design/, so it loads and tests without a trainer."""
+    import ast
+    import pathlib
+    import sys
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "sed_meltingpot" / "design"
+    allowed = set(sys.stdlib_module_names) | {"numpy", "sed_meltingpot"}
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+                if name.startswith("sed_meltingpot"):
+                    assert name.startswith("sed_meltingpot.design"), f"{path.name}: {name}"
