@@ -117,13 +117,18 @@ def test_every_written_page_is_in_the_nav_and_every_nav_entry_exists():
                                  f"{sorted(pages - set(nav))}"
 
 
+#: Markdown files at the repository root whose links are checked like the pages' (they
+#: read on the repository host, where a link may also name a folder, e.g. examples/).
+ROOT_PAGES = ("README.md", "CHANGELOG.md")
+
+
 def test_every_relative_link_in_the_pages_resolves_to_a_file():
     broken = []
-    for page in written_pages():
+    for page in [*written_pages(), *(ROOT / name for name in ROOT_PAGES)]:
         for number, target in relative_links(page.read_text()):
             path, _, anchor = target.partition("#")
             file = (page.parent / path).resolve()
-            if not file.is_file():
+            if not (file.is_file() or (page.parent == ROOT and file.is_dir())):
                 broken.append(f"{page.relative_to(ROOT)}:{number}: {target}")
             elif anchor and file.suffix == ".md" and anchor not in github_anchors(
                     file.read_text()):
