@@ -112,11 +112,9 @@ def _check_periods(values: dict) -> bool:
 
 def main(argv: list[str]) -> None:
     del argv
-    if not FLAGS["verbosity"].present:
-        # absl's app.run lowers Python logging to INFO; back to WARNING unless
-        # --verbosity was given: JAX's "Unable to initialize backend 'tpu'" and
-        # Matplotlib's font-cache notice are INFO lines that say nothing about the run.
-        logging.set_verbosity(logging.WARNING)
+    # Python logging back to WARNING (unless --verbosity); Melting Pot is imported
+    # quietly below, and only for --engine=rllib (the jax engine never loads it).
+    cli.quiet_start(FLAGS, lua=False)
     from sed_meltingpot.runs.runlog import exit_code
 
     wrong = [name for name in (RLLIB_ONLY_FLAGS if FLAGS.engine == "jax" else JAX_ONLY_FLAGS)

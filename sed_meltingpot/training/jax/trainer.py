@@ -145,6 +145,11 @@ def enable_compilation_cache(path: str | None = None) -> str:
     return folder
 
 
+def run_seeds(first_seed: int, num_seeds: int) -> list[int]:
+    """The seeds of a run of `num_seeds` vmapped seeds: `first_seed` and the next ones."""
+    return [first_seed + k for k in range(num_seeds)]
+
+
 def run_dirs(output_dir: str, seeds: list[int]) -> list[str]:
     return [output_dir] if len(seeds) == 1 else [os.path.join(output_dir, f"seed_{s}")
                                                  for s in seeds]
@@ -175,7 +180,7 @@ def plan_runs(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         game=game, train=train_config, num_envs=num_envs,
         rollout_length=rollout_length or train_config.rollout_fragment_length,
         dtype=dtype, recipe=recipe).validate()
-    seeds = [train_config.seed + k for k in range(num_seeds)]
+    seeds = run_seeds(train_config.seed, num_seeds)
     dirs = run_dirs(output_dir, seeds)
     sources = [None] * num_seeds if not restore else (
         [restore] if num_seeds == 1 else run_dirs(restore, seeds))
@@ -200,7 +205,7 @@ def train(game: GameConfig, train_config: TrainConfig, output_dir: str,
     into one of them is refused (run_lock.FolderInUseError, one line) instead of
     interleaving its log with this one's. Released when training ends in any way."""
     num_seeds = kwargs.get("num_seeds", 1)
-    seeds = [train_config.seed + k for k in range(num_seeds)] if (
+    seeds = run_seeds(train_config.seed, num_seeds) if (
         isinstance(num_seeds, int) and num_seeds >= 1) else [train_config.seed]
     with run_lock.hold(run_dirs(output_dir, seeds), warn=kwargs.get("print_fn", print)):
         return _train(game, train_config, output_dir, **kwargs)
