@@ -107,16 +107,20 @@ def _check_subset(name: str, allowed: tuple[str, ...]) -> None:
 _check_subset("objectives", tuple(ex.OBJECTIVES))
 _check_subset("principals", ex.PRINCIPALS)
 _check_subset("welfare_on", WELFARE_ON)
-flags.register_validator("principals", lambda v: v is None or ex.LEARNED in v,
-                         message="--principals must include learned (every comparison is "
-                         "learned against a baseline)")
+flags.register_validator("principals", lambda v: v is None or bool(set(v) & set(ex.LEARNERS)),
+                         message="--principals must include learned or another co-trained "
+                         f"principal ({', '.join(ex.LEARNERS)}): every comparison is a "
+                         "co-trained principal against a baseline")
 
 
-@flags.multi_flags_validator(["principals", "engine"],
-                             message=f"--principals={','.join(ex.JAX_ONLY)} needs "
-                             "--engine=jax (eta sampling is a twin recipe)")
+@flags.multi_flags_validator(["principals", "engine"])
 def _check_engine(values: dict) -> bool:
-    return values["engine"] == "jax" or not set(values["principals"] or ()) & set(ex.JAX_ONLY)
+    jax_only = [p for p in values["principals"] or () if p in ex.JAX_ONLY]
+    if values["engine"] != "jax" and jax_only:
+        raise flags.ValidationError(
+            f"--principals={','.join(jax_only)} needs --engine=jax (eta sampling is a twin "
+            "recipe; the two-timescale principals set the twin trainer's rates)")
+    return True
 
 
 def _check_seeds(text: str | None) -> bool:
@@ -140,15 +144,15 @@ def _ordered(values: list[str], order: tuple[str, ...] | list[str]) -> list[str]
 def curve_panels(jobs: list[runs.Job], objectives: list[str], principals: list[str],
                  welfare_on: list[str]) -> dict[tuple[str, str], dict[str, list[tuple[int, str]]]]:
     """(definition, objective) -> principal -> [(seed, run folder)] of the first stage's
-    runs: a learned run in the panels it serves, a scripted run in every panel, the
+    runs: a learned or two-timescale run in the panels it serves, a scripted run in every panel, the
     sampled principal in a panel of its own per definition (objective "sampled")."""
     trained = [(t, d) for j in jobs for t, d in zip(j.tasks, j.run_dirs, strict=True)]
     panels: dict[tuple[str, str], dict[str, list[tuple[int, str]]]] = {}
     for w in welfare_on:
         for o in objectives:
             panels[(w, o)] = {p: [(t.seed, d) for t, d in trained if t.principal == p and (
-                p != ex.LEARNED or (t.objective == o
-                                    and t.welfare_on == ex.learned_welfare_on(o, w)))]
+                t.objective is None or (t.objective == o
+                                        and t.welfare_on == ex.learned_welfare_on(o, w)))]
                 for p in principals if p not in (ex.BEST_FIXED, ex.SAMPLED)}
         if ex.SAMPLED in principals:
             panels[(w, ex.SAMPLED)] = {ex.SAMPLED: [

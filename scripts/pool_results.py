@@ -11,7 +11,9 @@ experiment.json records in common must be equal but the seeds and the definition
 run (the settings only one records are listed in results.md), and no (definition,
 objective, principal, seed, substrate) may come from two inputs. Every input must
 contribute rows (one with an empty results.csv is refused), and results.md credits
-each input with the seeds of the rows pooled from it. Writes
+each input with the seeds of the rows pooled from it. A principal run by some inputs
+only (a new principal run on every seed in a call of its own) is pooled over their
+seeds; its paired tests pair the seeds both sides hold. Writes
 results.csv, results.md (the tables, paired t-tests by seed with Holm's correction
 and signed-rank checks of scripts/experiment.py, over the pooled seeds) and
 experiment.json to --output_dir. It reads no runs, so it draws no learning curves.
@@ -33,8 +35,9 @@ flags.DEFINE_list("inputs", None, "Output folders of scripts/experiment.py, two 
 flags.DEFINE_string("output_dir", None, "Where the pooled results.csv, results.md go.")
 flags.DEFINE_list("objectives", None, "Subset of the objectives every input ran "
                   "(default: all of those).")
-flags.DEFINE_list("principals", None, "Subset of the principals every input ran "
-                  "(default: all of those).")
+flags.DEFINE_list("principals", None, "Subset of the principals the inputs ran "
+                  "(default: all of those; one run by some inputs only is pooled over "
+                  "their seeds).")
 flags.DEFINE_list("welfare_on", None, "Subset of the definitions every input ran "
                   "(default: all of those).")
 FLAGS = flags.FLAGS
@@ -69,6 +72,20 @@ def _common(name: str, chosen: list[str] | None, per_input: list[list[str]]) -> 
     return [v for v in common if v in chosen]
 
 
+def _union(chosen: list[str] | None, per_input: list[list[str]]) -> list[str]:
+    """The principals any input ran, in first-seen order; --principals a subset. A
+    principal run by some inputs only is pooled over their seeds (its paired tests
+    pair the seeds both sides hold)."""
+    union = list(dict.fromkeys(v for values in per_input for v in values))
+    if chosen is None:
+        return union
+    missing = [v for v in chosen if v not in union]
+    if missing:
+        raise app.UsageError(f"--principals={','.join(chosen)}: {missing} run by no input "
+                             f"(they ran {union})")
+    return [v for v in union if v in chosen]
+
+
 def grid_differences(grids: list[dict]) -> tuple[list[str], list[str]]:
     """(fields recorded by every input that differ, fields only some record)."""
     keys = [set(g) - set(FREE_FIELDS) for g in grids]
@@ -101,7 +118,7 @@ def main(argv: list[str]) -> None:
     if len(engines) > 1:
         raise app.UsageError(f"--inputs ran different engines: {sorted(engines)}")
     objectives = _common("objectives", FLAGS.objectives, [i["objectives"] for i, _ in read])
-    principals = _common("principals", FLAGS.principals, [i["principals"] for i, _ in read])
+    principals = _union(FLAGS.principals, [i["principals"] for i, _ in read])
     welfare_on = _common("welfare_on", FLAGS.welfare_on, [i["welfare_on"] for i, _ in read])
     for name, values in (("objectives", objectives), ("principals", principals),
                          ("welfare_on", welfare_on)):

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from absl import app, flags, logging
 
 from sed_meltingpot import cli
+from sed_meltingpot.design import two_timescale
 from sed_meltingpot.game.config import GameConfig
 from sed_meltingpot.runs import quiet
 from sed_meltingpot.runs.train_config import (
@@ -58,6 +59,8 @@ GAME_FLAGS = cli.define_config_flags(GameConfig)
 TRAIN_FLAGS = cli.define_config_flags(TrainConfig)
 TWIN_FLAGS = cli.define_config_flags(TwinTrainConfig)
 RECIPE_FLAGS = cli.define_config_flags(PrincipalRecipe)  # the jax engine's principal recipe
+# The two-timescale principals' settings (--principal=ucb|thompson|egreedy, jax engine).
+DESIGNER_FLAGS = cli.define_config_flags(two_timescale.TwoTimescaleConfig)
 flags.DEFINE_bool("continual", False,
                   "Continual (online) rounds: play several voting rounds per episode without "
                   "resetting the world (2 rounds unless --rounds_per_episode says more).")
@@ -82,7 +85,7 @@ FLAGS = flags.FLAGS
 # Flags that mean something to one engine only; setting them for the other is an error.
 RLLIB_ONLY_FLAGS = ("num_env_runners", "num_envs_per_env_runner", "num_gpus", "ray_address",
                     "train_batch_size")
-JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype", *RECIPE_FLAGS)
+JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype", *RECIPE_FLAGS, *DESIGNER_FLAGS)
 
 cli.register_game_validators()
 flags.register_validator("pixels_per_tile", lambda v: v is None or v in (1, 2, 4, 8),
@@ -91,7 +94,8 @@ flags.register_validator("dtype", lambda v: v in ("float32", "bfloat16"),
                          message="--dtype must be float32 or bfloat16")
 
 
-cli.register_principal_validator("principal", agent_word="learned")
+cli.register_principal_validator("principal", agent_word="learned",
+                                 also=two_timescale.ALGORITHMS)
 cli.require_finite_floats()  # --lr=inf and the like: one line, before any work
 
 
@@ -127,6 +131,15 @@ def main(argv: list[str]) -> None:
                else "--num_envs/--num_seeds/--dtype and the principal recipe's flags "
                "(sed_meltingpot/training/jax/recipe.py) are for --engine=jax"))
 
+    two_timescale_principal = FLAGS.principal in two_timescale.ALGORITHMS
+    if two_timescale_principal and FLAGS.engine != "jax":
+        raise app.UsageError(f"--principal={FLAGS.principal} trains only with --engine=jax "
+                             "(a two-timescale principal sets the jax trainer's rates)")
+    stray = [name for name in DESIGNER_FLAGS if FLAGS[name].present]
+    if stray and not two_timescale_principal:
+        raise app.UsageError(f"--{', --'.join(stray)} mean(s) nothing without a two-timescale "
+                             f"principal (--principal={'|'.join(two_timescale.ALGORITHMS)})")
+
     # The preset's values, then the flags given (a flag left at its default keeps
     # the preset's value).
     game = cli.replace_from_typed_flags(
@@ -135,6 +148,8 @@ def main(argv: list[str]) -> None:
         game.rounds_per_episode, FLAGS.continual))
     train_config = cli.replace_from_typed_flags(
         dataclasses.replace(TRAIN, **preset(FLAGS.preset)), FLAGS, TRAIN_FLAGS)
+    if two_timescale_principal:  # the compiled principal plays the rates it is given
+        train_config = dataclasses.replace(train_config, principal="none")
     if FLAGS.engine == "jax":
         sys.exit(_main_jax(game, train_config, exit_code))
     # Melting Pot loads TensorFlow, whose C++ start-up lines are left out (runs/quiet.py).
@@ -184,6 +199,9 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
     try:
         plan = twin_trainer.plan_runs(game, train_config, FLAGS.output_dir, restore=FLAGS.restore,
                                       overwrite=FLAGS.overwrite, **kwargs)
+        designer = _designer(game, plan.seeds)
+        if designer is not None:
+            twin_trainer.check_designer(plan.config, FLAGS.restore)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     if FLAGS.dry_run:
@@ -191,7 +209,8 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
             print(note)  # incomplete checkpoints skipped
         print(f"dry run: settings valid; would train into {plan.dirs}\ngame: {game}\n"
               f"train: {plan.recorded[0]}\ntwin: {kwargs}, "
-              f"{plan.config.game_steps_per_iteration} game steps per iteration")
+              f"{plan.config.game_steps_per_iteration} game steps per iteration"
+              + (f"\ndesigner: {designer.describe()}" if designer is not None else ""))
         _print_in_use(plan.dirs)
         return 0
     with _one_line_setup_errors(), _one_line_save_errors(), _locked(plan.dirs), \
@@ -199,10 +218,23 @@ def _main_jax(game: GameConfig, train_config: TrainConfig, exit_code) -> int:
         summaries = twin_trainer.train(game, train_config, FLAGS.output_dir,
                                        restore=FLAGS.restore,
                                        checkpoint_every=FLAGS.checkpoint_every,
-                                       overwrite=FLAGS.overwrite, **kwargs)
+                                       overwrite=FLAGS.overwrite, designer=designer,
+                                       **kwargs)
         _write_learning_curves(plan.dirs)
     first = summaries if isinstance(summaries, dict) else summaries[0]
     return exit_code(first.get("stopped_by_signal"))
+
+
+def _designer(game: GameConfig, seeds: list[int]) -> two_timescale.TwoTimescale | None:
+    """The two-timescale principal of --principal=ucb|thompson|egreedy (None otherwise);
+    ValueError naming the flag for bad settings or a voted objective."""
+    if FLAGS.principal not in two_timescale.ALGORITHMS:
+        return None
+    from sed_meltingpot.core import voting
+
+    config = cli.replace_from_flags(two_timescale.TwoTimescaleConfig(), FLAGS, DESIGNER_FLAGS)
+    return two_timescale.TwoTimescale(FLAGS.principal, config, seeds, game.num_brackets,
+                                      voting.fixed_eta(game.voting_rule))
 
 
 @contextlib.contextmanager

@@ -188,13 +188,15 @@ def register_voting_rule_validator(flag: str) -> None:
     flags.register_validator(flag, check)
 
 
-def register_principal_validator(flag: str, agent_word: str) -> None:
+def register_principal_validator(flag: str, agent_word: str,
+                                 also: tuple[str, ...] = ()) -> None:
     """`--flag` takes a scripted principal (`none`, `fixed:r0,r1,r2`, `random`),
-    `agent_word` (the learned/trained principal) or nothing."""
+    `agent_word` (the learned/trained principal), a word of `also` (e.g. the
+    two-timescale principals) or nothing."""
     game = GameConfig()
 
     def check(value: str | None) -> bool:
-        if value is None or value == agent_word:
+        if value is None or value == agent_word or value in also:
             return True
         try:
             parse_principal(value, num_brackets=game.num_brackets, rate_levels=game.rate_levels)

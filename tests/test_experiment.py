@@ -197,8 +197,28 @@ def test_holm_hand_example():
 
 
 # --------------------------------------------------------------------- plan
+def test_two_timescale_principals_are_planned_like_learned():
+    """One run per (definition, objective, seed), shared at eta=1, evaluated on the
+    objective it was trained for with its own players; no best_fixed search of its own."""
+    objectives, seeds = list(ex.OBJECTIVES), [0, 1]
+    tasks = ex.plan_training(objectives, ["ucb", "none"], seeds, BOTH)
+    ucb = [t for t in tasks if t.principal == "ucb"]
+    assert len(ucb) == 7 * 2 and len(tasks) == (7 + 1) * 2
+    assert ex.TrainTask("ucb", "eta=0.5", 3, "taxed").key == "ucb__eta0p5__taxed__seed3"
+    assert ex.TrainTask("ucb", "eta=1", 3, "apples").spec == "none"  # before its first arm
+    assert ex.principal_spec("thompson", (1.0, 0.5, 0.0)) == "fixed:1,0.5,0"
+    items = ex.plan_evaluation(tasks, objectives, ["ucb", "none", ex.BEST_FIXED], BOTH)
+    mine = [i for i in items if i.task.principal == "ucb"]
+    assert all(i.principal == "ucb" and i.objective == i.task.objective for i in mine)
+    assert sorted((w, i.objective, i.task.seed) for i in mine for w in i.welfare_on) == sorted(
+        (w, o, s) for w in BOTH for o in objectives for s in seeds)
+    assert not any(i.is_search for i in items)  # best_fixed searches learned runs only
+
+
 def test_plan_trains_scripted_principals_once_per_seed():
-    objectives, principals, seeds = list(ex.OBJECTIVES), list(ex.PRINCIPALS), [0, 1]
+    seeds = [0, 1]
+    objectives = list(ex.OBJECTIVES)
+    principals = [p for p in ex.PRINCIPALS if p not in ex.TWO_TIMESCALE]
     tasks = ex.plan_training(objectives, principals, seeds, BOTH)
     learned = [t for t in tasks if t.principal == ex.LEARNED]
     # learned: 4 objectives x 2 definitions, one run shared at eta=1: 7 per seed;
@@ -274,7 +294,8 @@ def test_seed_parsing_and_validation():
 @pytest.mark.parametrize("args,message", [
     (["--seeds=5-2"], "--seeds"),
     (["--seeds=-1"], "--seeds"),
-    (["--principals=none,random"], "--principals must include learned"),
+    (["--principals=none,random"], "--principals must include learned or another co-trained"),
+    (["--engine=rllib", "--principals=ucb,none"], "--principals=ucb needs --engine=jax"),
     (["--objectives=eta=2"], "--objectives=eta=2"),
     (["--welfare_on=money"], "--welfare_on=money"),
     (["--engine=rllib", "--principals=learned,sampled"], "--principals=sampled needs "
@@ -390,7 +411,9 @@ def test_csv_and_results_md_structure(tmp_path):
     rows = synthetic_rows(definitions=BOTH)
     path = ex.write_csv(rows, str(tmp_path / "r.csv"), 3)
     back = ex.read_csv(path)
-    assert len(back) == len(rows) == 2 * 4 * 9 * 3
+    # definitions x objectives x principals (learned, sampled, 3 two-timescale, none, 4
+    # schedules, random, best_fixed) x seeds
+    assert len(back) == len(rows) == 2 * 4 * 12 * 3
     with open(path) as f:
         header = next(csv.reader(f))
     for col in ("welfare_on", "objective", "principal", "seed", "substrate", "W_eta",
@@ -417,7 +440,7 @@ def test_csv_and_results_md_structure(tmp_path):
     # every definition x objective x learner (2) x baseline (7), each significant
     # (differences 10 + 0.1 k + 0.2 s^2: t about 43 with 2 df, p about 5e-4, x 14 by Holm)
     # and with a signed-rank p that cannot be small with 3 seeds (2 / 8 = 0.25).
-    assert len(test_lines) == 2 * 4 * 2 * 7
+    assert len(test_lines) == 2 * 4 * 5 * 7  # (w, o) x 5 co-trained x 7 baselines
     assert all(line.endswith("| yes | 0.25 |") for line in test_lines), test_lines[0]
     assert "Transfer gap" not in md and "paired t-test" in md and "Holm" in md
 
@@ -443,11 +466,11 @@ def test_paired_holm_families_match_direct_computation():
         r["W_eta"] += float(rng.normal())
     rows = [rows[i] for i in rng.permutation(len(rows))]  # pairing is by seed, not order
     tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "lua", BOTH)
-    assert len(tests) == 2 * 4 * 2 * 7
+    assert len(tests) == 2 * 4 * 5 * 7  # (w, o) x 5 co-trained x 7 baselines
     for w in BOTH:
         for o in ex.OBJECTIVES:  # one Holm family per definition and objective
             family = [t for t in tests if t["welfare_on"] == w and t["objective"] == o]
-            assert len(family) == 14
+            assert len(family) == 35
             assert [t["p_holm"] for t in family] == pytest.approx(
                 ex.holm([t["p"] for t in family]))
     # The first test by hand: apples, eta=0, learned against none, paired over 4 seeds.
@@ -563,7 +586,7 @@ class FakeEngine:
 def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
     monkeypatch.setitem(engines.ENGINES, "fake", FakeEngine)
     grid = ex.GRIDS["smoke"]
-    principals = [p for p in ex.PRINCIPALS if p != ex.SAMPLED]
+    principals = [p for p in ex.PRINCIPALS if p != ex.SAMPLED and p not in ex.TWO_TIMESCALE]
     jobs = plan_jobs(FakeEngine(), grid, str(tmp_path), list(ex.OBJECTIVES), principals,
                           [0, 1], BOTH)
     assert len(jobs) == (7 + 6) * 2
@@ -639,7 +662,7 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = ex.read_csv(str(out / "results.csv"))
     grid = ex.GRIDS["smoke"]
-    principals = [p for p in ex.PRINCIPALS if engine == "jax" or p != ex.SAMPLED]
+    principals = [p for p in ex.PRINCIPALS if engine == "jax" or p not in ex.JAX_ONLY]
     every_cell = {(w, o, p, s) for w in BOTH for o in ex.OBJECTIVES for p in principals
                   for s in (0, 1)}
     if engine == "jax":  # the sampled principal also at the figure's etas
@@ -677,6 +700,13 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
             assert not r["players_from"].startswith("learned")
         if r["principal"] == ex.LEARNED:
             assert r["players_from"].startswith("learned__")
+        if r["principal"] in ex.TWO_TIMESCALE:  # its own players, the arm it committed to
+            group = r["players_from"].rsplit("__seed", 1)[0]
+            assert group.startswith(r["principal"] + "__")
+            record = json.loads((out / "runs" / f"{group}__seeds0-1" / f"seed_{r['seed']}"
+                                 / "designer.json").read_text())
+            assert [float(x) for x in r["rates"].split(",")] == record["best_rates"]
+            assert len(record["steps"]) == 1  # one iteration: one principal step, scored
     md = (out / "results.md").read_text()
     assert md.count(", welfare_on=apples: objective") == 4
     assert md.count(", welfare_on=taxed: objective") == 4
@@ -852,6 +882,44 @@ def test_pooled_calls_give_the_rows_and_paired_test_of_one_call(tmp_path):
     assert float(cells[4]) == pytest.approx(d.mean(), rel=5e-3)
     assert float(cells[7]) == pytest.approx(p, rel=5e-2, abs=5e-3)
     assert "0, 1 from" in md and "2 from" in md
+
+
+def test_a_principal_run_by_some_inputs_is_pooled_over_their_seeds(tmp_path):
+    """Issue 30's pooling: a new principal run on all seeds in a call of its own (here
+    "progressive" held by the seeds-0-2 folder alone, the other folder holding seeds 0-2
+    of "none" only) is pooled over its seeds and paired by seed with the others."""
+    a, b = _split_paper_fast(tmp_path, {"a": {0, 1, 2}, "b": {0, 1, 2}})
+    for folder, keep in ((a, {"learned", "progressive"}), (b, {"none"})):
+        path = os.path.join(folder, "results.csv")
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header, rows = reader.fieldnames, [r for r in reader if r["principal"] in keep]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        with open(os.path.join(folder, "experiment.json")) as f:
+            info = json.load(f)
+        with open(os.path.join(folder, "experiment.json"), "w") as f:
+            json.dump({**info, "principals": sorted(keep)}, f)
+    out = tmp_path / "pooled"
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={out}", "--objectives=eta=1",
+                 "--welfare_on=apples")
+    assert done.returncode == 0, done.stderr[-2000:]
+    pooled = ex.read_csv(str(out / "results.csv"))
+    twin = [r for r in pooled if r["substrate"] == ex.SUBSTRATE_TWIN]
+    assert sorted((r["principal"], r["seed"]) for r in twin) == sorted(
+        (p, s) for p in ("learned", "none", "progressive") for s in range(3))
+    original = {(r["principal"], r["seed"]): r["W_eta"] for r in committed_rows("paper_fast")
+                if r["objective"] == "eta=1" and r["welfare_on"] == "apples"
+                and r["substrate"] == ex.SUBSTRATE_TWIN}
+    d = np.array([original[("learned", s)] - original[("none", s)] for s in range(3)])
+    md = (out / "results.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| eta=1 | learned | none | 3 |"))
+    assert float(line.strip("|").split("|")[4]) == pytest.approx(d.mean(), rel=5e-3)
+    done = _pool(f"--inputs={a},{b}", f"--output_dir={tmp_path / 'x'}",
+                 "--principals=learned,ucb")
+    assert done.returncode != 0 and "['ucb'] run by no input" in done.stderr
 
 
 def test_pooling_refuses_a_seed_twice_and_different_grids(tmp_path):

@@ -30,13 +30,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sed_meltingpot import evaluation
+from sed_meltingpot.design.two_timescale import TwoTimescale
 from sed_meltingpot.experiment.grid import (
     JAX_ONLY,
     LEARNED,
     SAMPLED,
     SUBSTRATE_LUA,
     SUBSTRATE_TWIN,
+    TWO_TIMESCALE,
     Grid,
+    eta_of,
 )
 from sed_meltingpot.experiment.plan import TrainTask
 from sed_meltingpot.experiment.rows import check_objective, episode_welfare
@@ -242,12 +245,17 @@ class JaxEngine:
             raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
         twin_trainer.enable_compilation_cache()  # a rerun or resume skips the compiles
         os.makedirs(group, exist_ok=True)
+        game = _train_game(grid, tasks[0])
+        designer = None
+        if tasks[0].principal in TWO_TIMESCALE:  # its bandit sets the fixed rates
+            designer = TwoTimescale(tasks[0].principal, grid.designer, seeds,
+                                    game.num_brackets, eta_of(tasks[0].objective))
         with open(os.path.join(group, "train.log"), "a") as f:
-            twin_trainer.train(_train_game(grid, tasks[0]), self.train_config(grid, tasks[0]),
+            twin_trainer.train(game, self.train_config(grid, tasks[0]),
                                group, num_envs=grid.num_envs,
                                rollout_length=grid.rollout_length, num_seeds=len(seeds),
                                checkpoint_every=0, overwrite=True,
-                               recipe=task_recipe(grid, tasks[0]),
+                               recipe=task_recipe(grid, tasks[0]), designer=designer,
                                print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
     def evaluate(self, grid: Grid, run_dir: str, voting_rule: str, principal: PrincipalSpec,

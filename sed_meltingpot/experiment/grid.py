@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sed_meltingpot.core import voting
+from sed_meltingpot.design.two_timescale import ALGORITHMS as TWO_TIMESCALE
+from sed_meltingpot.design.two_timescale import TwoTimescaleConfig
 from sed_meltingpot.game.config import WELFARE_ON, GameConfig
 
 #: Objectives: a label and the voting rule that sets eta (paper Section 4).
@@ -53,13 +55,15 @@ SCHEDULES: dict[str, tuple[float, ...]] = {
 LEARNED = "learned"
 SAMPLED = "sampled"
 BEST_FIXED = "best_fixed"
-#: Principals in table order.
-PRINCIPALS = (LEARNED, SAMPLED, "none", *SCHEDULES, "random", BEST_FIXED)
+#: Principals in table order (TWO_TIMESCALE: ucb, thompson, egreedy, the bandit
+#: principals of design/two_timescale.py, co-trained like learned, one per objective).
+PRINCIPALS = (LEARNED, SAMPLED, *TWO_TIMESCALE, "none", *SCHEDULES, "random", BEST_FIXED)
 #: Co-trained principals (each compared with every baseline).
-LEARNERS = (LEARNED, SAMPLED)
+LEARNERS = (LEARNED, SAMPLED, *TWO_TIMESCALE)
 BASELINES = tuple(p for p in PRINCIPALS if p not in LEARNERS)
-#: Principals that only the jax engine trains (eta sampling is a twin recipe).
-JAX_ONLY = (SAMPLED,)
+#: Principals that only the jax engine trains (eta sampling is a twin recipe; the
+#: two-timescale principals set the twin trainer's rates).
+JAX_ONLY = (SAMPLED, *TWO_TIMESCALE)
 #: Scripted principals whose players are trained under them from the start of the plan.
 SCRIPTED = tuple(p for p in BASELINES if p != BEST_FIXED)
 #: The voting rule of runs whose principal is scripted (and of the sampled principal,
@@ -106,10 +110,14 @@ def format_rates(rates: Sequence[float]) -> str:
 
 def principal_spec(name: str, rates: Sequence[float] | None = None) -> str:
     """The training/evaluation spelling of a principal (`principals.PrincipalSpec`,
-    checked and canonical); best_fixed needs the schedule the search chose."""
+    checked and canonical); best_fixed needs the schedule the search chose. A
+    two-timescale principal trains as fixed rates that its bandit sets (`none` until
+    its first arm) and is evaluated with the schedule it committed to (`rates`)."""
     from sed_meltingpot.game.principals import PrincipalSpec
 
-    if name in LEARNERS:
+    if name in TWO_TIMESCALE:
+        spec = "none" if rates is None else "fixed:" + format_rates(rates)
+    elif name in LEARNERS:
         spec = "learned"
     elif name in ("none", "random"):
         spec = name
@@ -163,6 +171,7 @@ class Grid:
     welfare_on: tuple[str, ...] = (DEFAULT_WELFARE_ON,)
     tax_cap_fraction: float = 0.25
     recipe: Any = None  # training.jax.recipe.PrincipalRecipe | None (that module imports JAX)
+    designer: TwoTimescaleConfig = TwoTimescaleConfig()  # the two-timescale principals'
     eta_sampling: str = "uniform"
     eta_normalised: bool = True
     eta_heads: bool = True
@@ -216,6 +225,7 @@ GRIDS: dict[str, Grid] = {
         twin_iterations=1, num_envs=2, rollout_length=50,
         eval_episodes=2, search_resolution=2, search_episodes=1, lua_episodes=1,
         welfare_on=WELFARE_ON, rate_etas=(0.0, 0.25, 1.0),
+        designer=TwoTimescaleConfig(designer_steps=1, designer_window=1.0),
         description="wiring only: 3 players, 50-step episodes, one tiny iteration per run"),
     "small": Grid(
         name="small", game=GameConfig(num_players=4, episode_length=200, tax_period=50),

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sed_meltingpot import evaluation
+from sed_meltingpot.design import two_timescale
 from sed_meltingpot.evaluation import SEARCH_SEED_OFFSET
 from sed_meltingpot.experiment.engines import Engine, Log, get_engine, lua_episodes
 from sed_meltingpot.experiment.grid import (
@@ -33,6 +34,7 @@ from sed_meltingpot.experiment.grid import (
     LEARNED,
     SCHEDULES,
     SUBSTRATE_LUA,
+    TWO_TIMESCALE,
     Grid,
     principal_spec,
     rule_of,
@@ -91,7 +93,9 @@ def evaluate_run(engine: Engine, grid: Grid, task: TrainTask, run_dir: str,
             searches.append(Search(item.objective, item.welfare_on, task.seed,
                                       tuple(found.best_rates), float(found.best_value)))
             continue
-        spec = principal_spec(item.principal, item.rates)
+        rates = (two_timescale.best_rates(run_dir) if item.principal in TWO_TIMESCALE
+                 else item.rates)  # a two-timescale principal plays the arm it chose
+        spec = principal_spec(item.principal, rates)
         episodes = engine.evaluate(grid, run_dir, rule, spec, EVAL_SEED, grid.eval_episodes,
                                    task.seed)
         add(item, episodes, engine.substrate,

@@ -25,6 +25,7 @@ from sed_meltingpot.experiment.grid import (
     SAMPLED,
     SCHEDULES,
     SCRIPTED_TRAINING_RULE,
+    TWO_TIMESCALE,
     eta_label,
     eta_of,
     principal_spec,
@@ -64,9 +65,9 @@ class TrainTask:
     @property
     def group(self) -> str:
         """The key without the seed: runs of one group differ only in their seed."""
-        if self.principal == LEARNED:
+        if self.principal == LEARNED or self.principal in TWO_TIMESCALE:
             suffix = "" if self.welfare_on == DEFAULT_WELFARE_ON else f"__{self.welfare_on}"
-            return f"{LEARNED}__{_slug(self.objective or '')}{suffix}"
+            return f"{self.principal}__{_slug(self.objective or '')}{suffix}"
         if self.principal == SAMPLED:
             return f"{SAMPLED}__{self.welfare_on}"
         if self.principal == BEST_FIXED:
@@ -101,10 +102,10 @@ def plan_training(objectives: Sequence[str], principals: Sequence[str], seeds: S
         for p in principals:
             if p == BEST_FIXED:
                 continue
-            if p == LEARNED:
+            if p == LEARNED or p in TWO_TIMESCALE:  # rewarded by W_eta: per objective
                 for o in objectives:
                     for w in dict.fromkeys(learned_welfare_on(o, w) for w in welfare_on):
-                        tasks.append(TrainTask(LEARNED, o, seed, w))
+                        tasks.append(TrainTask(p, o, seed, w))
             elif p == SAMPLED:
                 tasks += [TrainTask(SAMPLED, None, seed, w) for w in welfare_on]
             else:
@@ -144,11 +145,11 @@ def plan_evaluation(tasks: Sequence[TrainTask], objectives: Sequence[str],
     players it uses, plus best_fixed's searches against the learned runs' players."""
     items: list[EvalItem] = []
     for t in tasks:
-        if t.principal == LEARNED:
+        if t.principal == LEARNED or t.principal in TWO_TIMESCALE:
             defs = tuple(w for w in welfare_on if learned_welfare_on(t.objective, w)
                          == t.welfare_on)
-            items.append(EvalItem(t.objective, LEARNED, t, defs))
-            if BEST_FIXED in principals:
+            items.append(EvalItem(t.objective, t.principal, t, defs))
+            if BEST_FIXED in principals and t.principal == LEARNED:
                 items.append(EvalItem(t.objective, BEST_FIXED, t, defs))
         elif t.principal == SAMPLED:
             items += [EvalItem(o, SAMPLED, t, (t.welfare_on,))

@@ -61,12 +61,16 @@ class TwinSettings:
     game_steps_per_iteration: int | None = None
     recipe: dict[str, Any] | None = None
     phase1_iterations: int | None = None
+    # A two-timescale principal's settings (design/two_timescale.py: it set the fixed
+    # rates; the schedule it chose is in the run's designer.json).
+    designer: dict[str, Any] | None = None
 
 
 # The `twin` section's entries (TwinSettings' fields but those taken from the train
 # settings) and their JSON types.
 _TWIN_SECTION = {"num_envs": int, "rollout_length": int, "num_seeds": int, "dtype": str,
-                 "game_steps_per_iteration": int, "recipe": dict, "phase1_iterations": int}
+                 "game_steps_per_iteration": int, "recipe": dict, "phase1_iterations": int,
+                 "designer": dict}
 _JSON_TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object"}
 _RUN_ENTRIES = ("engine", "game", "train", "selfishness", "twin")
 

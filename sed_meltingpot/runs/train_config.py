@@ -38,7 +38,9 @@ class TrainConfig:
 
     num_iterations: int = hyperparameter(100, "Training iterations.", lower_bound=1)
     seed: int = hyperparameter(0, "Run seed (types, envs, networks).", lower_bound=0)
-    principal: str = hyperparameter("learned", "learned | none (no tax) | fixed:r0,r1,r2 | random")
+    principal: str = hyperparameter(
+        "learned", "learned | none (no tax) | fixed:r0,r1,r2 | random; with --engine=jax also "
+        "the two-timescale ucb | thompson | egreedy (sed_meltingpot/design/two_timescale.py)")
     # Sampling.
     rollout_fragment_length: int = hyperparameter(200, "Env steps per sampled fragment.",
                                                   lower_bound=1)

@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -217,14 +217,20 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
            restore: str | None = None, checkpoint_every: int = 10, overwrite: bool = False,
            recipe: PrincipalRecipe = DEFAULT_RECIPE,
            on_iteration: Callable[[dict[str, Any]], None] | None = None,
-           print_fn: Callable[[str], None] = print, game_impl: Any = None
+           print_fn: Callable[[str], None] = print, game_impl: Any = None,
+           designer: OuterPrincipal | None = None
            ) -> dict[str, Any] | list[dict[str, Any]]:
     """Trains players and principal on the twin; returns the final summary (a list of
     them, one per seed, with num_seeds > 1). `recipe`: how a learned principal trains
-    (training/jax/recipe.py). `game_impl` replaces the SEDTwin (tests)."""
+    (training/jax/recipe.py). `game_impl` replaces the SEDTwin (tests). `designer`: an
+    outer-loop principal (`OuterPrincipal`, e.g. design/two_timescale.py) that sets a
+    scripted principal's rates before every iteration and sees the finished episodes'
+    W_eta after it; its record goes to each run folder."""
     plan = plan_runs(game, train_config, output_dir, num_envs=num_envs,
                      rollout_length=rollout_length, num_seeds=num_seeds, dtype=dtype,
                      restore=restore, overwrite=overwrite, recipe=recipe)
+    if designer is not None:
+        check_designer(plan.config, restore)
     config, seeds, dirs, recorded = plan.config, plan.seeds, plan.dirs, plan.recorded
     plans = plan.plans
     for note in dict.fromkeys(n for p in plans for n in p.notes):  # skipped checkpoints
@@ -267,7 +273,8 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                   "num_seeds": num_seeds, "dtype": dtype,
                   "game_steps_per_iteration": config.game_steps_per_iteration,
                   "recipe": dataclasses.asdict(recipe),
-                  "phase1_iterations": config.phase1_iterations})
+                  "phase1_iterations": config.phase1_iterations,
+                  **({"designer": designer.describe()} if designer is not None else {})})
         source_dir = plans[k].source_dir
         log = runlog.ProgressLog(folder, resume_iteration=resume_iteration, warn=print_fn,
                                  source_log=os.path.join(source_dir, runlog.PROGRESS_FILE)
@@ -287,6 +294,9 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     try:
         with runlog.StopSignals() as stop:
             while iteration < train_config.num_iterations and stop.signum is None:
+                if designer is not None:  # an input of the compiled update: no recompile
+                    state = state._replace(inputs=state.inputs._replace(rates=jnp.asarray(
+                        designer.rates_for(iteration), jnp.float32)))
                 state, metrics = update(state)
                 host = jax.device_get({k: metrics[k] for k in (
                     "episodes", "players", "principal", "principal_diagnostics")
@@ -301,7 +311,10 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                 dt, prev_time = now - prev_time, now
                 cap_next = float(config.schedule(iteration).tax_cap)
                 for k in range(num_seeds):
-                    ended = books[k].add(_seed_slice(host["episodes"], k))
+                    episodes = _seed_slice(host["episodes"], k)
+                    if designer is not None:
+                        designer.observe(iteration - 1, k, finished_objectives(episodes))
+                    ended = books[k].add(episodes)
                     losses = {m: {key: float(v[k]) for key, v in host[m].items()}
                               for m in ("players", "principal") if m in host}
                     diagnostics = (principal_diagnostics(_seed_slice(
@@ -332,6 +345,9 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
                         on_iteration(record)
                 if checkpoint_every and iteration % checkpoint_every == 0:
                     last_checkpoint = _save_all(state, fns, dirs, iteration)
+                if designer is not None:
+                    for k, folder in enumerate(dirs):
+                        designer.write(k, folder)
             if last_checkpoint[0] is None or not last_checkpoint[0].endswith(
                     f"{iteration:06d}"):
                 last_checkpoint = _save_all(state, fns, dirs, iteration)
@@ -343,6 +359,9 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
     for k, folder in enumerate(dirs):
         summary = runlog.build_summary(records[k], num_brackets=game.num_brackets,
                                        checkpoint=last_checkpoint[k], selfishness=types[k])
+        if designer is not None:
+            summary["designer"] = {key: designer.summary(k)[key] for key in (
+                "principal", "best_rates", "counts", "means")}
         if stop.signum is not None:
             summary["stopped_by"] = stop.name
             summary["stopped_by_signal"] = stop.signum
@@ -351,6 +370,50 @@ def _train(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
         print_fn(runlog.format_summary(summary))
         summaries.append(summary)
     return summaries[0] if num_seeds == 1 else summaries
+
+
+class OuterPrincipal(Protocol):
+    """A principal above the trainer that sets a scripted run's fixed rates between
+    iterations (design/two_timescale.py): the rates are `RunInputs.rates`, an input of
+    the compiled update, so changing them recompiles nothing."""
+
+    def describe(self) -> dict[str, Any]:
+        """Its settings, recorded in run_config.json."""
+        ...
+
+    def rates_for(self, iteration: int) -> np.ndarray:
+        """Every seed's rates (seeds x brackets) for the iteration about to run."""
+        ...
+
+    def observe(self, iteration: int, k: int, objectives: np.ndarray) -> None:
+        """Seed k's episodes that ended in `iteration` (0-based): their W_eta."""
+        ...
+
+    def summary(self, k: int) -> dict[str, Any]:
+        """Seed k's record (with at least principal, best_rates, counts, means)."""
+        ...
+
+    def write(self, k: int, folder: str) -> str:
+        """Writes seed k's record into its run folder; returns the path."""
+        ...
+
+
+def check_designer(config: ppo.TwinTrainConfig, restore: str | None) -> None:
+    """An outer principal drives a scripted-rates run from its start: one line otherwise."""
+    kind, _ = ppo.parse_scripted(config.train.principal, config.game)
+    if kind != "rates":
+        raise ValueError(f"a two-timescale principal sets fixed rates: the run's principal "
+                         f"must be 'none' or fixed rates, got {config.train.principal!r}")
+    if restore:
+        raise ValueError("--restore: a two-timescale principal's bandit state is not "
+                         "checkpointed; start the run again (its runs are minutes long)")
+
+
+def finished_objectives(episodes: dict[str, Any]) -> np.ndarray:
+    """W_eta (the game's `objective`) of one seed's episodes that ended in an iteration
+    (`update`'s metrics["episodes"], (P, E) with `done`)."""
+    done = np.asarray(episodes["done"], dtype=bool)
+    return np.asarray(episodes["metrics"]["objective"])[done].astype(np.float64)
 
 
 def principal_diagnostics(diagnostics: dict[str, Any]) -> dict[str, float]:
