@@ -41,6 +41,7 @@ from sed_meltingpot import experiment as ex
 from sed_meltingpot.analysis import plotting
 from sed_meltingpot.experiment import engines
 from sed_meltingpot.experiment import jobs as runs
+from sed_meltingpot.experiment import searches as stackelberg
 from sed_meltingpot.game.config import WELFARE_ON
 from sed_meltingpot.runs import run_lock
 
@@ -153,7 +154,7 @@ def curve_panels(jobs: list[runs.Job], objectives: list[str], principals: list[s
             panels[(w, o)] = {p: [(t.seed, d) for t, d in trained if t.principal == p and (
                 t.objective is None or (t.objective == o
                                         and t.welfare_on == ex.learned_welfare_on(o, w)))]
-                for p in principals if p not in (ex.BEST_FIXED, ex.SAMPLED)}
+                for p in principals if p not in (ex.BEST_FIXED, ex.SAMPLED, ex.SEARCH)}
         if ex.SAMPLED in principals:
             panels[(w, ex.SAMPLED)] = {ex.SAMPLED: [
                 (t.seed, d) for t, d in trained if t.principal == ex.SAMPLED
@@ -225,6 +226,16 @@ def main(argv: list[str]) -> None:
               f"({sum(1 for j in second for d in j.run_dirs if not runs.is_trained(d))} "
               "runs to train)", flush=True)
         results += _run_jobs(second, log)
+    search_lines: list[str] = []
+    if ex.SEARCH in principals:  # its searches, then fresh players under each choice
+        try:
+            chosen, search_lines = stackelberg.run_searches(engine, grid, out, objectives,
+                                                         welfare_on, seeds, log)
+        except ValueError as e:  # e.g. a searches/ folder of other settings
+            raise app.UsageError(str(e)) from e
+        third = runs.best_fixed_jobs(engine, grid, out, chosen, jobs, principal=ex.SEARCH)
+        second += third
+        results += _run_jobs(third, log)
     rows = [r for res in results for r in res["rows"]]
     order = {p: i for i, p in enumerate(ex.PRINCIPALS)}
     labels = ex.sampled_objectives(objectives, grid.rate_etas)
@@ -252,7 +263,8 @@ def main(argv: list[str]) -> None:
                                             welfare_on=welfare_on))
     wall = time.time() - start
     trained = sum(r["trained"] for r in results)
-    n_all = n_runs + sum(len(j.tasks) for j in second if j.tasks[0].principal == ex.BEST_FIXED)
+    n_all = n_runs + sum(len(j.tasks) for j in second
+                         if j.tasks[0].principal in (ex.BEST_FIXED, ex.SEARCH))
     iterations = grid.num_iterations if engine.name == "rllib" else grid.twin_iterations
     command = " ".join(["python", "scripts/experiment.py"] + [shlex.quote(a)
                                                               for a in sys.argv[1:]])
@@ -284,6 +296,10 @@ def main(argv: list[str]) -> None:
                      f"{trained} of {n_all} runs trained by this call, the others reused "
                      "from an earlier call)",
     }
+    if search_lines:
+        meta["search"] = ("the search principal (experiment/searches.py, design/search.py) "
+                          f"over the arm set {grid.stackelberg_candidates!r}, successive "
+                          "halving: " + "; ".join(search_lines))
     if recipe is not None:
         meta["recipe"] = ("the learned principal's (training/jax/recipe.py): "
                           + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(recipe).items())

@@ -11,6 +11,7 @@ for real with each engine (minutes).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -215,10 +216,38 @@ def test_two_timescale_principals_are_planned_like_learned():
     assert not any(i.is_search for i in items)  # best_fixed searches learned runs only
 
 
+def test_the_search_principal_is_planned_after_its_search():
+    """No first-stage run of its own; its choice trains fresh players per reported seed,
+    reusing the scripted run of the same schedule and seed; its search's settings do not
+    depend on the reported seeds (so calls of other seeds resume the same search)."""
+    from sed_meltingpot.design.search import SEARCH_SEED_START
+    from sed_meltingpot.experiment import searches
+
+    tasks = ex.plan_training(["eta=1"], [ex.SEARCH, "none", "flat100"], [0, 1])
+    assert {t.principal for t in tasks} == {"none", "flat100"}
+    chosen = [ex.Search("eta=1", ("apples",), s, rates, 1.0)
+              for s, rates in ((0, (1.0, 1.0, 1.0)), (1, (0.5, 0.3, 0.1)))]
+    fresh, items = ex.plan_best_fixed(chosen, tasks, principal=ex.SEARCH)
+    assert [(t.principal, t.seed, t.rates, t.key) for t in fresh] == [
+        (ex.SEARCH, 1, (0.5, 0.3, 0.1), "fixed_0p5-0p3-0p1__seed1")]
+    assert [(i.principal, i.task.key) for i in items] == [
+        (ex.SEARCH, "flat100__seed0"), (ex.SEARCH, "fixed_0p5-0p3-0p1__seed1")]
+    assert ex.principal_spec(ex.SEARCH, (0.5, 0.3, 0.1)) == "fixed:0.5,0.3,0.1"
+    grid = ex.GRIDS["paper_fast"]
+    args = searches.search_arguments(engines.get_engine("jax"), grid, "eta=1", "apples")
+    assert args["seeds"] == (SEARCH_SEED_START, SEARCH_SEED_START + 1)
+    assert args["first_cut_budget"] == args["min_budget"] == 62  # round(0.5 x 125)
+    assert args["max_budget"] == 125 and len(args["candidates"]) == 5
+    assert args["config"].train.seed == SEARCH_SEED_START
+    assert args["config"].game.voting_rule == "fixed:1"
+    with pytest.raises(ValueError, match="stackelberg_first_cut=0"):
+        dataclasses.replace(grid, stackelberg_first_cut=0.0).validate()
+
+
 def test_plan_trains_scripted_principals_once_per_seed():
     seeds = [0, 1]
     objectives = list(ex.OBJECTIVES)
-    principals = [p for p in ex.PRINCIPALS if p not in ex.TWO_TIMESCALE]
+    principals = [p for p in ex.PRINCIPALS if p not in (*ex.TWO_TIMESCALE, ex.SEARCH)]
     tasks = ex.plan_training(objectives, principals, seeds, BOTH)
     learned = [t for t in tasks if t.principal == ex.LEARNED]
     # learned: 4 objectives x 2 definitions, one run shared at eta=1: 7 per seed;
@@ -411,9 +440,9 @@ def test_csv_and_results_md_structure(tmp_path):
     rows = synthetic_rows(definitions=BOTH)
     path = ex.write_csv(rows, str(tmp_path / "r.csv"), 3)
     back = ex.read_csv(path)
-    # definitions x objectives x principals (learned, sampled, 3 two-timescale, none, 4
-    # schedules, random, best_fixed) x seeds
-    assert len(back) == len(rows) == 2 * 4 * 12 * 3
+    # definitions x objectives x principals (learned, sampled, 3 two-timescale, search,
+    # none, 4 schedules, random, best_fixed) x seeds
+    assert len(back) == len(rows) == 2 * 4 * 13 * 3
     with open(path) as f:
         header = next(csv.reader(f))
     for col in ("welfare_on", "objective", "principal", "seed", "substrate", "W_eta",
@@ -440,7 +469,7 @@ def test_csv_and_results_md_structure(tmp_path):
     # every definition x objective x learner (2) x baseline (7), each significant
     # (differences 10 + 0.1 k + 0.2 s^2: t about 43 with 2 df, p about 5e-4, x 14 by Holm)
     # and with a signed-rank p that cannot be small with 3 seeds (2 / 8 = 0.25).
-    assert len(test_lines) == 2 * 4 * 5 * 7  # (w, o) x 5 co-trained x 7 baselines
+    assert len(test_lines) == 2 * 4 * 6 * 7  # (w, o) x 6 principal algorithms x 7 baselines
     assert all(line.endswith("| yes | 0.25 |") for line in test_lines), test_lines[0]
     assert "Transfer gap" not in md and "paired t-test" in md and "Holm" in md
 
@@ -466,11 +495,11 @@ def test_paired_holm_families_match_direct_computation():
         r["W_eta"] += float(rng.normal())
     rows = [rows[i] for i in rng.permutation(len(rows))]  # pairing is by seed, not order
     tests = ex.comparisons(rows, list(ex.OBJECTIVES), list(ex.PRINCIPALS), "lua", BOTH)
-    assert len(tests) == 2 * 4 * 5 * 7  # (w, o) x 5 co-trained x 7 baselines
+    assert len(tests) == 2 * 4 * 6 * 7  # (w, o) x 6 principal algorithms x 7 baselines
     for w in BOTH:
         for o in ex.OBJECTIVES:  # one Holm family per definition and objective
             family = [t for t in tests if t["welfare_on"] == w and t["objective"] == o]
-            assert len(family) == 35
+            assert len(family) == 6 * 7
             assert [t["p_holm"] for t in family] == pytest.approx(
                 ex.holm([t["p"] for t in family]))
     # The first test by hand: apples, eta=0, learned against none, paired over 4 seeds.
@@ -700,6 +729,8 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
             assert not r["players_from"].startswith("learned")
         if r["principal"] == ex.LEARNED:
             assert r["players_from"].startswith("learned__")
+        if r["principal"] == ex.SEARCH:  # fresh players (here the scripted run reused)
+            assert not r["players_from"].startswith(("learned", "ucb", "thompson", "egreedy"))
         if r["principal"] in ex.TWO_TIMESCALE:  # its own players, the arm it committed to
             group = r["players_from"].rsplit("__seed", 1)[0]
             assert group.startswith(r["principal"] + "__")
@@ -708,6 +739,8 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
             assert [float(x) for x in r["rates"].split(",")] == record["best_rates"]
             assert len(record["steps"]) == 1  # one iteration: one principal step, scored
     md = (out / "results.md").read_text()
+    if engine == "jax":  # one search per objective and definition (shared at eta = 1)
+        assert md.count("(W_eta ") == 7 and "1,000 game steps" in md  # 5 x 2 x 1 x 100
     assert md.count(", welfare_on=apples: objective") == 4
     assert md.count(", welfare_on=taxed: objective") == 4
     assert "Holm" in md and "paired" in md and "signed-rank" in md

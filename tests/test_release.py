@@ -37,7 +37,10 @@ def test_one_version_in_setup_package_changelog_and_citation():
     assert str(cff["date-released"]) == DATE
     changelog = (ROOT / "CHANGELOG.md").read_text()
     releases = re.findall(r"^## \[([^\]]+)\](?: - (\S+))?$", changelog, re.M)
-    assert releases[0] == (VERSION, DATE), releases  # the newest entry first
+    if releases[0] == ("Unreleased", ""):  # Keep a Changelog: what the next release holds
+        releases = releases[1:]
+    assert releases[0] == (VERSION, DATE), releases  # the newest release first
+    assert ("Unreleased", "") not in releases
     assert ("0.1.0", "") in releases
 
 

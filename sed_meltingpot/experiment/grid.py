@@ -31,7 +31,7 @@ from typing import Any
 
 from sed_meltingpot.core import voting
 from sed_meltingpot.design.two_timescale import ALGORITHMS as TWO_TIMESCALE
-from sed_meltingpot.design.two_timescale import TwoTimescaleConfig
+from sed_meltingpot.design.two_timescale import NAMED_ARMS, TwoTimescaleConfig
 from sed_meltingpot.game.config import WELFARE_ON, GameConfig
 
 #: Objectives: a label and the voting rule that sets eta (paper Section 4).
@@ -55,15 +55,20 @@ SCHEDULES: dict[str, tuple[float, ...]] = {
 LEARNED = "learned"
 SAMPLED = "sampled"
 BEST_FIXED = "best_fixed"
+#: The Stackelberg search (design/search.py): the schedule whose freshly trained players
+#: reach the highest W_eta on search seeds of its own, then trained on the reported seeds.
+SEARCH = "search"
 #: Principals in table order (TWO_TIMESCALE: ucb, thompson, egreedy, the bandit
 #: principals of design/two_timescale.py, co-trained like learned, one per objective).
-PRINCIPALS = (LEARNED, SAMPLED, *TWO_TIMESCALE, "none", *SCHEDULES, "random", BEST_FIXED)
-#: Co-trained principals (each compared with every baseline).
-LEARNERS = (LEARNED, SAMPLED, *TWO_TIMESCALE)
+PRINCIPALS = (LEARNED, SAMPLED, *TWO_TIMESCALE, SEARCH, "none", *SCHEDULES, "random",
+              BEST_FIXED)
+#: The principal algorithms, each compared with every baseline: the co-trained ones and
+#: the search.
+LEARNERS = (LEARNED, SAMPLED, *TWO_TIMESCALE, SEARCH)
 BASELINES = tuple(p for p in PRINCIPALS if p not in LEARNERS)
 #: Principals that only the jax engine trains (eta sampling is a twin recipe; the
 #: two-timescale principals set the twin trainer's rates).
-JAX_ONLY = (SAMPLED, *TWO_TIMESCALE)
+JAX_ONLY = (SAMPLED, *TWO_TIMESCALE, SEARCH)
 #: Scripted principals whose players are trained under them from the start of the plan.
 SCRIPTED = tuple(p for p in BASELINES if p != BEST_FIXED)
 #: The voting rule of runs whose principal is scripted (and of the sampled principal,
@@ -115,7 +120,7 @@ def principal_spec(name: str, rates: Sequence[float] | None = None) -> str:
     its first arm) and is evaluated with the schedule it committed to (`rates`)."""
     from sed_meltingpot.game.principals import PrincipalSpec
 
-    if name in TWO_TIMESCALE:
+    if name in TWO_TIMESCALE or name == SEARCH:
         spec = "none" if rates is None else "fixed:" + format_rates(rates)
     elif name in LEARNERS:
         spec = "learned"
@@ -172,6 +177,15 @@ class Grid:
     tax_cap_fraction: float = 0.25
     recipe: Any = None  # training.jax.recipe.PrincipalRecipe | None (that module imports JAX)
     designer: TwoTimescaleConfig = TwoTimescaleConfig()  # the two-timescale principals'
+    # The search principal (experiment/searches.py): its candidates (a named arm set of
+    # design/two_timescale.py), seeds, first cut (a share of twin_iterations: nothing is
+    # cut before the lever shows; in the paper's game flat100's gain over no tax shows
+    # 80k-160k game steps after it starts taxing, so half of the 400k budget) and scoring
+    # window (the last share of a rung's iterations).
+    stackelberg_candidates: str = "schedules"
+    stackelberg_seeds: int = 2
+    stackelberg_first_cut: float = 0.5
+    stackelberg_window: float = 0.5
     eta_sampling: str = "uniform"
     eta_normalised: bool = True
     eta_heads: bool = True
@@ -192,7 +206,16 @@ class Grid:
             raise ValueError(f"grid {self.name}: rounds_per_episode="
                              f"{self.game.rounds_per_episode} must be 1 (W under both "
                              "definitions is computed from an episode's totals)")
-        for name in ("eval_episodes", "lua_episodes", "search_episodes", "num_seeds"):
+        if self.stackelberg_candidates not in NAMED_ARMS:
+            raise ValueError(f"grid {self.name}: stackelberg_candidates="
+                             f"{self.stackelberg_candidates!r} must be one of "
+                             f"{list(NAMED_ARMS)}")
+        for name in ("stackelberg_first_cut", "stackelberg_window"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"grid {self.name}: {name}={getattr(self, name)!r} must be "
+                                 "in (0, 1]")
+        for name in ("eval_episodes", "lua_episodes", "search_episodes", "num_seeds",
+                     "stackelberg_seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"grid {self.name}: {name}={value!r} must be a positive "
@@ -226,6 +249,7 @@ GRIDS: dict[str, Grid] = {
         eval_episodes=2, search_resolution=2, search_episodes=1, lua_episodes=1,
         welfare_on=WELFARE_ON, rate_etas=(0.0, 0.25, 1.0),
         designer=TwoTimescaleConfig(designer_steps=1, designer_window=1.0),
+        stackelberg_first_cut=1.0, stackelberg_window=1.0,
         description="wiring only: 3 players, 50-step episodes, one tiny iteration per run"),
     "small": Grid(
         name="small", game=GameConfig(num_players=4, episode_length=200, tax_period=50),

@@ -30,6 +30,7 @@ from sed_meltingpot.design import two_timescale
 from sed_meltingpot.evaluation import SEARCH_SEED_OFFSET
 from sed_meltingpot.experiment.engines import Engine, Log, get_engine, lua_episodes
 from sed_meltingpot.experiment.grid import (
+    BEST_FIXED,
     EVAL_SEED,
     LEARNED,
     SCHEDULES,
@@ -51,6 +52,7 @@ from sed_meltingpot.experiment.rows import DEFINITION_COLUMNS, episodes_row
 
 EVAL_FILE = "experiment_eval.json"
 BEST_FIXED_EVAL_FILE = "experiment_eval_best_fixed.json"
+SEARCH_EVAL_FILE = "experiment_eval_search.json"  # the search principal's second stage
 RUNS_DIR = "runs"
 EVAL_FORMAT = 3
 
@@ -130,7 +132,8 @@ class Job:
     def label(self) -> str:
         t = self.tasks[0]
         seeds = ",".join(str(x.seed) for x in self.tasks)
-        stage = " (best_fixed)" if self.eval_file == BEST_FIXED_EVAL_FILE else ""
+        stage = {BEST_FIXED_EVAL_FILE: " (best_fixed)",
+                 SEARCH_EVAL_FILE: " (search)"}.get(self.eval_file, "")
         return f"{t.group}{stage} seed {seeds}"
 
     def items_of(self, task: TrainTask) -> list[EvalItem]:
@@ -193,17 +196,19 @@ def plan_jobs(engine: Engine, grid: Grid, output_dir: str, objectives: Sequence[
 
 
 def best_fixed_jobs(engine: Engine, grid: Grid, output_dir: str,
-                    searches: Sequence[Search], first_stage: Sequence[Job]) -> list[Job]:
+                    searches: Sequence[Search], first_stage: Sequence[Job],
+                    principal: str = BEST_FIXED) -> list[Job]:
     """The second stage: fresh players under each schedule best_fixed's searches chose
     (experiment.plan_best_fixed), and their evaluation; a first-stage scripted run of
     the same seed and schedule is reused (in its folder, not trained again)."""
     tasks = [t for j in first_stage for t in j.tasks]
     folders = {t.key: d for j in first_stage for t, d in zip(j.tasks, j.run_dirs, strict=True)}
-    fresh, items = plan_best_fixed(searches, tasks)
-    jobs = make_jobs(engine, grid, output_dir, fresh, items, BEST_FIXED_EVAL_FILE)
+    fresh, items = plan_best_fixed(searches, tasks, principal)
+    eval_file = BEST_FIXED_EVAL_FILE if principal == BEST_FIXED else SEARCH_EVAL_FILE
+    jobs = make_jobs(engine, grid, output_dir, fresh, items, eval_file)
     for t in dict.fromkeys(i.task for i in items if i.task.key in folders):
         jobs.append(Job(engine.name, grid, (t,), (folders[t.key],),
-                        tuple(i for i in items if i.task == t), BEST_FIXED_EVAL_FILE))
+                        tuple(i for i in items if i.task == t), eval_file))
     return jobs
 
 

@@ -25,6 +25,7 @@ from sed_meltingpot.experiment.grid import (
     SAMPLED,
     SCHEDULES,
     SCRIPTED_TRAINING_RULE,
+    SEARCH,
     TWO_TIMESCALE,
     eta_label,
     eta_of,
@@ -70,7 +71,10 @@ class TrainTask:
             return f"{self.principal}__{_slug(self.objective or '')}{suffix}"
         if self.principal == SAMPLED:
             return f"{SAMPLED}__{self.welfare_on}"
-        if self.principal == BEST_FIXED:
+        if self.principal == SEARCH and self.rates is None:  # its search, per objective
+            suffix = "" if self.welfare_on == DEFAULT_WELFARE_ON else f"__{self.welfare_on}"
+            return f"{SEARCH}__{_slug(self.objective or '')}{suffix}"
+        if self.principal in (BEST_FIXED, SEARCH):  # fresh players under a schedule
             return "fixed_" + "-".join(_slug(f"{r:g}") for r in self.rates or ())
         return self.principal
 
@@ -100,7 +104,7 @@ def plan_training(objectives: Sequence[str], principals: Sequence[str], seeds: S
     tasks: list[TrainTask] = []
     for seed in seeds:
         for p in principals:
-            if p == BEST_FIXED:
+            if p in (BEST_FIXED, SEARCH):  # trained after their searches
                 continue
             if p == LEARNED or p in TWO_TIMESCALE:  # rewarded by W_eta: per objective
                 for o in objectives:
@@ -170,11 +174,12 @@ class Search:
     value: float  # the chosen schedule's mean W_eta on the search seeds
 
 
-def plan_best_fixed(searches: Sequence[Search], tasks: Sequence[TrainTask]
-                    ) -> tuple[list[TrainTask], list[EvalItem]]:
-    """best_fixed's second stage: per (seed, chosen schedule) the run of fresh players
-    trained under it, which is the first-stage scripted run of that seed where one has
-    the same schedule (none is (0, ..., 0), flat100 (1, ..., 1)), and its cells.
+def plan_best_fixed(searches: Sequence[Search], tasks: Sequence[TrainTask],
+                    principal: str = BEST_FIXED) -> tuple[list[TrainTask], list[EvalItem]]:
+    """best_fixed's (or the search principal's, `principal=SEARCH`) second stage: per
+    (seed, chosen schedule) the run of fresh players trained under it, which is the
+    first-stage scripted run of that seed where one has the same schedule (none is
+    (0, ..., 0), flat100 (1, ..., 1)), and its cells.
     Returns (the runs still to train, each once; the cells)."""
     def schedule(t: TrainTask, num_brackets: int) -> tuple[float, ...] | None:
         return (0.0,) * num_brackets if t.principal == "none" else SCHEDULES.get(t.principal)
@@ -185,6 +190,6 @@ def plan_best_fixed(searches: Sequence[Search], tasks: Sequence[TrainTask]
         rates = tuple(float(r) for r in s.rates)
         same = [t for t in tasks if t.seed == s.seed and schedule(t, len(rates)) == rates]
         task = same[0] if same else fresh.setdefault(
-            (rates, s.seed), TrainTask(BEST_FIXED, None, s.seed, rates=rates))
-        items.append(EvalItem(s.objective, BEST_FIXED, task, tuple(s.welfare_on), rates))
+            (rates, s.seed), TrainTask(principal, None, s.seed, rates=rates))
+        items.append(EvalItem(s.objective, principal, task, tuple(s.welfare_on), rates))
     return list(fresh.values()), items

@@ -70,7 +70,8 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
     the sampled principal's rates against eta, whether the learning curves flattened
     (`budget_quarters` of `curves`), and the figures."""
     lines = [f"# Results: grid `{meta.get('grid')}`, engine `{meta.get('engine')}`", ""]
-    for key in ("command", "seeds", "budget", "game", "recipe", "evaluation", "wall_time"):
+    for key in ("command", "seeds", "budget", "game", "recipe", "search", "evaluation",
+                "wall_time"):
         if key in meta:
             lines.append(f"* {key.replace('_', ' ')}: {meta[key]}")
     lines += [
@@ -96,7 +97,11 @@ def results_markdown(rows: Sequence[Mapping[str, Any]], *, objectives: Sequence[
         "etas. best_fixed: the best fixed schedule of a grid search (on other held-out "
         "seeds) against the players trained with the learned principal, played with "
         "fresh players trained under it (the scripted run of that schedule where one "
-        "exists).",
+        "exists). ucb, thompson, egreedy: two-timescale bandit principals, trained like "
+        "the learned principal, each holding an arm (a schedule) for several iterations "
+        "and played with the arm it committed to and its own players. search: the "
+        "schedule whose freshly trained players reached the highest W_eta on search seeds "
+        "of its own (successive halving), played with fresh players trained under it.",
         ""]
     substrates = sorted({r["substrate"] for r in rows}, key=lambda s: s != substrate)
     rate_keys = [f"rate_b{b}" for b in range(num_brackets)]
