@@ -85,7 +85,8 @@ FLAGS = flags.FLAGS
 # Flags that mean something to one engine only; setting them for the other is an error.
 RLLIB_ONLY_FLAGS = ("num_env_runners", "num_envs_per_env_runner", "num_gpus", "ray_address",
                     "train_batch_size")
-JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype", *RECIPE_FLAGS, *DESIGNER_FLAGS)
+JAX_ONLY_FLAGS = ("num_envs", "num_seeds", "dtype", "num_minibatches", *RECIPE_FLAGS,
+                  *DESIGNER_FLAGS)
 
 cli.register_game_validators()
 flags.register_validator("pixels_per_tile", lambda v: v is None or v in (1, 2, 4, 8),
@@ -128,8 +129,9 @@ def main(argv: list[str]) -> None:
             f"--{', --'.join(wrong)} mean(s) nothing with --engine={FLAGS.engine}; "
             + ("the jax engine plays --num_envs games on one device (an iteration is "
                "--num_envs x --rollout_fragment_length game steps)" if FLAGS.engine == "jax"
-               else "--num_envs/--num_seeds/--dtype and the principal recipe's flags "
-               "(sed_meltingpot/training/jax/recipe.py) are for --engine=jax"))
+               else "--num_envs/--num_seeds/--dtype/--num_minibatches and the principal "
+               "recipe's flags (sed_meltingpot/training/jax/recipe.py) are for "
+               "--engine=jax"))
 
     two_timescale_principal = FLAGS.principal in two_timescale.ALGORITHMS
     if two_timescale_principal and FLAGS.engine != "jax":

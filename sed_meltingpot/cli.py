@@ -18,7 +18,7 @@ from absl import flags
 from sed_meltingpot.core import voting, welfare
 from sed_meltingpot.core.hyperparameters import flag_fields
 from sed_meltingpot.evaluation import PLAYER_CHOICES
-from sed_meltingpot.game.config import WELFARE_ON, GameConfig
+from sed_meltingpot.game.config import MAPS, WELFARE_ON, GameConfig
 from sed_meltingpot.game.principals import parse_principal
 
 GAME_FLAGS = tuple(f.name for f, _ in flag_fields(GameConfig))
@@ -139,8 +139,8 @@ def register_game_validators() -> None:
         message=f"--welfare must be one of {sorted(welfare.WELFARE_FUNCTIONS)}")
     flags.register_validator("welfare_on", lambda v: v in (None, *WELFARE_ON),
                              message=f"--welfare_on must be one of {', '.join(WELFARE_ON)}")
-    flags.register_validator("map", lambda v: v in (None, "default", "large"),
-                             message="--map must be 'default' or 'large'")
+    flags.register_validator("map", lambda v: v in (None, *MAPS),
+                             message=f"--map must be one of {', '.join(MAPS)}")
 
 
 def check_writable(flag: str, path: str, *, is_file: bool = False) -> None:

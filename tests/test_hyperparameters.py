@@ -81,6 +81,8 @@ RLLIB_VALUES = {
     "tax_cap_fraction": 0.3, "num_gpus": 1,
 }
 JAX_VALUES = {"num_envs": 5, "dtype": "bfloat16"}
+#: TrainConfig's fields that only the jax engine reads (train.py refuses them with rllib).
+JAX_TRAIN_VALUES = {"num_minibatches": 4}
 #: The jax engine's principal recipe (training/jax/recipe.py).
 RECIPE_VALUES = {
     "principal_lr": 0.003, "principal_lr_schedule": "linear", "principal_entropy_coeff": 0.1,
@@ -95,10 +97,11 @@ RECIPE_VALUES = {
 
 def test_every_hyperparameter_field_is_exercised_below():
     declared = {f.name for cls in (GameConfig, TrainConfig) for f, _ in flag_fields(cls)}
-    assert declared == set(RLLIB_VALUES)
+    assert declared == set(RLLIB_VALUES) | set(JAX_TRAIN_VALUES)
     assert {f.name for f, _ in flag_fields(TwinTrainConfig)} == set(JAX_VALUES)
     assert {f.name for f, _ in flag_fields(PrincipalRecipe)} == set(RECIPE_VALUES)
-    for cls, values in ((GameConfig, RLLIB_VALUES), (TrainConfig, RLLIB_VALUES),
+    for cls, values in ((GameConfig, RLLIB_VALUES),
+                        (TrainConfig, {**RLLIB_VALUES, **JAX_TRAIN_VALUES}),
                         (TwinTrainConfig, JAX_VALUES), (PrincipalRecipe, RECIPE_VALUES)):
         for f, _ in flag_fields(cls):
             assert values[f.name] != f.default, f.name
@@ -118,7 +121,8 @@ def test_train_py_hands_every_flag_to_its_field(tmp_path):
              _argv({k: v for k, v in RLLIB_VALUES.items()
                     if k not in ("num_env_runners", "num_envs_per_env_runner", "num_gpus",
                                  "train_batch_size", "pixels_per_tile")})
-             + ["--pixels_per_tile=1"] + _argv(JAX_VALUES) + _argv(RECIPE_VALUES)
+             + ["--pixels_per_tile=1"] + _argv(JAX_VALUES) + _argv(JAX_TRAIN_VALUES)
+             + _argv(RECIPE_VALUES)
              + ["--engine=jax", f"--output_dir={tmp_path / 'jax'}"]]
     proc = subprocess.run([sys.executable, HARNESS, os.path.join(ROOT, "scripts", "train.py")],
                           input=json.dumps(argvs), capture_output=True, text=True, cwd=ROOT,
@@ -130,5 +134,5 @@ def test_train_py_hands_every_flag_to_its_field(tmp_path):
         assert f"{name}={value!r}" in rllib_out, (name, rllib_out)
     for name, value in JAX_VALUES.items():
         assert f"'{name}': {value!r}" in jax_out, (name, jax_out)
-    for name, value in RECIPE_VALUES.items():
+    for name, value in {**RECIPE_VALUES, **JAX_TRAIN_VALUES}.items():
         assert f"{name}={value!r}" in jax_out, (name, jax_out)

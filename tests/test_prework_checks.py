@@ -25,13 +25,15 @@ from sed_meltingpot.game.config import GameConfig
 
 SCRIPTS = ("train", "evaluate", "render_video", "plot", "experiment", "lever_analysis",
            "pool_results", "gpu_train", "gpu_check", "results_summary", "make_twin_assets",
-           "benchmark_training", "benchmark_twin", "benchmark_substrate", "benchmark_checkouts")
+           "benchmark_training", "benchmark_twin", "benchmark_substrate", "benchmark_checkouts",
+           "benchmark_scale")
 #: Float flags each of these scripts has (at least): the probe must find them, so that it
 #: cannot pass by finding none.
 FLOATS = {"train": {"lr", "principal_lr", "principal_entropy_coeff", "tax_cap_start"},
           "render_video": {"fps"},
           "gpu_train": {"seconds", "compile_seconds", "mem_fraction"},
-          "gpu_check": {"env_seconds", "budget_seconds", "bf16_rtol"}}
+          "gpu_check": {"env_seconds", "budget_seconds", "bf16_rtol"},
+          "benchmark_scale": {"seconds"}}
 
 
 def finite_probe(script: str, cwd: str) -> dict:

@@ -7,18 +7,25 @@ observable to i. The game applies this per step, with that step's taxed reward
 and that step's visibility (README, "The game"). The arithmetic is written once, in
 ``mix_rewards_core``, against an array namespace ``xp`` (numpy or jax.numpy), used
 by the validated numpy ``mix_rewards`` and by the JAX twin (``twin/sed.py``).
+
+Who sees whom comes in one of two forms: a boolean matrix ``visible[i, j]`` (the
+Lua substrate's NEARBY, the direct form), or ``SeenLists``, for each player the
+indices of the players it sees. A player sees only the cells of its view window,
+so the lists have a fixed length whatever the number of players, and the sum is
+O(n) instead of the matrix's O(n^2) (the twin's large games, ``twin/cell_grid.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sed_meltingpot.core.validators import unit_interval_array
 
-__all__ = ["mix_rewards", "mix_rewards_core", "sample_selfishness", "validate_selfishness"]
+__all__ = ["SeenLists", "mix_rewards", "mix_rewards_core", "sample_selfishness",
+           "validate_selfishness"]
 
 NeighbourAggregate = Literal["sum", "mean"]
 _AGGREGATES = ("sum", "mean")
@@ -72,6 +79,15 @@ def _validate_visible(visible: ArrayLike, num_players: int) -> np.ndarray:
     return arr
 
 
+class SeenLists(NamedTuple):
+    """Who each player sees, as lists: ``index`` int ``(n, K)``, row i the players that
+    player i sees, each at most once and in any order, padded with n (no one). An
+    index equal to i is ignored, as the matrix's diagonal is. A NamedTuple, so it
+    passes through ``jax.jit``, ``vmap`` and ``scan`` as an array would."""
+
+    index: Any
+
+
 def mix_rewards_core(
     r_tax: Any, sigma: Any, visible: Any, neighbour_aggregate: str = "sum", xp: Any = np
 ) -> Any:
@@ -79,8 +95,12 @@ def mix_rewards_core(
 
     ``visible`` is boolean ``(..., n, n)``; its diagonal is masked here (a player is
     never its own neighbour). ``"mean"`` divides by the number of visible others
-    (0 when none). See ``mix_rewards`` for the shapes.
+    (0 when none). See ``mix_rewards`` for the shapes. ``visible`` may instead be
+    ``SeenLists`` of one game (``r_tax`` and ``sigma`` of shape ``(n,)``): the same
+    rewards, summed over each list (in another order, so equal up to float rounding).
     """
+    if isinstance(visible, SeenLists):
+        return _mix_listed(r_tax, sigma, visible.index, neighbour_aggregate, xp)
     n = r_tax.shape[-1]
     weights = (visible & ~xp.eye(n, dtype=bool)).astype(r_tax.dtype)
     if neighbour_aggregate == "mean":
@@ -88,6 +108,19 @@ def mix_rewards_core(
         weights = xp.where(counts > 0, weights / xp.maximum(counts, 1.0), 0.0)
     neighbours = xp.einsum("...ij,...j->...i", weights, r_tax)
     return sigma * r_tax + (1.0 - sigma) * neighbours
+
+
+def _mix_listed(r_tax: Any, sigma: Any, index: Any, neighbour_aggregate: str, xp: Any
+                ) -> Any:
+    """Eq. 8 with the neighbours as lists (``SeenLists.index``, int ``(n, K)``)."""
+    n = r_tax.shape[-1]
+    valid = (index < n) & (index != xp.arange(n)[:, None])
+    padded = xp.concatenate([r_tax, xp.zeros((1,), r_tax.dtype)])
+    neighbours = xp.where(valid, padded[xp.where(valid, index, n)], 0.0).sum(axis=-1)
+    if neighbour_aggregate == "mean":
+        counts = valid.sum(axis=-1).astype(r_tax.dtype)
+        neighbours = xp.where(counts > 0, neighbours / xp.maximum(counts, 1.0), 0.0)
+    return sigma * r_tax + (1.0 - sigma) * neighbours.astype(r_tax.dtype)
 
 
 def mix_rewards(

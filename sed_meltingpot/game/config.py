@@ -21,6 +21,13 @@ from sed_meltingpot.substrates import apple_picking_data
 
 #: What W_eta is computed on (GameConfig.welfare_on).
 WELFARE_ON = ("apples", "taxed")
+#: GameConfig.map's name for a map sized from the number of players: tiled Commons
+#: Harvest patches, played only by the JAX twin (`twin/generated_map.py`).
+GENERATED_MAP = "generated"
+#: The named maps (GameConfig.map, --map): both engines play the first two.
+MAPS = ("default", "large", GENERATED_MAP)
+#: The most players a generated map is made for (a bound on its build time and memory).
+GENERATED_MAX_PLAYERS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +56,9 @@ class GameConfig:
       neighbour_aggregate: "sum" (paper Eq. 8) or "mean" over visible players.
       reference_rates / divergence_delta / divergence_norm: the constraint
         D(phi_0, phi) <= delta, applied as a projection (inf = none).
-      regrowth_probabilities / map: substrate overrides (None = default).
+      regrowth_probabilities / map: substrate overrides (None = default); map
+        "generated" (the JAX twin only) is sized from num_players, 1 to
+        GENERATED_MAX_PLAYERS.
     """
 
     substrate: str = "apple_picking"
@@ -80,7 +89,9 @@ class GameConfig:
     divergence_delta: float = math.inf
     divergence_norm: str = "linf"
     regrowth_probabilities: tuple[float, ...] | None = None
-    map: str | None = hyperparameter(None, "Substrate map: default or large.")
+    map: str | None = hyperparameter(
+        None, "Substrate map: default or large; generated (--engine=jax only): tiled Commons "
+        f"Harvest patches sized from --num_players, 1 to {GENERATED_MAX_PLAYERS}.")
 
     @property
     def num_brackets(self) -> int:

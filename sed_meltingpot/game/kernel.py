@@ -10,7 +10,8 @@ Everything the rules decide is here, once:
   projected onto D(phi_0, phi) <= delta, times the curriculum's tax cap;
 * the period's end: the bracket tax on the period's incomes (`tax.bracket_tax_core`)
   collected and redistributed evenly in that step's post-tax income r_tax;
-* paper Eq. 8 rewards with that step's NEARBY (`rewards.mix_rewards_core`);
+* paper Eq. 8 rewards with that step's NEARBY (`rewards.mix_rewards_core`; as a
+  matrix, or as lists of whom each player sees for the twin's large games);
 * the objective W_eta of the round's cumulative apples (or post-tax incomes,
   `GameConfig.welfare_on`) and the principal's reward, its change each step;
 * the round's end: a new vote (continual rounds keep the world);
@@ -226,10 +227,13 @@ def set_rates(rules: Rules, s: SEDState, rates: Any, tax_cap: Any, xp: Any) -> S
 def step(rules: Rules, s: SEDState, apples: Any, nearby: Any, zapped: Any, ready: Any,
          xp: Any) -> tuple[SEDState, Any, Any, Any, dict[str, Any]]:
     """One step after the world moved, from its signals: apples f[n] eaten, nearby
-    bool[n, n], zapped bool[n], ready f[n]. Returns (state, rewards f[n] (Eq. 8),
+    bool[n, n] (or `rewards.SeenLists`: a large twin game's lists of whom each player
+    sees), zapped bool[n], ready f[n]. Returns (state, rewards f[n] (Eq. 8),
     principal_reward, done, info)."""
     apples, ready = _float(rules, apples, xp), _float(rules, ready, xp)
-    nearby, zapped = xp.asarray(nearby, bool), xp.asarray(zapped, bool)
+    if not isinstance(nearby, rewards.SeenLists):
+        nearby = xp.asarray(nearby, bool)
+    zapped = xp.asarray(zapped, bool)
     clock = _clock(rules, s, xp)
     period_apples = s.period_apples + apples
     taxes, transfers = _settle(rules, s, period_apples, clock["period_end"], xp)

@@ -30,6 +30,7 @@ with extra_import("lua", __name__):
     from ml_collections import config_dict
 
 from sed_meltingpot import lua as _lua_package
+from sed_meltingpot.game.config import GENERATED_MAP
 
 # Substrate name -> (config module in `sed_meltingpot.substrates`, overrides).
 _SUBSTRATES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,7 +47,7 @@ OVERRIDABLE = {
     "regrowth_radius": "neighbourhood radius for regrowth (>= 0)",
     "apple_reward": "reward per apple eaten",
     "ascii_map": "the map as an ASCII string (rows of equal length)",
-    "map": "a named map: 'default' or 'large'",
+    "map": "a named map: 'default' or 'large' ('generated' is the JAX twin's only)",
     "debug_observations": "add POSITION and ORIENTATION per player (for tests)",
 }
 
@@ -128,6 +129,10 @@ def get_config(name: str, **overrides: Any) -> config_dict.ConfigDict:
                 + ", ".join(OVERRIDABLE))
         if key == "map":
             maps = {"default": module.ASCII_MAP, "large": module.ASCII_MAP_LARGE}
+            if value == GENERATED_MAP:  # sized from the players: the JAX twin's only
+                raise ValueError(
+                    f"--map={value} is played only by the JAX twin (--engine=jax); the Lua "
+                    f"substrate (--engine=rllib) has the maps {' and '.join(sorted(maps))}")
             if value not in maps:
                 raise ValueError(f"map={value!r} is not one of {sorted(maps)}")
             config.ascii_map = maps[value]

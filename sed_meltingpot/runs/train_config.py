@@ -60,6 +60,11 @@ class TrainConfig:
     grad_clip: float = 0.5
     minibatch_size: int = hyperparameter(128, "Players' PPO minibatch.", lower_bound=1,
                                          preset=True)
+    num_minibatches: int = hyperparameter(
+        0, "jax engine: the players' PPO minibatches per epoch, by count (PureJaxRL style): "
+        "their rows per iteration (--num_envs x --rollout_fragment_length x --num_players) in "
+        "N equal minibatches, the remainder (< N rows) left out of each epoch; replaces "
+        "--minibatch_size. 0 = off (minibatches of --minibatch_size rows).", lower_bound=0)
     principal_minibatch_size: int = hyperparameter(
         32, "Principal's PPO minibatch (its samples are used num_epochs times).", lower_bound=1)
     num_epochs: int = hyperparameter(4, "PPO epochs per iteration.", lower_bound=1, preset=True)
@@ -102,6 +107,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+        if not isinstance(self.num_minibatches, int) or self.num_minibatches < 0:
+            raise ValueError(f"num_minibatches={self.num_minibatches!r} must be an integer >= 0 "
+                             "(0: minibatches of minibatch_size rows)")
         if self.num_env_runners < 0 or self.num_gpus < 0:
             raise ValueError("num_env_runners and num_gpus must be >= 0")
         if self.pixels_per_tile not in (1, 2, 4, 8):

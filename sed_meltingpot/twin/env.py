@@ -49,6 +49,14 @@ Observations derived from the state (StepOut, [`observe`] here) follow the Lua
 components: APPLES_EATEN, NEARBY (view window 9 ahead, 1 behind, 5 to each
 side), ZAPPED, READY_TO_SHOOT = max(1 - timer / ZAP_COOLDOWN, 0) for live avatars.
 
+Scale: `map="generated"` is a map sized from the number of players (tiled
+Commons Harvest patches, `twin/generated_map.py`, 1 to 4096 players), and
+`locality` says how the rules find who stands where: "pairwise" compares every
+pair of players (O(n^2) per step; NEARBY a bool[n, n] matrix), "grid" looks
+cells up in a table (`twin/cell_grid.py`, O(n); NEARBY as `rewards.SeenLists`).
+Both give the same outcome; the default picks the grid from
+`cell_grid.GRID_FROM_PLAYERS` players, so the paper's maps stay pairwise.
+
 Engine-random decisions and the rule implemented for each (same distribution,
 different random numbers, so tests compare them distributionally):
 * the order of moves: a uniform random permutation of the players;
@@ -61,7 +69,8 @@ different random numbers, so tests compare them distributionally):
 
 This module imports only jax, numpy, flax, the meltingpot-free
 `sed_meltingpot.substrates.apple_picking_data`, the static map layout
-(`twin/world_layout.py`, numpy) and the step's rules (`twin/world_rules.py`).
+(`twin/world_layout.py`, `twin/generated_map.py`, numpy) and the step's rules
+(`twin/world_rules.py`, `twin/cell_grid.py`).
 """
 
 from __future__ import annotations
@@ -75,7 +84,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from sed_meltingpot.core.rewards import SeenLists
 from sed_meltingpot.substrates import apple_picking_data as data
+from sed_meltingpot.twin import cell_grid, generated_map
 from sed_meltingpot.twin import world_rules as rules
 from sed_meltingpot.twin.world_layout import apple_tables, flat_where, parse_map
 
@@ -124,7 +135,8 @@ class StepOut:
 
     apples_eaten: float32[n], this step. nearby: bool[n, n], nearby[i, j] when
     j is inside i's view window (never i itself; zapped players see and are
-    seen by no one). zapped: bool[n], out of play after this step.
+    seen by no one); with `TwinEnv.locality == "grid"` the same as
+    `rewards.SeenLists` (int32[n, 120]). zapped: bool[n], out of play after this step.
     ready_to_shoot: float32[n]. num_apples: int32, live apples. done: bool,
     step == episode_length.
     """
@@ -163,6 +175,7 @@ class TwinEnv:
     outer_spawns: np.ndarray    # int32[P] flat cells of `P`
     respawn_points: np.ndarray  # int32[R] where zapped players reappear
     num_inside: int             # players starting on `Q`
+    locality: str = "pairwise"  # who-is-where queries: "pairwise" or "grid" (cell_grid.py)
 
     num_actions: int = data.NUM_ACTIONS
 
@@ -177,10 +190,13 @@ class TwinEnv:
         *,
         regrowth_radius: float | None = None,
         apple_reward: float | None = None,
+        locality: str | None = None,
     ) -> TwinEnv:
         """The twin of `sed_meltingpot.game.substrate.build(substrate, **overrides)`.
 
-        `map` is "default", "large" or an ASCII map; None keeps the substrate's.
+        `map` is "default", "large", "generated" (sized from `num_players`, twin only)
+        or an ASCII map; None keeps the substrate's. `locality` is "pairwise", "grid"
+        or None (`cell_grid.choose_locality`: the grid from GRID_FROM_PLAYERS players).
         Raises ValueError naming a bad argument, its value and the allowed range.
         """
         if substrate not in _SUBSTRATE_DEFAULTS:
@@ -188,13 +204,17 @@ class TwinEnv:
                              f"{', '.join(_SUBSTRATE_DEFAULTS)}")
         defaults = _SUBSTRATE_DEFAULTS[substrate]
         map = map if map is not None else defaults.get("map", "default")
-        ascii_map = {"default": data.ASCII_MAP, "large": data.ASCII_MAP_LARGE}.get(map, map)
-        if map not in ("default", "large") and "\n" not in map:
-            raise ValueError(f"map={map!r} is not 'default', 'large' or an ASCII map")
-        rows = parse_map(ascii_map)
-        height, width = len(rows), len(rows[0])
         n = num_players if num_players is not None else defaults.get(
             "num_players", data.NUM_PLAYERS)
+        if map == generated_map.GENERATED:
+            ascii_map = generated_map.generated_map(generated_map.check_num_players(n))
+        else:
+            ascii_map = {"default": data.ASCII_MAP, "large": data.ASCII_MAP_LARGE}.get(map, map)
+            if map not in ("default", "large") and "\n" not in map:
+                raise ValueError(f"map={map!r} is not 'default', 'large', "
+                                 f"'{generated_map.GENERATED}' or an ASCII map")
+        rows = parse_map(ascii_map)
+        height, width = len(rows), len(rows[0])
         inside, outer = flat_where(rows, data.INSIDE_SPAWN), flat_where(rows, data.SPAWN)
         if len(inside) + len(outer) == 0:
             raise ValueError("map is malformed: it has no spawn points ('P' or 'Q')")
@@ -229,7 +249,8 @@ class TwinEnv:
             initial_apples=np.array([c == data.APPLE for c in flat]),
             apple_cells=apple_cells, cell_to_apple=cell_to_apple, neighbours=neighbours,
             inside_spawns=inside, outer_spawns=outer,
-            respawn_points=outer if len(outer) else inside, num_inside=num_inside)
+            respawn_points=outer if len(outer) else inside, num_inside=num_inside,
+            locality=cell_grid.choose_locality(n, locality))
 
     # --- states -----------------------------------------------------------------------
 
@@ -312,16 +333,17 @@ class TwinEnv:
         # 2. Turns, and moves one player after another in `order`.
         orient = rules.turn_avatars(state.orient, actions)
         pos = rules.move_avatars(state.pos, state.orient, alive, actions, order, self.wall,
-                                 h, w)
+                                 h, w, self.locality)
         moved_cell = rules.cells_of(pos, w)
         ate_moving = rules.eat_on_arrival(moved_cell, alive, actions, live, self.cell_to_apple)
         # 3. Zaps, from the positions after all moves.
         fired, zap_timer = rules.fire_zappers(alive, state.zap_timer, actions)
-        beam, hit = rules.zap_beams(pos, orient, alive, fired, self.wall, h, w)
+        beam, hit = rules.zap_beams(pos, orient, alive, fired, self.wall, h, w, self.locality)
         # 4. Respawn of players out for FRAMES_TILL_RESPAWN frames.
         respawned, pos, orient = rules.respawn_zapped(
             pos, orient, alive, state.wait, hit, self.respawn_points, w,
-            k_spawn=k_spawn, k_prio=k_prio, k_orient=k_orient)
+            k_spawn=k_spawn, k_prio=k_prio, k_orient=k_orient, locality=self.locality,
+            height=h)
         # 5. End of step: eaten apples wait, zapped players leave, respawned return.
         apples, live = rules.leave_eaten(
             state.apples, live, ((cell, ate_standing), (moved_cell, ate_moving)),
@@ -331,10 +353,13 @@ class TwinEnv:
         new_state = TwinState(pos=pos, orient=orient, alive=alive, apples=apples,
                               zap_timer=zap_timer, wait=wait, step=step, beam=beam,
                               fired=fired)
-        return new_state, observe(new_state, ate_standing, ate_moving, live, done)
+        seen = (cell_grid.seen_lists(new_state.pos, new_state.orient, new_state.alive, h, w)
+                if self.locality == "grid" else None)
+        return new_state, observe(new_state, ate_standing, ate_moving, live, done, seen)
 
     def nearby(self, state: TwinState) -> jax.Array:
-        """bool[n, n]: j inside i's view window (Lua `NearbyPlayersObservation`)."""
+        """bool[n, n]: j inside i's view window (Lua `NearbyPlayersObservation`), the
+        direct form whatever the locality (StepOut.nearby is the lists on the grid)."""
         return nearby(state.pos, state.orient, state.alive)
 
 
@@ -342,11 +367,12 @@ class TwinEnv:
 
 
 def observe(state: TwinState, ate_standing: jax.Array, ate_moving: jax.Array,
-            live: jax.Array, done: jax.Array) -> StepOut:
-    """The Lua observations after the step: APPLES_EATEN, NEARBY, ZAPPED, READY_TO_SHOOT."""
+            live: jax.Array, done: jax.Array, seen: SeenLists | None = None) -> StepOut:
+    """The Lua observations after the step: APPLES_EATEN, NEARBY, ZAPPED, READY_TO_SHOOT.
+    NEARBY is `seen` when given (the grid's lists), else the direct matrix."""
     return StepOut(
         apples_eaten=ate_standing.astype(jnp.float32) + ate_moving.astype(jnp.float32),
-        nearby=nearby(state.pos, state.orient, state.alive),
+        nearby=nearby(state.pos, state.orient, state.alive) if seen is None else seen,
         zapped=~state.alive,
         ready_to_shoot=ready_to_shoot(state.alive, state.zap_timer),
         num_apples=live.sum().astype(jnp.int32),

@@ -17,6 +17,8 @@ and checked pixel for pixel against the engine (`tests/test_twin_render.py`):
 * Avatars have one sprite per heading (CUTE_AVATAR N/E/S/W, `noRotate`): a
   view shows the sprite of the heading relative to the viewer,
   (orient_other - orient_viewer) mod 4; WORLD.RGB shows the absolute heading.
+  The sprites are stored for 128 players; a larger game (a generated map, twin
+  only) repeats them with the substrate's palette period (`avatar_sprite_index`).
 * A player sees itself as Commons Harvest's `Self` sprite (TARGET_SPRITE_SELF,
   the blue avatar facing up in its own view); WORLD.RGB shows its own colour.
 * The zap beam is one opaque colour (`beamColor`, default (252, 252, 106)) over
@@ -46,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sed_meltingpot.substrates import apple_picking_data as data
+from sed_meltingpot.twin.generated_map import MAX_PLAYERS
 
 ASSET_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets",
                           "apple_picking_sprites.npz")
@@ -136,15 +139,25 @@ class RenderTables:
 
 # The world grid is padded by this many OOB tiles so every view tile is inside it.
 PAD = max(data.VIEW_FORWARD, data.VIEW_BACKWARD, data.VIEW_LEFT, data.VIEW_RIGHT)
+# Past its 16 named colours the substrate colours avatars from Melting Pot's 62-colour
+# `colors.palette`, repeating (`substrates/apple_picking.py`); the stored sprites cover
+# 128 players, and a larger game (a generated map, twin only) repeats them the same way.
+_PALETTE_PERIOD = 62
+
+
+def avatar_sprite_index(num_players: int, num_stored: int) -> np.ndarray:
+    """int[n]: the stored sprite of each player: its own while stored, else the one a
+    whole number of palette periods before it (the substrate's colour)."""
+    j = np.arange(num_players)
+    back = np.maximum(0, -(-(j - num_stored + 1) // _PALETTE_PERIOD))  # ceil, >= 0
+    return j - back * _PALETTE_PERIOD
 
 
 def build_tables(ascii_map: str, num_players: int) -> RenderTables:
     """Composes every tile content's block once (numpy), for the map and player count."""
     assets = load_assets()
-    if not 1 <= num_players <= assets["avatar"].shape[0]:
-        raise ValueError(
-            f"num_players={num_players} is outside [1, {assets['avatar'].shape[0]}] "
-            "(sprites are stored for that many players; regenerate the assets for more)")
+    if not 1 <= num_players <= MAX_PLAYERS:
+        raise ValueError(f"num_players={num_players} is outside [1, {MAX_PLAYERS}]")
     rows = data.map_rows(ascii_map)
     height, width = len(rows), len(rows[0])
     if any(len(r) != width for r in rows):
@@ -167,6 +180,7 @@ def build_tables(ascii_map: str, num_players: int) -> RenderTables:
 
     blank = np.zeros((SPRITE, SPRITE, 3), np.uint8)
     blocks = np.zeros((4, num_codes, SPRITE, SPRITE, 3), np.uint8)
+    avatars = assets["avatar"][avatar_sprite_index(n, assets["avatar"].shape[0])]
     for o in range(4):
         for g, ground_name in enumerate(("floor", "grass")):
             for apple in (0, 1):
@@ -175,10 +189,10 @@ def build_tables(ascii_map: str, num_players: int) -> RenderTables:
                     base = _over(base, turned("apple", o))
                 code0 = (g * 2 + apple) * u
                 blocks[o, code0] = base
-                for j in range(n):
-                    for h in range(4):
-                        blocks[o, code0 + 1 + 4 * j + h] = _over(
-                            base, assets["avatar"][j, (h - o) % 4])
+                # Avatar j with absolute heading h at code0 + 1 + 4 j + h.
+                blocks[o, code0 + 1:code0 + 1 + 4 * n] = _over(
+                    base, avatars[:, [(h - o) % 4 for h in range(4)]]).reshape(
+                        4 * n, SPRITE, SPRITE, 3)
                 blocks[o, code0 + 4 * n + 1] = _over(base, assets["self"][0])
         blocks[o, 4 * u] = _over(blank, turned("wall", o))
         blocks[o, 4 * u + 1] = assets["beam"][:3]

@@ -222,7 +222,8 @@ class SEDTwin:
                  ) -> tuple[SEDState, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
         """SEDGame.step after the world moved, from that step's signals (`kernel.step`).
 
-        apples f32[n] eaten this step, nearby bool[n, n], zapped bool[n], ready f32[n].
+        apples f32[n] eaten this step, nearby bool[n, n] (or `rewards.SeenLists`, as a
+        grid world reports it: `TwinEnv.locality`), zapped bool[n], ready f32[n].
         Returns (state, rewards f32[n] (Eq. 8), principal_reward f32, done bool, info).
         """
         return kernel.step(self._rules, s, apples, nearby, zapped, ready, jnp)

@@ -43,19 +43,25 @@ def apple_tables(rows: list[str],
     `neighbours` int32[A, K]: the apples within `radius` of each apple (L2 disc,
     the apple itself excluded), padded with A.
     """
+    # Each apple looks up the cells of the disc around it (O(A * disc), not the O(A^2)
+    # distances of every pair: a generated map for thousands of players has tens of
+    # thousands of apples). The disc's offsets are in reading order, as the apples are,
+    # so each row lists its neighbours in increasing index, then the padding.
     height, width = len(rows), len(rows[0])
     apple_cells = flat_where(rows, data.APPLE + data.EATEN_APPLE)
     num_apples = len(apple_cells)
     cell_to_apple = np.full(height * width, num_apples, np.int32)
     cell_to_apple[apple_cells] = np.arange(num_apples, dtype=np.int32)
-    rc = np.stack([apple_cells // width, apple_cells % width], -1)
-    d2 = ((rc[:, None, :] - rc[None, :, :]) ** 2).sum(-1)
     # The engine's disc query takes an integer radius (DMLab2D DiscFindAll).
-    r2 = int(radius) ** 2
-    close = (d2 <= r2) & ~np.eye(num_apples, dtype=bool)
-    k = max(1, int(close.sum(1).max()) if num_apples else 1)
+    r = int(radius)
+    offsets = np.array([(dr, dc) for dr in range(-r, r + 1) for dc in range(-r, r + 1)
+                        if 0 < dr * dr + dc * dc <= r * r], np.int32).reshape(-1, 2)
+    rr = apple_cells[:, None] // width + offsets[None, :, 0]          # [A, D]
+    cc = apple_cells[:, None] % width + offsets[None, :, 1]
+    inside = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+    found = np.where(inside, cell_to_apple[np.where(inside, rr * width + cc, 0)], num_apples)
+    found = np.sort(found, axis=1)  # the apples first, in index order; padding (A) last
+    k = max(1, int((found < num_apples).sum(1).max()) if num_apples else 1)
     neighbours = np.full((num_apples, k), num_apples, np.int32)
-    for a in range(num_apples):
-        idx = np.flatnonzero(close[a])
-        neighbours[a, :len(idx)] = idx
+    neighbours[:, :min(k, found.shape[1])] = found[:, :k]
     return apple_cells, cell_to_apple, neighbours

@@ -9,6 +9,12 @@ full) calls them in the engine's order: regrowth (`regrow_apples`,
 `TwinEnv` it needs (numpy tables, python ints) as arguments; cells are flat
 indices `row * width + col`, apples are indexed by the env's apple tables
 (`twin/world_layout.py`, A = padding).
+
+The rules that ask which players stand where (a move into a held cell, a beam
+stopping at an avatar, a free respawn point, the respawn order) take `locality`:
+"pairwise" compares every player with every other (O(n^2), the form the Lua
+replay tests were written against), "grid" asks a table of cells
+(`twin/cell_grid.py`, O(n)); both give the same outcome.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sed_meltingpot.substrates import apple_picking_data as data
+from sed_meltingpot.twin import cell_grid
 
 # (drow, dcol) of N, E, S, W.
 DIRS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], np.int32)
@@ -61,7 +68,8 @@ def turn_avatars(orient: jax.Array, actions: jax.Array) -> jax.Array:
 
 
 def move_avatars(pos: jax.Array, orient: jax.Array, alive: jax.Array, actions: jax.Array,
-                 order: jax.Array, wall: np.ndarray, height: int, width: int) -> jax.Array:
+                 order: jax.Array, wall: np.ndarray, height: int, width: int,
+                 locality: str = "pairwise") -> jax.Array:
     """Avatar moves (priority 150), one by one in `order`: blocked by edge, wall, live avatar."""
     # A zapped avatar's hidden piece moves anywhere in bounds. `orient` is the heading
     # before the step's turns (an action turns or moves, never both).
@@ -69,6 +77,9 @@ def move_avatars(pos: jax.Array, orient: jax.Array, alive: jax.Array, actions: j
     players = jnp.arange(n)
     dirs, wall = jnp.asarray(DIRS), jnp.asarray(wall)
     move_rel = jnp.asarray(MOVE_REL)[actions]
+    if locality == "grid":
+        return cell_grid.move_avatars(pos, alive, dirs[(orient + move_rel) % 4], move_rel >= 0,
+                                      order, wall, height, width)
 
     def move_one(r, pos):
         sel = players == order[r]
@@ -118,7 +129,8 @@ _BEAM_VALID = np.array([[k < m for k in range(data.BEAM_LENGTH + 1)]        # [L
 
 
 def zap_beams(pos: jax.Array, orient: jax.Array, alive: jax.Array, fired: jax.Array,
-              wall: np.ndarray, height: int, width: int) -> tuple[jax.Array, jax.Array]:
+              wall: np.ndarray, height: int, width: int,
+              locality: str = "pairwise") -> tuple[jax.Array, jax.Array]:
     """DMLab2D `HitBeam`: the beam cells drawn (bool[H, W]) and who is hit (bool[n])."""
     # Each line of `_BEAM_LINES` stops at the first cell off the grid, with a wall or with
     # a live avatar (hit), not drawn; a side stops widening once a line is blocked at its
@@ -135,9 +147,12 @@ def zap_beams(pos: jax.Array, orient: jax.Array, alive: jax.Array, fired: jax.Ar
     inb = ((cells[..., 0] >= 0) & (cells[..., 0] < h) & (cells[..., 1] >= 0)
            & (cells[..., 1] < w))
     flat = jnp.clip(cells[..., 0], 0, h - 1) * w + jnp.clip(cells[..., 1], 0, w - 1)
-    at = ((cells[..., None, 0] == pos[:, 0]) & (cells[..., None, 1] == pos[:, 1])
-          & alive)                             # [n, L, K, n]: avatar j in the cell
-    avatar_here = jnp.any(at, -1)
+    if locality == "grid":
+        avatar_here = inb & (cell_grid.live_counts(cells_of(pos, w), alive, h * w)[flat] > 0)
+    else:
+        at = ((cells[..., None, 0] == pos[:, 0]) & (cells[..., None, 1] == pos[:, 1])
+              & alive)                         # [n, L, K, n]: avatar j in the cell
+        avatar_here = jnp.any(at, -1)
     block = jnp.asarray(valid) & (~inb | jnp.asarray(wall)[flat] | avatar_here)
     before = jnp.cumsum(block, -1)
     first_block = block & (before == 1)
@@ -149,40 +164,58 @@ def zap_beams(pos: jax.Array, orient: jax.Array, alive: jax.Array, fired: jax.Ar
             prev = lines.index((s - np.sign(s), 0, length - abs(s) + 2))
             line_on = line_on.at[:, li].set(line_on[:, prev] & ~block[:, prev, 0])
     live = fired[:, None, None] & line_on[:, :, None]
-    hit = jnp.any(at & (live & first_block)[..., None], (0, 1, 2))
+    if locality == "grid":  # the avatars in the cells where a live line stops at one
+        stops = (live & first_block & avatar_here).reshape(-1)
+        hit_cell = jnp.zeros((h * w,), bool).at[flat.reshape(-1)].max(stops)
+        hit = alive & hit_cell[cells_of(pos, w)]
+    else:
+        hit = jnp.any(at & (live & first_block)[..., None], (0, 1, 2))
     drawn = (live & reached).reshape(-1)
     beam = jnp.zeros((h * w,), bool).at[flat.reshape(-1)].max(drawn).reshape(h, w)
     return beam, hit
 
 
 def respawn_scores(points: jax.Array, cell: jax.Array, alive: jax.Array, hit: jax.Array,
-                   key: jax.Array) -> jax.Array:
+                   key: jax.Array, locality: str = "pairwise", num_cells: int = 0
+                   ) -> jax.Array:
     """Engine teleport: points free now first, then ones this step's zaps free, random order."""
     # A teleport that finds no free point is retried by the engine within the step, after
     # the zapped avatars have left: scores >= 2 free now, >= 1 freed by zaps, < 0 held.
-    at_point = points[:, None] == cell[None, :]
-    held = jnp.any(at_point & alive[None, :], 1)                 # during the first flush
-    held_after = jnp.any(at_point & (alive & ~hit)[None, :], 1)  # zapped ones gone
+    # `num_cells` (H * W) sizes the grid of "grid".
+    if locality == "grid":
+        held = cell_grid.live_counts(cell, alive, num_cells)[points] > 0
+        held_after = cell_grid.live_counts(cell, alive & ~hit, num_cells)[points] > 0
+    else:
+        at_point = points[:, None] == cell[None, :]
+        held = jnp.any(at_point & alive[None, :], 1)                 # during the first flush
+        held_after = jnp.any(at_point & (alive & ~hit)[None, :], 1)  # zapped ones gone
     return jax.random.uniform(key, points.shape) + jnp.where(
         ~held, 2.0, jnp.where(~held_after, 1.0, -2.0))
 
 
 def respawn_zapped(pos: jax.Array, orient: jax.Array, alive: jax.Array, wait: jax.Array,
                    hit: jax.Array, respawn_points: np.ndarray, width: int, *,
-                   k_spawn: jax.Array, k_prio: jax.Array,
-                   k_orient: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+                   k_spawn: jax.Array, k_prio: jax.Array, k_orient: jax.Array,
+                   locality: str = "pairwise", height: int = 0
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Respawn (priority 135): players out FRAMES_TILL_RESPAWN frames reappear, random heading."""
     # The due players take distinct points, the best-scored ones, in a uniformly random
     # order (the engine shuffles the respawn updater's group: it matters when points run
     # short). Returns (respawned bool[n], pos, orient).
     n = pos.shape[0]
+    if locality == "grid" and height < 1:
+        raise ValueError(f"height={height!r}: locality='grid' needs the map's height")
     due = ~alive & (wait >= data.FRAMES_TILL_RESPAWN)
     points = jnp.asarray(respawn_points)
-    scores = respawn_scores(points, cells_of(pos, width), alive, hit, k_spawn)
+    scores = respawn_scores(points, cells_of(pos, width), alive, hit, k_spawn, locality,
+                            height * width)
     k = min(n, len(respawn_points))
     best_scores, best = jax.lax.top_k(scores, k)
     prio = jax.random.uniform(k_prio, (n,))
-    rank = jnp.sum(due[None, :] & (prio[None, :] < prio[:, None]), 1)
+    if locality == "grid":
+        rank = cell_grid.rank_among(due, prio)
+    else:
+        rank = jnp.sum(due[None, :] & (prio[None, :] < prio[:, None]), 1)
     rank_c = jnp.clip(rank, 0, k - 1)
     respawned = due & (rank < k) & (best_scores[rank_c] >= 1.0)
     spawn_cell = points[best[rank_c]]

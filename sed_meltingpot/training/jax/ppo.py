@@ -18,8 +18,9 @@ games; `update` is one training iteration:
   3. PPO epochs (`lax.scan` over epochs and shuffled minibatches), per module with its
      own minibatch size (players `minibatch_size`, principal `principal_minibatch_size`,
      like training/rllib/learner.py; a remainder smaller than a minibatch is left out of that
-     epoch), its own Adam and global-norm gradient clip, loss = RLlib's PPO loss with no
-     KL term and no value clipping (`ppo_loss`).
+     epoch; the players' may instead be planned by count, `num_minibatches`:
+     `ppo_config.minibatch_plan`), its own Adam and global-norm gradient clip, loss =
+     RLlib's PPO loss with no KL term and no value clipping (`ppo_loss`).
 Schedules: the players' learning rate falls linearly from `lr` to 0 over the run's
 env-step budget (`lr_at`, the RLlib path's), times the recipe's phase-2 scale. A learned
 principal trains by its own recipe (`training/jax/recipe.py`, `TwinTrainConfig.recipe`): its own
@@ -45,7 +46,8 @@ RunInputs, the schedules), GAE and the loss `training/jax/ppo_losses.py`, the ga
 `training/jax/protocol.py` (TrainableGame: SEDTwin, or a test's stand-in), one period of play
 `training/jax/rollout.py` (the principal's turn and the players' steps, shared with evaluation's
 `training/jax/play.py`); this module is the algorithm: state types, then `make_functions` (init,
-rollout, GAE, update) and `make_train`. Their names are re-exported here
+rollout, GAE, update; the update's stages also on their own, `IterationStages`, for
+`scripts/profile_iteration.py`) and `make_train`. Their names are re-exported here
 (`ppo.TwinTrainConfig`, `ppo.gae`, `ppo.Transitions`, ...).
 """
 
@@ -71,6 +73,7 @@ from sed_meltingpot.training.jax.ppo_config import (
     compile_game,
     lr_at,
     make_game,
+    minibatch_plan,
     parse_scripted,
     players_lr,
     principal_lr,
@@ -82,11 +85,12 @@ from sed_meltingpot.training.jax.protocol import TrainableGame, check_trainable
 from sed_meltingpot.training.jax.rollout import Transitions, make_period_play
 
 __all__ = [  # defined here, and re-exported from ppo_config, ppo_losses, protocol, rollout
-    "Networks", "RunnerState", "TrainFunctions", "Transitions", "init_vmapped",
-    "make_functions", "make_optimizer", "make_train", "minibatch_plan", "network_specs",
+    "IterationStages", "Networks", "RunnerState", "TrainFunctions", "Transitions",
+    "init_vmapped", "make_functions", "make_optimizer", "make_train", "network_specs",
     "num_params",
     "COMPILED_VOTING_RULE", "NUM_ACTIONS", "RunInputs", "TwinTrainConfig", "compile_game",
-    "lr_at", "make_game", "parse_scripted", "players_lr", "principal_lr", "run_inputs",
+    "lr_at", "make_game", "minibatch_plan", "parse_scripted", "players_lr", "principal_lr",
+    "run_inputs",
     "tax_cap_at", "gae", "ppo_loss", "principal_gae", "standardize", "TrainableGame",
 ]
 
@@ -118,6 +122,27 @@ class Networks(NamedTuple):
     rng: jax.Array
 
 
+class IterationStages(NamedTuple):
+    """`update`'s stages as functions of their own, so that a profile can jit and time
+    each alone (`perf/iteration_profile.py`); `update` runs exactly these (the same
+    operations in the same order: its program is unchanged by them).
+
+    rollout(state, key, tax_cap) -> (state, roll): the iteration's tax periods (the
+        principal's turns, the players' policy forwards and env steps, the resets)
+    players_batch(state, roll) -> batch: the players' GAE (with the value of the last
+        observation) and their flat, standardised batch
+    players_train(state, batch, key) -> (params, opt_state, stats): their PPO epochs
+    principal_batch, principal_train: the same for a learned principal (its train takes
+        the entropy coefficient last); None without one
+    """
+
+    rollout: Callable[..., tuple[RunnerState, dict[str, Any]]]
+    players_batch: Callable[..., dict[str, jax.Array]]
+    players_train: Callable[..., tuple[Any, Any, dict[str, jax.Array]]]
+    principal_batch: Callable[..., dict[str, jax.Array]] | None
+    principal_train: Callable[..., tuple[Any, Any, dict[str, jax.Array]]] | None
+
+
 class TrainFunctions(NamedTuple):
     init: Callable[..., RunnerState]  # (rng, selfishness, inputs=run_inputs(game, ..))
     # init in two stages (init = init_games(init_networks(rng), selfishness, inputs)):
@@ -128,6 +153,7 @@ class TrainFunctions(NamedTuple):
     players_spec: networks.NetworkSpec
     principal_spec: networks.NetworkSpec | None
     game: TrainableGame
+    stages: IterationStages  # update's stages, for profiling
 
 
 # ------------------------------------------------- networks and optimisers
@@ -166,13 +192,6 @@ def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int,
                        optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
 
 
-def minibatch_plan(rows: int, minibatch: int) -> tuple[int, int]:
-    """(minibatch size, minibatches per epoch): the module's own size, or all its rows
-    if it has fewer (RLlib then trains on one smaller minibatch)."""
-    size = min(minibatch, rows)
-    return size, rows // size
-
-
 # ------------------------------------------------------------ make_train
 def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                    ) -> TrainFunctions:
@@ -196,10 +215,9 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
     players_net = networks.ImageFeaturesNet(players_spec)
     principal_net = networks.ImageFeaturesNet(principal_spec) if learned else None
 
-    player_rows = P * L * E * n
-    p_mb, p_num = minibatch_plan(player_rows, t.minibatch_size)
+    p_mb, p_num = config.players_minibatch_plan  # by --minibatch_size or --num_minibatches
     q_rows = P * E
-    q_mb, q_num = minibatch_plan(q_rows, t.principal_minibatch_size)
+    q_mb, q_num = config.principal_minibatch_plan
     players_tx = make_optimizer(config, t.num_epochs * p_num)
     # The principal's lr follows its own trained iterations (it trains in phase 2 only).
     principal_tx = make_optimizer(config, r.principal_num_epochs * q_num,
@@ -330,49 +348,75 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
     def flat(x: jax.Array, lead: int) -> jax.Array:
         return x.reshape((-1,) + x.shape[lead:])
 
-    def update(state: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
-        plan = config.schedule(state.iteration)
-        cap = plan.tax_cap
-        rng, k_roll, k_players, k_principal = jax.random.split(state.rng, 4)
-        (state, _), roll = jax.lax.scan(period, (state._replace(rng=rng), cap),
-                                        jax.random.split(k_roll, P))
-        # Players: (P, L, E, n) -> time-major (P*L, E, n).
-        pt = jax.tree_util.tree_map(lambda x: x.reshape((P * L,) + x.shape[2:]),
-                                    roll["players"])
+    # The stages of `update` (IterationStages), in the order it runs them.
+    def rollout(state: RunnerState, key: jax.Array, cap: jax.Array
+                ) -> tuple[RunnerState, dict[str, Any]]:
+        (state, _), roll = jax.lax.scan(period, (state, cap), jax.random.split(key, P))
+        return state, roll
+
+    def time_major(roll: dict[str, Any]) -> Transitions:
+        """The players' transitions (P, L, E, n) -> time-major (P*L, E, n)."""
+        return jax.tree_util.tree_map(lambda x: x.reshape((P * L,) + x.shape[2:]),
+                                      roll["players"])
+
+    def players_batch_of(state: RunnerState, pt: Transitions, players_final: jax.Array
+                         ) -> dict[str, jax.Array]:
         _, last_value = players_net.apply(state.players_params, state.obs.player_image,
                                           state.obs.player_features)
         dones = jnp.broadcast_to(pt.done[..., None], pt.reward.shape)
         # Final-observation values sit at each period's last step (P, L, E, n).
-        final = jnp.zeros((P, L, E, n), jnp.float32).at[:, -1].set(roll["players_final"])
+        final = jnp.zeros((P, L, E, n), jnp.float32).at[:, -1].set(players_final)
         adv, targets = gae(pt.reward, pt.value, dones, last_value, t.gamma, t.lambda_,
                            final.reshape((P * L, E, n)))
-        batch = {"image": flat(pt.image, 3), "features": flat(pt.features, 3),
-                 "action": pt.action.reshape(-1), "logp": pt.logp.reshape(-1),
-                 "advantages": standardize(adv.reshape(-1)), "targets": targets.reshape(-1)}
-        players_params, players_opt, players_stats = module_update(
-            players_net, state.players_params, state.players_opt, players_tx, batch, k_players,
+        return {"image": flat(pt.image, 3), "features": flat(pt.features, 3),
+                "action": pt.action.reshape(-1), "logp": pt.logp.reshape(-1),
+                "advantages": standardize(adv.reshape(-1)), "targets": targets.reshape(-1)}
+
+    def players_batch(state: RunnerState, roll: dict[str, Any]) -> dict[str, jax.Array]:
+        return players_batch_of(state, time_major(roll), roll["players_final"])
+
+    def players_train(state: RunnerState, batch: dict[str, jax.Array], key: jax.Array
+                      ) -> tuple[Any, Any, dict[str, jax.Array]]:
+        return module_update(
+            players_net, state.players_params, state.players_opt, players_tx, batch, key,
             p_mb, p_num, networks.categorical_logp_entropy, num_epochs=t.num_epochs,
             entropy_coeff=t.entropy_coeff)
+
+    def principal_batch(state: RunnerState, roll: dict[str, Any]) -> dict[str, jax.Array]:
+        qt = roll["principal"]  # (P, E)
+        _, q_last = principal_net.apply(state.principal_params, state.obs.principal_image,
+                                        state.obs.principal_features)
+        q_adv, q_targets = principal_gae(r, qt.reward, qt.value, roll["round_end"],
+                                         qt.done, q_last, roll["principal_final"])
+        q_adv = q_adv.reshape(-1)
+        if r.principal_eta_baseline:
+            q_adv = recipes.remove_eta_trend(q_adv, roll["eta"].reshape(-1))
+        return {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
+                "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
+                "advantages": standardize(q_adv), "targets": q_targets.reshape(-1)}
+
+    def principal_train(state: RunnerState, batch: dict[str, jax.Array], key: jax.Array,
+                        entropy_coeff: jax.Array) -> tuple[Any, Any, dict[str, jax.Array]]:
+        return module_update(
+            principal_net, state.principal_params, state.principal_opt, principal_tx, batch,
+            key, q_mb, q_num,
+            lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b),
+            num_epochs=r.principal_num_epochs, entropy_coeff=entropy_coeff)
+
+    def update(state: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
+        plan = config.schedule(state.iteration)
+        cap = plan.tax_cap
+        rng, k_roll, k_players, k_principal = jax.random.split(state.rng, 4)
+        state, roll = rollout(state._replace(rng=rng), k_roll, cap)
+        pt = time_major(roll)
+        batch = players_batch_of(state, pt, roll["players_final"])
+        players_params, players_opt, players_stats = players_train(state, batch, k_players)
         metrics: dict[str, Any] = {"players": players_stats}
         principal_params, principal_opt = state.principal_params, state.principal_opt
         if learned:
-            qt = roll["principal"]  # (P, E)
-            _, q_last = principal_net.apply(state.principal_params, state.obs.principal_image,
-                                            state.obs.principal_features)
-            q_adv, q_targets = principal_gae(r, qt.reward, qt.value, roll["round_end"],
-                                             qt.done, q_last, roll["principal_final"])
-            q_adv = q_adv.reshape(-1)
-            if r.principal_eta_baseline:
-                q_adv = recipes.remove_eta_trend(q_adv, roll["eta"].reshape(-1))
-            q_batch = {"image": flat(qt.image, 2), "features": flat(qt.features, 2),
-                       "action": flat(qt.action, 2), "logp": qt.logp.reshape(-1),
-                       "advantages": standardize(q_adv),
-                       "targets": q_targets.reshape(-1)}
-            new_params, new_opt, principal_stats = module_update(
-                principal_net, principal_params, principal_opt, principal_tx, q_batch,
-                k_principal, q_mb, q_num,
-                lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b),
-                num_epochs=r.principal_num_epochs, entropy_coeff=plan.principal_entropy_coeff)
+            new_params, new_opt, principal_stats = principal_train(
+                state, principal_batch(state, roll), k_principal,
+                plan.principal_entropy_coeff)
             # Phase 1 (players alone): the principal's update is discarded, so its
             # parameters, Adam moments and lr schedule start with phase 2.
             keep = lambda new, old: jnp.where(plan.principal_active, new, old)  # noqa: E731
@@ -409,8 +453,11 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
                                iteration=state.iteration + 1)
         return state, metrics
 
+    stages = IterationStages(rollout, players_batch, players_train,
+                             principal_batch if learned else None,
+                             principal_train if learned else None)
     return TrainFunctions(init, init_networks, init_games, update, players_spec,
-                          principal_spec, game)
+                          principal_spec, game, stages)
 
 
 def init_vmapped(fns: TrainFunctions, keys: jax.Array, selfishness: jax.Array,

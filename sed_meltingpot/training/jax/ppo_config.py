@@ -2,6 +2,7 @@
 
   TwinTrainConfig   a run: the game, the RLlib path's TrainConfig, the twin's sizes and
                     the principal's recipe, with its validation and derived sizes
+  minibatch_plan    a module's PPO minibatches per epoch, by size or by count
   parse_scripted    the principal spec ('learned', 'random', fixed rates)
   RunInputs         settings that enter the compiled program as inputs (fixed eta,
                     fixed rates): runs differing only in them share one program
@@ -82,6 +83,24 @@ class TwinTrainConfig:
     def total_env_steps(self) -> int:
         return self.train.num_iterations * self.env_steps_per_iteration
 
+    @property
+    def players_rows(self) -> int:
+        """The players' transitions per iteration: one per player and game step."""
+        return self.game_steps_per_iteration * self.game.num_players
+
+    @property
+    def players_minibatch_plan(self) -> tuple[int, int]:
+        """The players' (minibatch size, minibatches per epoch) (`minibatch_plan`): by
+        --num_minibatches when it is set, else by --minibatch_size."""
+        t = self.train
+        return minibatch_plan(self.players_rows, t.minibatch_size, t.num_minibatches)
+
+    @property
+    def principal_minibatch_plan(self) -> tuple[int, int]:
+        """The principal's plan: one transition per game and period, by its own size."""
+        return minibatch_plan(self.num_envs * self.periods_per_rollout,
+                              self.train.principal_minibatch_size)
+
     def schedule(self, iteration: Any) -> recipes.Schedule:
         """The recipe's settings for the iteration being trained (`recipe.schedule`)."""
         t = self.train
@@ -112,9 +131,38 @@ class TwinTrainConfig:
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
         self.recipe.validate()
+        _ = self.players_minibatch_plan  # ValueError: --num_minibatches above the rows
         parse_scripted(self.train.principal, self.game)
         check_map(self.game)
         return self
+
+
+def minibatch_plan(rows: int, minibatch: int, num_minibatches: int = 0) -> tuple[int, int]:
+    """(minibatch size, minibatches per epoch) of a module with `rows` transitions per
+    iteration; each epoch shuffles them and takes that many minibatches.
+
+    By size (`num_minibatches=0`, the default and the RLlib path's plan): minibatches of
+    `minibatch` rows, or one of all the rows if there are fewer (RLlib then trains on
+    one smaller minibatch); the remainder (< one minibatch) is left out of that epoch.
+
+    By count (`num_minibatches=k > 0`, PureJaxRL style): k minibatches of rows // k rows;
+    the rows % k (< k) left over are left out of that epoch (each epoch's fresh shuffle
+    leaves out others), as the plan by size leaves out its remainder. Why: on a device a
+    minibatch is one sequential Adam step, so thousands of small ones (512 games x 200
+    steps x 7 players in 256-row minibatches: 2,800 per epoch) leave it idle, while a few
+    large ones keep it busy; PureJaxRL and JaxMARL's IPPO use 4-32 per epoch. It changes
+    sample reuse (fewer, larger gradient steps per epoch on the same data), so learning
+    per game step can change too. A count equal to rows / minibatch is the size plan.
+    ValueError for k above `rows` (empty minibatches)."""
+    if num_minibatches:
+        if not 0 < num_minibatches <= rows:
+            raise ValueError(f"--num_minibatches={num_minibatches} is outside [0, {rows}]: "
+                             f"the players' {rows} rows per iteration cannot fill "
+                             f"{num_minibatches} minibatches (0: minibatches of "
+                             "--minibatch_size rows)")
+        return rows // num_minibatches, num_minibatches
+    size = min(minibatch, rows)
+    return size, rows // size
 
 
 def check_map(game: GameConfig) -> None:
