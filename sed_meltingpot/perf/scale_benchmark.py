@@ -1,68 +1,204 @@
-"""The twin's env steps per second against the number of players (`scripts/benchmark_scale.py`).
+"""Rows of the scaling benchmark (`scripts/benchmark_scale.py`): the twin's env steps and
+one jax-engine training iteration, timed against the number of players, the players'
+minibatch plan and the number of runs trained together.
 
-One row per (players, locality): the paper's map for 7 players (what every other
-run plays), a generated map (`twin/generated_map.py`) for the others, `num_games`
-games under `jax.vmap`, random actions, `perf.programs.twin_rollout_program`'s
-jitted scan (the same program `scripts/benchmark_twin.py` times), compile kept out
-of the rate. A game step is one step of one game (all its players acting); an
-agent step is one player's step, so agent steps = game steps x players.
+Every row is timed the same way (`time_calls`): one warm-up call (it compiles where the
+program is not compiled yet), one pilot call that sizes the count, then that fixed count
+of calls, each waited for (`jax.block_until_ready`) and timed alone; the row's figure is
+the median call. The median, not the mean, so that a call slowed by another process on a
+shared machine moves the figure less; the count is fixed before the timed calls start so
+that the budget (`seconds`) chooses how many calls, never which ones count.
+
+* env rows: the paper's map for 7 players (what every other run plays; a generated map
+  for 7 is the same layout), a generated map (`twin/generated_map.py`) for the others,
+  `num_games` games under `jax.vmap`, random actions, `perf.programs.twin_rollout_program`
+  (the program `scripts/benchmark_twin.py` times), compiled before the warm-up.
+* training rows: one iteration of `train.py --engine=jax` with the fast preset and no
+  tax, through `training/jax/population.Population`: `jax.jit(jax.vmap(update))` over
+  the runs, the program train.py itself runs over its seeds (one run: one seed). Rows
+  against players (one run), against the players' minibatch plan (by size, or by count
+  as `--num_minibatches`) and against the number of runs (seeds 0..R-1, all no tax).
+
+A game step is one step of one game (all its players acting); an agent step is one
+player's step, so agent steps = game steps x players. A training row's game steps per
+call are runs x games x rollout steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 from sed_meltingpot.perf.programs import twin_rollout_program
 
+#: Timed calls of a row: at least MIN_CALLS (a median of one call is no median), at most
+#: MAX_CALLS (a fast program on a long budget), whatever `seconds` asks.
+MIN_CALLS, MAX_CALLS = 3, 1000
+#: Sections of the benchmark: the row kinds (`Row.section`), in the order they run.
+SECTIONS = ("env", "train", "plan", "population")
+
+
+def map_for(players: int) -> str:
+    """The map of a row of `players`: the paper's for 7, a generated one otherwise."""
+    return "default" if players == 7 else "generated"
+
 
 @dataclasses.dataclass(frozen=True)
-class ScaleRow:
-    """One row: the game's size, how it was run and its rates."""
+class Timing:
+    """A row's timed calls: the median seconds of one call, how many were timed, and the
+    warm-up call's seconds (with the compile, where the call compiled)."""
 
+    median_s: float
+    calls: int
+    warmup_s: float
+
+
+def call_count(pilot_s: float, seconds: float, min_calls: int = MIN_CALLS,
+               max_calls: int = MAX_CALLS) -> int:
+    """Calls that fill `seconds` at the pilot call's pace, within [min_calls, max_calls]."""
+    if pilot_s <= 0:
+        return max_calls
+    return max(min_calls, min(max_calls, math.ceil(seconds / pilot_s)))
+
+
+def time_calls(call: Callable[[Any], Any], carry: Any, seconds: float, *,
+               done: Callable[[Any], Any] = lambda c: c, min_calls: int = MIN_CALLS,
+               max_calls: int = MAX_CALLS, clock: Callable[[], float] = time.perf_counter,
+               wait: Callable[[Any], Any] | None = None) -> tuple[Any, Timing]:
+    """`carry = call(carry)` once to warm up, once as a pilot, then `call_count` times,
+    each call waited for (`wait(done(carry))`, default `jax.block_until_ready`) and timed
+    alone; returns (carry, Timing with the median of the counted calls)."""
+    if wait is None:
+        import jax
+
+        wait = jax.block_until_ready
+
+    def one(carry: Any) -> tuple[Any, float]:
+        start = clock()
+        carry = call(carry)
+        wait(done(carry))
+        return carry, clock() - start
+
+    carry, warmup_s = one(carry)
+    carry, pilot_s = one(carry)
+    times = []
+    for _ in range(call_count(pilot_s, seconds, min_calls, max_calls)):
+        carry, elapsed = one(carry)
+        times.append(elapsed)
+    return carry, Timing(statistics.median(times), len(times), warmup_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One timed row. `steps` is steps per call of each game (env: the scan's length;
+    training: the rollout's); `setup_s` what was kept out of the rate (env: lower and
+    compile; training: the runs' init and the warm-up call, compile included); `plan`
+    the players' (minibatch size, minibatches per epoch) of a training row."""
+
+    section: str
+    series: str  # the rows one exponent is fitted to (`scale_report.fits`)
     players: int
     map_name: str
     height: int
     width: int
     locality: str
-    num_games: int
-    game_steps_per_s: float
-    compile_s: float
+    runs: int
+    games: int
+    steps: int
+    median_s: float
+    calls: int
+    setup_s: float
+    minibatch_size: int = 0
+    num_minibatches: int = 0
+    plan: str = ""
+    note: str = ""
+
+    @property
+    def game_steps_per_call(self) -> int:
+        return self.runs * self.games * self.steps
+
+    @property
+    def game_steps_per_s(self) -> float:
+        return self.game_steps_per_call / self.median_s
 
     @property
     def agent_steps_per_s(self) -> float:
         return self.game_steps_per_s * self.players
 
+    @property
+    def seconds_per_game_step(self) -> float:
+        return self.median_s / self.game_steps_per_call
 
-def scale_row(players: int, num_games: int, steps_per_call: int, seconds: float,
-              locality: str | None = None, observe: str = "none", seed: int = 0) -> ScaleRow:
-    """Times calls of `steps_per_call` steps until `seconds` have passed (at least one
-    call) after a warm-up call; the paper's map for 7 players, else a generated one."""
-    import jax
+    def record(self) -> dict[str, Any]:
+        """The row with its rates, for the CSV and JSON."""
+        return {**dataclasses.asdict(self), "game_steps_per_call": self.game_steps_per_call,
+                "game_steps_per_s": self.game_steps_per_s,
+                "agent_steps_per_s": self.agent_steps_per_s,
+                "seconds_per_game_step": self.seconds_per_game_step}
 
+
+def env_row(players: int, num_games: int, steps_per_call: int, seconds: float,
+            locality: str | None = None, observe: str = "none", seed: int = 0,
+            series: str = "env", min_calls: int = MIN_CALLS) -> Row:
+    """The twin's env steps for `players` (`time_calls` after the compile)."""
     from sed_meltingpot.twin import TwinEnv
 
-    map_name = "default" if players == 7 else "generated"
+    map_name = map_for(players)
     env = TwinEnv.create(num_players=players, map=map_name, locality=locality)
     program = twin_rollout_program(env, num_games, steps_per_call, seed, observe).compile()
-    state, key, checksum = program.run(*program.args)  # warm-up
-    jax.block_until_ready(checksum)
-    calls, start = 0, time.perf_counter()
-    while calls == 0 or time.perf_counter() - start < seconds:
-        state, key, checksum = program.run(state, key)
-        jax.block_until_ready(checksum)
-        calls += 1
-    elapsed = time.perf_counter() - start
-    return ScaleRow(players, map_name, env.height, env.width, env.locality, num_games,
-                    calls * steps_per_call * num_games / elapsed,
-                    program.lower_s + program.compile_s)
+    # carry: run's (state, key, checksum); the next call takes (state, key)
+    _, timing = time_calls(lambda c: program.run(*c[:2]), (*program.args, None), seconds,
+                           done=lambda c: c[2], min_calls=min_calls)
+    return Row("env", series, players, map_name, env.height, env.width, env.locality, 1,
+               num_games, steps_per_call, timing.median_s, timing.calls,
+               program.lower_s + program.compile_s, plan=f"observe {observe}")
 
 
-def table(rows: list[ScaleRow]) -> str:
-    """The rows as a Markdown table."""
-    lines = ["| players | map | size | locality | games | game steps/s | agent steps/s "
-             "| compile s |", "|---:|---|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {r.players} | {r.map_name} | {r.height}x{r.width} | {r.locality} | "
-              f"{r.num_games} | {r.game_steps_per_s:,.0f} | {r.agent_steps_per_s:,.0f} | "
-              f"{r.compile_s:.1f} |" for r in rows]
-    return "\n".join(lines)
+def training_config(players: int, num_games: int, rollout: int, num_minibatches: int = 0,
+                    seed: int = 0) -> Any:
+    """The TwinTrainConfig of a training row: the fast preset, no tax, `players` on
+    `map_for(players)`, `num_games` games x `rollout` steps per iteration, the players'
+    minibatches by the preset's size (`num_minibatches=0`) or by that count; checked
+    (`validate`: ValueError naming the setting)."""
+    from sed_meltingpot.game.config import GameConfig
+    from sed_meltingpot.runs.train_config import TrainConfig, preset
+    from sed_meltingpot.training.jax.ppo_config import TwinTrainConfig
+
+    game = GameConfig(num_players=players, map=map_for(players))
+    train = TrainConfig(**preset("fast"), principal="none", seed=seed,
+                        num_minibatches=num_minibatches)
+    return TwinTrainConfig(game, train, num_envs=num_games, rollout_length=rollout).validate()
+
+
+def plan_label(num_minibatches: int) -> str:
+    """How a row's plan was asked for: 'size' (the preset's minibatch size) or 'count k'."""
+    return f"count {num_minibatches}" if num_minibatches else "size"
+
+
+def training_row(section: str, players: int, num_games: int, rollout: int, seconds: float,
+                 runs: int = 1, num_minibatches: int = 0, seed: int = 0,
+                 min_calls: int = MIN_CALLS) -> Row:
+    """`runs` runs (seeds seed..seed+runs-1, no tax) of `training_config` in one
+    `Population`, one iteration per call (`time_calls`; the warm-up call compiles)."""
+    import numpy as np
+
+    from sed_meltingpot.training.jax.population import Population
+
+    config = training_config(players, num_games, rollout, num_minibatches, seed)
+    start = time.perf_counter()
+    seeds = [seed + k for k in range(runs)]
+    population, state = Population.create(
+        config, seeds, np.zeros((runs, config.game.num_brackets), np.float32))
+    init_s = time.perf_counter() - start
+    _, timing = time_calls(lambda s: population.advance(s, 1)[0], state, seconds,
+                           min_calls=min_calls)
+    env = population.functions.game.env
+    size, count = config.players_minibatch_plan
+    return Row(section, "train", players, config.game.map, env.height, env.width,
+               env.locality, runs, num_games, rollout, timing.median_s, timing.calls,
+               init_s + timing.warmup_s, size, count,
+               f"{plan_label(num_minibatches)}: {count} x {size} rows")
