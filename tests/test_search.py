@@ -174,7 +174,16 @@ def test_search_picks_the_lagged_optimum(lever_search):
     # way to 24) beats every lower rate (20.4-20.8: harvesters at 20, some still sustain).
     assert first.scores[1] > max(first.scores[:1] + first.scores[2:]) + 0.5
     assert result.rungs[1].scores[0] == pytest.approx(24.0, abs=0.2)  # all sustain
-    assert len(lines) == 2 and lines[0].startswith("search rung 1/2: 4 candidates x 2 seeds")
+    rungs = [line for line in lines if ": iteration " not in line]
+    assert len(rungs) == 2 and rungs[0].startswith("search rung 1/2: 4 candidates x 2 seeds")
+    # Progress within a rung, every tenth of its iterations (20 each: every 2nd), the
+    # last one left to the rung's line: 9 per rung.
+    progress = [line for line in lines if ": iteration " in line]
+    assert [line.split(";")[0] for line in progress[:2]] == [
+        "search rung 1/2 (4 candidates x 2 seeds): iteration 2 of 20",
+        "search rung 1/2 (4 candidates x 2 seeds): iteration 4 of 20"]
+    assert len(progress) == 18 and progress[-1].startswith(
+        "search rung 2/2 (2 candidates x 2 seeds): iteration 38 of 40")
 
 
 def test_search_rungs_follow_the_halving_plan_and_count_game_steps(lever_search):

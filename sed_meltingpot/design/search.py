@@ -261,7 +261,17 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
                 config, [s for _ in alive for s in seeds],
                 np.repeat(np.asarray(alive, np.float32), num_seeds, axis=0), game_impl)
         previous = plan[k - 1].budget if k else 0
-        state, objectives = population.advance(state, rung.budget - previous)
+        added = rung.budget - previous
+        every = max(1, added // 10)
+        where = (f"search rung {k + 1}/{len(plan)} ({len(alive)} candidates x {num_seeds} "
+                 f"seeds): iteration {{}} of {rung.budget}; {{:.0f}}s")
+
+        def progress(done: int, total: int, where: str = where, every: int = every,
+                     start: int = previous) -> None:
+            if done % every == 0 and done < total:
+                print_fn(where.format(start + done, time.time() - t0))
+
+        state, objectives = population.advance(state, added, progress)
         seed_scores = window_scores(objectives, window).reshape(len(alive), num_seeds)
         scores = seed_scores.mean(axis=1)
         best = keep_best(scores, rung.keep)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -112,18 +112,24 @@ class Population:
         nets = jax.block_until_ready(init_networks(keys))
         return jax.block_until_ready(init_games(nets, jnp.asarray(self._types(seeds)), inputs))
 
-    def advance(self, state: ppo.RunnerState, num_iterations: int
+    def advance(self, state: ppo.RunnerState, num_iterations: int,
+                progress: Callable[[int, int], None] | None = None
                 ) -> tuple[ppo.RunnerState, Objectives]:
-        """Every run trains `num_iterations` more iterations; the episodes that ended."""
+        """Every run trains `num_iterations` more iterations; the episodes that ended.
+        `progress(done, num_iterations)` is called after each iteration has finished (a
+        rung of the paper's game is half an hour on 2 cores: long work says where it is)."""
         if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) \
                 or num_iterations < 1:
             raise ValueError(f"num_iterations must be an integer >= 1, got {num_iterations!r}")
         step = _compiled(self.config, self.game)[3]
         done, value = [], []
-        for _ in range(num_iterations):
+        for k in range(num_iterations):
             state, (d, v) = step(state)
             done.append(d)
             value.append(v)
+            if progress is not None:
+                jax.block_until_ready(d)  # finished, not only dispatched
+                progress(k + 1, num_iterations)
         done, value = jax.device_get((done, value))
         return state, Objectives(np.stack(done, axis=1), np.stack(value, axis=1))
 
