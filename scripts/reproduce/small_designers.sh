@@ -5,6 +5,7 @@
 # flat100 (63.5 vs 51.2 in docs/results/small_apples_more), so a principal that sees the
 # players' learning should choose rates near 0.
 # Machine: the project's 2-core CPU machine (no GPU; jax 0.10.2 on CPU), other jobs beside it.
+# Wall time: 41.3 min, beside two other calls and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -54,7 +54,9 @@ NOT_COUNTED: dict[str, str] = {
               "principal before its recipe), not a comparison of the grid",
 }
 #: The page of a call whose results another call's page presents (default: <call>.md).
-PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast"}
+PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast",
+           "paper_fast_s67": "paper_fast_designers", "paper_fast_ucb": "paper_fast_designers",
+           "paper_fast_search_s05": "paper_fast_designers"}
 #: Calls superseded by later ones: the archive page keeps their tables.
 SUPERSEDED = ("small",)
 #: experiment.json grid fields that calls merged into one grid must share (the sampled
