@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from sed_meltingpot.game.config import GameConfig
-from sed_meltingpot.perf import scale_benchmark, scale_memory, scale_report
+from sed_meltingpot.perf import scale_memory, scale_report, timing
 from sed_meltingpot.perf.scale_benchmark import Row
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,19 +215,18 @@ class FakeClock:
 
 def test_time_calls_leaves_out_the_warm_up_and_pilot_and_takes_the_median():
     clock = FakeClock([8.0, 2.0, 1.0, 1.5, 1.25, 99.0])
-    carry, timing = scale_benchmark.time_calls(clock.call, 0, 6.0, clock=clock,
-                                               wait=lambda x: x)
+    carry, timed = timing.time_calls(clock.call, 0, 6.0, clock=clock, wait=lambda x: x)
     # The pilot took 2 s: 6 s is ceil(6 / 2) = 3 calls, fixed before they start; their
     # median is 1.25 (with the warm-up and the pilot among them it would be 1.5).
-    assert (carry, timing.calls, timing.median_s, timing.warmup_s) == (5, 3, 1.25, 8.0)
+    assert (carry, timed.calls, timed.median_s, timed.warmup_s) == (5, 3, 1.25, 8.0)
     assert clock.durations == [99.0]  # the fourth timed call never ran
 
 
 def test_the_count_is_bounded():
-    assert scale_benchmark.call_count(10.0, 1.0) == scale_benchmark.MIN_CALLS
-    assert scale_benchmark.call_count(1e-9, 60.0) == scale_benchmark.MAX_CALLS
-    assert scale_benchmark.call_count(0.5, 4.0, min_calls=1) == 8
-    assert scale_benchmark.call_count(0.7, 4.0, min_calls=1) == 6  # rounded up: >= 4 s
+    assert timing.call_count(10.0, 1.0) == timing.MIN_CALLS
+    assert timing.call_count(1e-9, 60.0) == timing.MAX_CALLS
+    assert timing.call_count(0.5, 4.0, min_calls=1) == 8
+    assert timing.call_count(0.7, 4.0, min_calls=1) == 6  # rounded up: >= 4 s
 
 
 # ---------------------------------------------------------------- the plan

@@ -15,7 +15,6 @@ per-step cost, sequential on any device, is what `--num_minibatches` trades.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from sed_meltingpot.perf.timing import time_calls
 from sed_meltingpot.training.jax import ppo
 
 
@@ -50,14 +50,11 @@ def _compiled(fn: Callable[..., Any], *args: Any) -> Callable[..., Any]:
 
 
 def _median_ms(call: Callable[..., Any], args: tuple, repeats: int) -> float:
-    """Median wall ms of `call(*args)` over `repeats` calls after one warm-up."""
-    jax.block_until_ready(call(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(call(*args))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    """Median wall ms of `call(*args)` over `repeats` calls after the warm-up and pilot
+    calls (`timing.time_calls`, the scaling benchmark's timer, with the count fixed)."""
+    _, timed = time_calls(lambda _: call(*args), None, 0.0, min_calls=repeats,
+                          max_calls=repeats)
+    return 1e3 * timed.median_s
 
 
 def profile_iteration(config: ppo.TwinTrainConfig, *, repeats: int = 3, seed: int = 0,

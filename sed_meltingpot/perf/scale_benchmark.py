@@ -27,17 +27,12 @@ call are runs x games x rollout steps.
 from __future__ import annotations
 
 import dataclasses
-import math
-import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sed_meltingpot.perf.programs import twin_rollout_program
+from sed_meltingpot.perf.timing import MIN_CALLS, time_calls
 
-#: Timed calls of a row: at least MIN_CALLS (a median of one call is no median), at most
-#: MAX_CALLS (a fast program on a long budget), whatever `seconds` asks.
-MIN_CALLS, MAX_CALLS = 3, 1000
 #: Sections of the benchmark: the row kinds (`Row.section`), in the order they run.
 SECTIONS = ("env", "train", "plan", "population")
 
@@ -45,51 +40,6 @@ SECTIONS = ("env", "train", "plan", "population")
 def map_for(players: int) -> str:
     """The map of a row of `players`: the paper's for 7, a generated one otherwise."""
     return "default" if players == 7 else "generated"
-
-
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    """A row's timed calls: the median seconds of one call, how many were timed, and the
-    warm-up call's seconds (with the compile, where the call compiled)."""
-
-    median_s: float
-    calls: int
-    warmup_s: float
-
-
-def call_count(pilot_s: float, seconds: float, min_calls: int = MIN_CALLS,
-               max_calls: int = MAX_CALLS) -> int:
-    """Calls that fill `seconds` at the pilot call's pace, within [min_calls, max_calls]."""
-    if pilot_s <= 0:
-        return max_calls
-    return max(min_calls, min(max_calls, math.ceil(seconds / pilot_s)))
-
-
-def time_calls(call: Callable[[Any], Any], carry: Any, seconds: float, *,
-               done: Callable[[Any], Any] = lambda c: c, min_calls: int = MIN_CALLS,
-               max_calls: int = MAX_CALLS, clock: Callable[[], float] = time.perf_counter,
-               wait: Callable[[Any], Any] | None = None) -> tuple[Any, Timing]:
-    """`carry = call(carry)` once to warm up, once as a pilot, then `call_count` times,
-    each call waited for (`wait(done(carry))`, default `jax.block_until_ready`) and timed
-    alone; returns (carry, Timing with the median of the counted calls)."""
-    if wait is None:
-        import jax
-
-        wait = jax.block_until_ready
-
-    def one(carry: Any) -> tuple[Any, float]:
-        start = clock()
-        carry = call(carry)
-        wait(done(carry))
-        return carry, clock() - start
-
-    carry, warmup_s = one(carry)
-    carry, pilot_s = one(carry)
-    times = []
-    for _ in range(call_count(pilot_s, seconds, min_calls, max_calls)):
-        carry, elapsed = one(carry)
-        times.append(elapsed)
-    return carry, Timing(statistics.median(times), len(times), warmup_s)
 
 
 @dataclasses.dataclass(frozen=True)
