@@ -63,13 +63,7 @@ def _read(folder: str) -> tuple[dict, list[dict]]:
 def _common(name: str, chosen: list[str] | None, per_input: list[list[str]]) -> list[str]:
     """The values every input ran, in the first input's order; --<name> a subset."""
     common = [v for v in per_input[0] if all(v in other for other in per_input[1:])]
-    if chosen is None:
-        return common
-    missing = [v for v in chosen if v not in common]
-    if missing:
-        raise app.UsageError(f"--{name}={','.join(chosen)}: {missing} not run by every "
-                             f"input (all of them ran {common})")
-    return [v for v in common if v in chosen]
+    return _chosen(name, chosen, common, f"not run by every input (all of them ran {common})")
 
 
 def _union(chosen: list[str] | None, per_input: list[list[str]]) -> list[str]:
@@ -77,13 +71,19 @@ def _union(chosen: list[str] | None, per_input: list[list[str]]) -> list[str]:
     principal run by some inputs only is pooled over their seeds (its paired tests
     pair the seeds both sides hold)."""
     union = list(dict.fromkeys(v for values in per_input for v in values))
+    return _chosen("principals", chosen, union, f"run by no input (they ran {union})")
+
+
+def _chosen(name: str, chosen: list[str] | None, available: list[str], missing_why: str
+            ) -> list[str]:
+    """`available`, or those of --<name> (`chosen`) in its order; a one-line UsageError
+    naming the chosen values that are not available, and why (`missing_why`)."""
     if chosen is None:
-        return union
-    missing = [v for v in chosen if v not in union]
+        return available
+    missing = [v for v in chosen if v not in available]
     if missing:
-        raise app.UsageError(f"--principals={','.join(chosen)}: {missing} run by no input "
-                             f"(they ran {union})")
-    return [v for v in union if v in chosen]
+        raise app.UsageError(f"--{name}={','.join(chosen)}: {missing} {missing_why}")
+    return [v for v in available if v in chosen]
 
 
 def grid_differences(grids: list[dict]) -> tuple[list[str], list[str]]:

@@ -40,6 +40,7 @@ import numpy as np
 
 from sed_meltingpot.design.halving import halving_plan, keep_best
 from sed_meltingpot.design.protocol import Schedule, arm_grid, check_arms
+from sed_meltingpot.runs import runlog
 from sed_meltingpot.training.jax.population import Objectives, Population
 from sed_meltingpot.training.jax.ppo_config import TwinTrainConfig
 
@@ -138,14 +139,6 @@ def _rung_from(record: dict[str, Any]) -> RungResult:
         kept=_schedules(record["kept"]), elapsed_s=float(record["elapsed_s"]))
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    """`data` as JSON, written whole (a temporary sibling renamed over `path`)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -159,7 +152,7 @@ def _save(output_dir: str, arguments: dict[str, Any], rungs: Sequence[RungResult
     if state is not None:
         name = f"state_rung{len(rungs)}.npz"
         Population.save(state, os.path.join(output_dir, name))
-    _write_json(os.path.join(output_dir, RESULT_FILE), {
+    runlog.write_json(os.path.join(output_dir, RESULT_FILE), {
         "arguments": arguments, "rungs": [dataclasses.asdict(r) for r in rungs],
         "state": name, "chosen": chosen, "game_steps": sum(r.spent for r in rungs)})
     for old in glob.glob(os.path.join(output_dir, "state_rung*.npz*")):

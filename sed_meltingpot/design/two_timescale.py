@@ -35,13 +35,14 @@ import numpy as np
 from sed_meltingpot.core.hyperparameters import hyperparameter
 from sed_meltingpot.design.bandits import UCB, EpsilonGreedy, Thompson
 from sed_meltingpot.design.protocol import Designer, Schedule, arm_grid, check_arms
+from sed_meltingpot.game.principals import NAMED_SCHEDULES
+from sed_meltingpot.runs import runlog
 
 ALGORITHMS = ("ucb", "thompson", "egreedy")
 #: Named arm sets: the experiment's scripted schedules (none, flat 30%, progressive,
 #: regressive, flat100) or the {0, 0.5, 1}^3 grid.
 NAMED_ARMS: dict[str, tuple[Schedule, ...]] = {
-    "schedules": ((0.0, 0.0, 0.0), (0.3, 0.3, 0.3), (0.1, 0.3, 0.5), (0.5, 0.3, 0.1),
-                  (1.0, 1.0, 1.0)),
+    "schedules": ((0.0, 0.0, 0.0), *NAMED_SCHEDULES.values()),
     "grid": arm_grid(),
 }
 HISTORY_FILE = "designer.json"
@@ -219,10 +220,7 @@ class TwoTimescale:
     def write(self, k: int, folder: str) -> str:
         """Writes seed k's summary to `folder`/designer.json (whole: tmp then rename)."""
         path = os.path.join(folder, HISTORY_FILE)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.summary(k), f, indent=1)
-        os.replace(tmp, path)
+        runlog.write_json(path, self.summary(k))
         return path
 
 

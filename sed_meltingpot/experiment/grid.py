@@ -33,6 +33,7 @@ from sed_meltingpot.core import voting
 from sed_meltingpot.design.two_timescale import ALGORITHMS as TWO_TIMESCALE
 from sed_meltingpot.design.two_timescale import NAMED_ARMS, TwoTimescaleConfig
 from sed_meltingpot.game.config import WELFARE_ON, GameConfig
+from sed_meltingpot.game.principals import NAMED_SCHEDULES
 
 #: Objectives: a label and the voting rule that sets eta (paper Section 4).
 OBJECTIVES: dict[str, str] = {
@@ -41,17 +42,9 @@ OBJECTIVES: dict[str, str] = {
     "eta=1": "fixed:1",
     "voted": "mean",
 }
-#: Fixed schedules, rates per bracket (brackets of GameConfig.thresholds:
-#: 1-10, 11-20, 21+ apples per period). Flat taxes every apple at 30%;
-#: progressive and regressive raise or lower the rate by 20 points per
-#: bracket around the same middle rate; flat100 taxes every apple (full
-#: redistribution: everyone gets the mean).
-SCHEDULES: dict[str, tuple[float, ...]] = {
-    "flat": (0.3, 0.3, 0.3),
-    "progressive": (0.1, 0.3, 0.5),
-    "regressive": (0.5, 0.3, 0.1),
-    "flat100": (1.0, 1.0, 1.0),
-}
+#: Fixed schedules (`principals.NAMED_SCHEDULES`: flat, progressive, regressive,
+#: flat100), rates per bracket; also the two-timescale principals' default arms.
+SCHEDULES: dict[str, tuple[float, ...]] = NAMED_SCHEDULES
 LEARNED = "learned"
 SAMPLED = "sampled"
 BEST_FIXED = "best_fixed"

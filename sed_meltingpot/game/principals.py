@@ -105,6 +105,18 @@ def parse_rates(text: str) -> list[float]:
 
 
 LEARNED, NO_TAX, FIXED, RANDOM = "learned", "none", "fixed", "random"
+#: Named fixed schedules, rates per bracket (brackets of GameConfig.thresholds: 1-10,
+#: 11-20, 21+ apples per period): the experiment's baselines
+#: (`experiment.grid.SCHEDULES`) and, with no tax, the two-timescale principals' default
+#: arms (`design.two_timescale.NAMED_ARMS`). Flat taxes every apple at 30%; progressive
+#: and regressive raise or lower the rate by 20 points per bracket around the same
+#: middle rate; flat100 taxes every apple (full redistribution: everyone gets the mean).
+NAMED_SCHEDULES: dict[str, tuple[float, ...]] = {
+    "flat": (0.3, 0.3, 0.3),
+    "progressive": (0.1, 0.3, 0.5),
+    "regressive": (0.5, 0.3, 0.1),
+    "flat100": (1.0, 1.0, 1.0),
+}
 # Offsets a scripted random principal's stream from the players' (both seeded per
 # episode: evaluation.episodes on Lua, training.jax.play on the twin).
 PRINCIPAL_SEED_OFFSET = 7919

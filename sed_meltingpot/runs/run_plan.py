@@ -110,6 +110,14 @@ def _check_engine(restore: str, checkpoint: str, engine: str) -> None:
                             f"restore it with --engine={kind}")
 
 
+def fresh_types(game: GameConfig, seed: int) -> Any:
+    """The players' types of a fresh run: the game's fixed ones, else drawn from the seed
+    (`rewards.sample_selfishness`); a restored run keeps its checkpoint's (`plan_run`)."""
+    if game.selfishness is not None:
+        return game.selfishness
+    return rewards.sample_selfishness(game.num_players, seed)
+
+
 def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
              restore: str | None = None, overwrite: bool = False,
              engine: str = "rllib") -> RunPlan:
@@ -156,12 +164,10 @@ def plan_run(game: GameConfig, train_config: TrainConfig, output_dir: str, *,
             f"--output_dir={output_dir!r} already holds a run ({', '.join(existing)}); "
             f"continue it with --restore={output_dir}, replace it with --overwrite, or choose "
             "another --output_dir")
-    if game.selfishness is not None:
-        selfishness = game.selfishness
-    elif source is not None and source.game.selfishness is not None:
+    if game.selfishness is None and source is not None and source.game.selfishness is not None:
         selfishness = source.game.selfishness  # the restored players' types
     else:
-        selfishness = rewards.sample_selfishness(game.num_players, train_config.seed)
+        selfishness = fresh_types(game, train_config.seed)
     return RunPlan(checkpoint=checkpoint, source_dir=source_dir,
                    selfishness=tuple(float(s) for s in selfishness), overwrite=overwrite,
                    notes=tuple(notes))

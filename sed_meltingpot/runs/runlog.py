@@ -119,11 +119,23 @@ def read_progress(run: str, *, warn: Callable[[str], None] | None = None
 
 def _write_lines(path: str, records: Iterable[dict[str, Any]]) -> None:
     """Replaces `path` atomically (a crash leaves the old or the new file)."""
+    _replace_whole(path, "".join(json.dumps(clean(record)) + "\n" for record in records))
+
+
+def write_json(path: str, data: Any) -> None:
+    """`data` as JSON (indent 1) in `path`, replaced atomically like `_write_lines` (the
+    designers' records: design/two_timescale.py's designer.json, design/search.py's
+    search.json)."""
+    _replace_whole(path, json.dumps(data, indent=1))
+
+
+def _replace_whole(path: str, text: str) -> None:
+    """`text` into a temporary sibling of `path`, renamed over it."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".progress.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        for record in records:
-            f.write(json.dumps(clean(record)) + "\n")
+        f.write(text)
     os.replace(tmp, path)
 
 

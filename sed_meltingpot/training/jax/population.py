@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sed_meltingpot.core import rewards
+from sed_meltingpot.runs.run_plan import fresh_types
 from sed_meltingpot.training.jax import ppo
 from sed_meltingpot.training.jax.ppo_config import RunInputs, TwinTrainConfig, parse_scripted
 
@@ -93,13 +93,9 @@ class Population:
         return population, population.initial_state(seeds, rates)
 
     def _types(self, seeds: Sequence[int]) -> np.ndarray:
-        """Each run's players' types, as the trainer picks them (`run_plan.plan_run`):
-        the game's fixed types, else drawn from the seed."""
-        g = self.config.game
-        if g.selfishness is not None:
-            return np.tile(np.asarray(g.selfishness, np.float32), (len(seeds), 1))
-        return np.stack([rewards.sample_selfishness(g.num_players, s) for s in seeds]
-                        ).astype(np.float32)
+        """Each run's players' types, as the trainer picks them for a fresh run
+        (`run_plan.fresh_types`)."""
+        return np.asarray([fresh_types(self.config.game, s) for s in seeds], np.float32)
 
     def initial_state(self, seeds: Sequence[int], rates: np.ndarray) -> ppo.RunnerState:
         """Fresh runs, in two programs (networks, then games) each finished before the
