@@ -143,7 +143,7 @@ def _train_config(grid: Grid, task: TrainTask, *, num_iterations: int,
         principal_minibatch_size=grid.principal_minibatch_size, **overrides).validate()
 
 
-def _train_game(grid: Grid, task: TrainTask) -> Any:
+def train_game(grid: Grid, task: TrainTask) -> Any:
     return dataclasses.replace(grid.game, voting_rule=task.voting_rule,
                                welfare_on=task.game_welfare_on).validate()
 
@@ -172,7 +172,7 @@ class RllibEngine:
             os.makedirs(run_dir, exist_ok=True)
             with open(os.path.join(run_dir, "train.log"), "a") as f:
                 # overwrite: a run without summary.json was cut short; start it again.
-                train(_train_game(grid, task), self.train_config(grid, task), run_dir,
+                train(train_game(grid, task), self.train_config(grid, task), run_dir,
                       checkpoint_every=0, overwrite=True,
                       print_fn=lambda s, f=f: print(s, file=f, flush=True))
 
@@ -245,7 +245,7 @@ class JaxEngine:
             raise ValueError(f"run folders {run_dirs} are not the jax trainer's for {group}")
         twin_trainer.enable_compilation_cache()  # a rerun or resume skips the compiles
         os.makedirs(group, exist_ok=True)
-        game = _train_game(grid, tasks[0])
+        game = train_game(grid, tasks[0])
         designer = None
         if tasks[0].principal in TWO_TIMESCALE:  # its bandit sets the fixed rates
             designer = TwoTimescale(tasks[0].principal, grid.designer, seeds,

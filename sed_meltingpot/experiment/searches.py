@@ -13,14 +13,13 @@ it resumes, and a finished search answers from its file).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from sed_meltingpot.design.protocol import check_arms
 from sed_meltingpot.design.two_timescale import NAMED_ARMS
-from sed_meltingpot.experiment.engines import Engine, Log, _train_game, task_recipe
+from sed_meltingpot.experiment.engines import Engine, Log, task_recipe, train_game
 from sed_meltingpot.experiment.grid import SEARCH, Grid
 from sed_meltingpot.experiment.plan import Search, TrainTask, learned_welfare_on
 
@@ -40,7 +39,7 @@ def search_arguments(engine: Engine, grid: Grid, objective: str, welfare_on: str
     from sed_meltingpot.training.jax.ppo import TwinTrainConfig
 
     task = TrainTask(SEARCH, objective, SEARCH_SEED_START, welfare_on)
-    config = TwinTrainConfig(game=_train_game(grid, task), train=engine.train_config(grid, task),
+    config = TwinTrainConfig(game=train_game(grid, task), train=engine.train_config(grid, task),
                              num_envs=grid.num_envs, rollout_length=grid.rollout_length,
                              recipe=task_recipe(grid, task)).validate()
     first = search_budget(grid)
@@ -80,7 +79,3 @@ def run_searches(engine: Engine, grid: Grid, output_dir: str, objectives: Sequen
                          f"{rungs}; {result.game_steps:,} game steps")
     return found, lines
 
-
-def describe(grid: Grid) -> dict[str, Any]:
-    """The grid's search settings, for experiment.json."""
-    return {k: v for k, v in dataclasses.asdict(grid).items() if k.startswith("stackelberg_")}
