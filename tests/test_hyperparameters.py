@@ -91,7 +91,9 @@ RECIPE_VALUES = {
     "principal_round_end": "truncated", "players_only_fraction": 0.4,
     "phase2_players_lr_scale": 0.5, "principal_init_no_tax": 0.9, "eta_sampling": "0,0.5,1",
     "principal_reward_scale": "per_player", "principal_eta_baseline": True,
-    "principal_eta_heads": True,
+    "principal_eta_heads": True, "principal_value_net": "separate",
+    "principal_entropy_floor": 1.5, "principal_entropy_floor_weight": 2.0,
+    "principal_init_level": 10, "scripted_curriculum": True,
 }
 
 

@@ -367,7 +367,8 @@ def test_train_cli_with_every_recipe_option(tmp_path):
             "--principal_round_end=terminal", "--players_only_fraction=0.34",
             "--phase2_players_lr_scale=0.5", "--principal_init_no_tax=0.6",
             "--principal_reward_scale=per_player", "--principal_eta_baseline",
-            "--principal_eta_heads",
+            "--principal_eta_heads", "--principal_value_net=separate",
+            "--principal_entropy_floor=2.3", "--principal_entropy_floor_weight=0.5",
             "--tax_cap_fraction=0.5", f"--output_dir={out}"]
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -384,6 +385,10 @@ def test_train_cli_with_every_recipe_option(tmp_path):
 
     spec, params = ckpt.load_params(ckpt.latest_checkpoint(out), "principal")
     assert spec.eta_feature >= 0 and "pi_eta" in params["params"]
+    # ... and its value tower (layers "v_*" beside the policy's).
+    assert spec.value_tower and {"v_joint", "v_torso", "joint", "vf_eta"} <= set(
+        params["params"])
+    assert config["twin"]["recipe"]["principal_entropy_floor"] == 2.3
     assert config["twin"]["phase1_iterations"] == 1
     records = runlog.read_progress(out)
     assert [r["principal_active"] for r in records] == [0.0, 1.0, 1.0]
@@ -395,6 +400,8 @@ def test_train_cli_with_every_recipe_option(tmp_path):
     assert records[2]["principal_entropy_coeff"] == pytest.approx(0.01)
     for r in records:
         assert all(math.isfinite(r[f"principal_entropy_b{b}"]) for b in range(3))
+    # The floor (2.3 nats, below the uniform 2.398) is logged as the principal's loss term.
+    assert all(r["entropy_floor_penalty_principal"] >= 0 for r in records)
     # A recipe flag is refused with the rllib engine, naming it.
     bad = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"),
                           "--engine=rllib", "--eta_sampling=uniform", "--dry_run",

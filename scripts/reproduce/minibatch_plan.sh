@@ -27,17 +27,15 @@ OUT=outputs/minibatch_plan
 import statistics
 import sys
 
+from sed_meltingpot.analysis.logged import logged_points, second_half_mean
 from sed_meltingpot.runs.runlog import read_progress
 
 out, plans, seeds = sys.argv[1], ("size", "mb4", "mb16"), (0, 1, 2)
 
 
 def second_half_apples(run: str) -> float:
-    records = read_progress(run)
-    half = records[-1]["game_steps"] / 2
-    values = [sum(v for k, v in r.items() if k.startswith("apples_p")) for r in records
-              if r["game_steps"] > half and r.get("episodes_this_iter", 0) > 0]
-    return statistics.mean(values)
+    return second_half_mean(*logged_points(read_progress(run), lambda r: sum(
+        v for k, v in r.items() if k.startswith("apples_p"))))
 
 
 apples = {p: [second_half_apples(f"{out}/{p}/seed_{s}") for s in seeds] for p in plans}

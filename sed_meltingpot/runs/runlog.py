@@ -76,7 +76,8 @@ SUMMARY_KEYS = ("iteration", "game_steps", "objective", "eta", "productivity", "
                 "player_return_mean", "last_episode_period_rates", "tax_cap",
                 "metrics_stale", "metrics_iteration")
 # Learner statistics copied into each record, per module (`iteration_record`).
-LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
+#: The last only where a module's loss has it (the principal's entropy floor, jax engine).
+LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy", "entropy_floor_penalty")
 
 
 def is_episode_key(key: str) -> bool:
@@ -478,7 +479,8 @@ def exit_code(signum: int | None) -> int:
 DIVERGED_EXIT_CODE = 3
 _MODULE_WORDS = {"players": "the players'", "principal": "the principal's"}
 _LOSS_WORDS = {"total_loss": "total loss", "policy_loss": "policy loss",
-               "vf_loss": "value loss", "entropy": "entropy"}
+               "vf_loss": "value loss", "entropy": "entropy",
+               "entropy_floor_penalty": "entropy floor penalty"}
 
 
 class TrainingDiverged(RuntimeError):

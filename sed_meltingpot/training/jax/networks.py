@@ -18,6 +18,9 @@ than through one input among the torso's (W_eta is linear in eta too). Such a ne
 has no torch counterpart; it plays wherever the flax network does (twin and Lua).
 The principal's logits are one categorical head per bracket, concatenated
 (bracket-major), like RLlib's MultiCategorical over MultiDiscrete([K] * B).
+With `value_tower` (the principal under the recipe's principal_value_net=separate) the
+value head sits on a second torso of the same shape (layers prefixed "v_"), so that the
+value loss cannot move the policy's layers; such a network has no torch counterpart.
 
 Initialisation follows torch's defaults for the hidden layers (weights and biases
 uniform in +-1/sqrt(fan_in)) and the torch module's orthogonal heads. Flattening is
@@ -62,6 +65,7 @@ class NetworkSpec:
     conv2_stride: int = 1
     dtype: str = "float32"  # compute dtype: float32 | bfloat16
     eta_feature: int = -1  # >= 0: the heads are linear in features[eta_feature] (docstring)
+    value_tower: bool = False  # the value from a torso of its own (docstring)
 
     def validate(self) -> NetworkSpec:
         h, w, _ = self.image_shape
@@ -111,36 +115,48 @@ class ImageFeaturesNet(nn.Module):
 
     spec: NetworkSpec
 
-    @nn.compact
-    def __call__(self, image: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _torso(self, image: jax.Array, features: jax.Array, prefix: str) -> jax.Array:
+        """image and features -> the joint layer's output (float32), its layers named
+        with `prefix` ("" for the policy's, the shared torso's; "v_" for a value tower)."""
         s = self.spec
         dtype = jnp.dtype(s.dtype)
-        lead = image.shape[:-3]
         h, w, c = image.shape[-3:]
         p = s.pixels_per_tile
         x = image.reshape((-1, h // p, p, w // p, p, c)).transpose(0, 1, 3, 2, 4, 5)
         x = x.reshape((-1, h // p, w // p, p * p * c))
         ch0, ch1 = s.conv_channels
         fan = p * p * c
-        kernel = self.param("tile_kernel", torch_default_uniform(fan), (fan, ch0))
-        bias = self.param("tile_bias", torch_default_uniform(fan), (ch0,))
+        kernel = self.param(prefix + "tile_kernel", torch_default_uniform(fan), (fan, ch0))
+        bias = self.param(prefix + "tile_bias", torch_default_uniform(fan), (ch0,))
         # 1/255 on the (small) weight, not on the (large) uint8 input, as in torch.
         x = nn.relu(jnp.dot(x.astype(dtype), (kernel * (1.0 / 255.0)).astype(dtype)) + bias)
-        x = PatchConv3x3(ch1, s.conv2_stride, dtype, name="conv")(x)
+        x = PatchConv3x3(ch1, s.conv2_stride, dtype, name=prefix + "conv")(x)
         x = nn.relu(x).reshape((x.shape[0], -1))
         flat = x.shape[-1]
         x = nn.relu(nn.Dense(s.hidden, dtype=dtype, kernel_init=torch_default_uniform(flat),
-                             bias_init=torch_default_uniform(flat), name="torso")(x))
+                             bias_init=torch_default_uniform(flat), name=prefix + "torso")(x))
         feats = features.reshape((-1, features.shape[-1])).astype(dtype)
         x = jnp.concatenate([x.astype(dtype), feats], axis=-1)
         joint_in = s.hidden + s.num_features
         x = nn.relu(nn.Dense(s.hidden, dtype=dtype, kernel_init=torch_default_uniform(joint_in),
-                             bias_init=torch_default_uniform(joint_in), name="joint")(x))
-        x = x.astype(jnp.float32)
+                             bias_init=torch_default_uniform(joint_in),
+                             name=prefix + "joint")(x))
+        return x.astype(jnp.float32)
+
+    @nn.compact
+    def __call__(self, image: jax.Array, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        s = self.spec
+        lead = image.shape[:-3]
+        feats = features.reshape((-1, features.shape[-1]))
+        x = self._torso(image, features, "")
+        # A value tower of its own (spec.value_tower): the value loss's gradient then
+        # reaches no layer the policy uses, so a value shock (a new episode's returns)
+        # cannot move the policy (issue 30, item 3).
+        xv = self._torso(image, features, "v_") if s.value_tower else x
         logits = nn.Dense(s.num_logits, kernel_init=nn.initializers.orthogonal(0.01),
                           bias_init=nn.initializers.zeros, name="pi")(x)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
-                         bias_init=nn.initializers.zeros, name="vf")(x)[..., 0]
+                         bias_init=nn.initializers.zeros, name="vf")(xv)[..., 0]
         if s.eta_feature >= 0:
             eta = feats[:, s.eta_feature].astype(jnp.float32)
             logits = logits + eta[:, None] * nn.Dense(
@@ -148,7 +164,7 @@ class ImageFeaturesNet(nn.Module):
                 bias_init=nn.initializers.zeros, name="pi_eta")(x)
             value = value + eta * nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0),
                                            bias_init=nn.initializers.zeros,
-                                           name="vf_eta")(x)[..., 0]
+                                           name="vf_eta")(xv)[..., 0]
         return logits.reshape(lead + (s.num_logits,)), value.reshape(lead)
 
 
@@ -168,6 +184,13 @@ def categorical_logp_entropy(logits: jax.Array, actions: jax.Array
     logp = jnp.take_along_axis(logp_all, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
     entropy = -(jnp.exp(logp_all) * logp_all).sum(axis=-1)
     return logp, entropy
+
+
+def head_entropies(logits: jax.Array, num_heads: int) -> jax.Array:
+    """The entropy of each of MultiCategorical's heads: logits (..., heads * K) ->
+    (..., heads)."""
+    logp_all = jax.nn.log_softmax(logits.reshape(logits.shape[:-1] + (num_heads, -1)), -1)
+    return -(jnp.exp(logp_all) * logp_all).sum(axis=-1)
 
 
 def multi_categorical_logp_entropy(logits: jax.Array, actions: jax.Array, num_heads: int

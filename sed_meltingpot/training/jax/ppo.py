@@ -30,7 +30,9 @@ then the tax cap ramps from tax_cap_start to 1 over tax_cap_fraction of phase 2
 (`recipe.schedule`; with no phase 1 this is the RLlib path's `tax_cap_at`); eta may be
 drawn per game and episode (`recipe.draw_etas`), and the principal's reward
 scaled and its advantages centred per eta (`recipe.reward_scale`,
-`recipe.remove_eta_trend`). Env steps count game steps plus the
+`recipe.remove_eta_trend`); its value may sit on a torso of its own, clipped and
+optimised apart (`per_tower`), and a per-bracket entropy floor may join its loss
+(`entropy_floor_penalty`). Env steps count game steps plus the
 learned principal's turns, as RLlib counts them.
 
 Everything is a pure function of its arguments, so `jax.vmap(update)` trains several
@@ -80,7 +82,13 @@ from sed_meltingpot.training.jax.ppo_config import (
     run_inputs,
     tax_cap_at,
 )
-from sed_meltingpot.training.jax.ppo_losses import gae, ppo_loss, principal_gae, standardize
+from sed_meltingpot.training.jax.ppo_losses import (
+    entropy_floor_penalty,
+    gae,
+    ppo_loss,
+    principal_gae,
+    standardize,
+)
 from sed_meltingpot.training.jax.protocol import TrainableGame, check_trainable
 from sed_meltingpot.training.jax.rollout import Transitions, make_period_play
 
@@ -173,7 +181,8 @@ def network_specs(config: TwinTrainConfig, obs: Any
         num_features=int(obs.principal_features.shape[-1]),
         num_logits=g.num_brackets * g.num_rate_levels, conv2_stride=2,
         eta_feature=(principal_eta_index(g.num_players) if config.recipe.principal_eta_heads
-                     else -1)).validate()
+                     else -1),
+        value_tower=config.recipe.principal_value_net == "separate").validate()
     return players, principal
 
 
@@ -190,6 +199,26 @@ def make_optimizer(config: TwinTrainConfig, updates_per_iteration: int,
 
     return optax.chain(optax.clip_by_global_norm(config.train.grad_clip),
                        optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8))
+
+
+def value_tower_labels(params: Any) -> Any:
+    """"value" for the value tower's layers and heads (networks.py: "v_*", "vf",
+    "vf_eta"), "policy" for the rest: the parts that `per_tower` optimises apart."""
+    def label(path: tuple[Any, ...], _leaf: Any) -> str:
+        names = [getattr(k, "key", str(k)) for k in path]
+        top = names[1] if len(names) > 1 and names[0] == "params" else names[0]
+        return "value" if top.startswith("v_") or top in ("vf", "vf_eta") else "policy"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def per_tower(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`optimizer` (clip, then Adam) applied to the policy's and the value tower's
+    parameters apart: the global-norm clip of one tower's gradient no longer scales the
+    other's, so a value shock (norm ~1,800 against a clip of 0.5 in the H200 trace)
+    leaves the policy's step whole (recipe.principal_value_net=separate)."""
+    return optax.multi_transform({"policy": optimizer, "value": optimizer},
+                                 value_tower_labels)
 
 
 # ------------------------------------------------------------ make_train
@@ -222,6 +251,8 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
     # The principal's lr follows its own trained iterations (it trains in phase 2 only).
     principal_tx = make_optimizer(config, r.principal_num_epochs * q_num,
                                   lambda k: principal_lr(config, k))
+    if r.principal_value_net == "separate":
+        principal_tx = per_tower(principal_tx)
     ppo_kwargs = {"clip": t.clip_param, "vf_coeff": t.vf_loss_coeff}
     # The recipe's per-eta treatments read each step's eta (the game's info["eta"]).
     eta_aware = learned and (r.principal_reward_scale != "none" or r.principal_eta_baseline)
@@ -235,10 +266,11 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
 
     def no_tax_init(params: Any) -> Any:
         """The principal's policy starts near phi_0 = 0 (recipe.principal_init_no_tax):
-        logits layer weights zero, biases giving level 0 that probability per head."""
+        logits layer weights zero, biases giving level 0 (or the recipe's
+        principal_init_level) that probability per head."""
         if not r.principal_init_no_tax:
             return params
-        bias = jnp.zeros((num_b, num_k), jnp.float32).at[:, 0].set(
+        bias = jnp.zeros((num_b, num_k), jnp.float32).at[:, r.principal_init_level].set(
             recipes.no_tax_bias(num_k, r.principal_init_no_tax)).reshape(-1)
         pi = params["params"]["pi"]
         pi = {"kernel": jnp.zeros_like(pi["kernel"]), "bias": bias.astype(pi["bias"].dtype)}
@@ -318,16 +350,22 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
 
     # ----------------------------------------------------------------- update
     def module_update(net, params, opt_state, tx, batch: dict[str, jax.Array], key, mb: int,
-                      num_mb: int, logp_fn, *, num_epochs: int, entropy_coeff: Any):
+                      num_mb: int, logp_fn, *, num_epochs: int, entropy_coeff: Any,
+                      penalty_fn: Callable[[jax.Array], jax.Array] | None = None):
         """PPO epochs over one module's flat batch (rows first). The stats are means over
-        the minibatch steps, with the gradient's global norm before clipping."""
+        the minibatch steps, with the gradient's global norm before clipping.
+        `penalty_fn(logits)`: a term added to the loss (the principal's entropy floor)."""
         rows = batch["advantages"].shape[0]
 
         def loss_fn(p, b):
             logits, value = net.apply(p, b["image"], b["features"])
             logp, entropy = logp_fn(logits, b["action"])
-            return ppo_loss(logp, b["logp"], b["advantages"], value, b["targets"], entropy,
-                            entropy_coeff=entropy_coeff, **ppo_kwargs)
+            loss, aux = ppo_loss(logp, b["logp"], b["advantages"], value, b["targets"],
+                                 entropy, entropy_coeff=entropy_coeff, **ppo_kwargs)
+            if penalty_fn is None:
+                return loss, aux
+            penalty = penalty_fn(logits)
+            return loss + penalty, {**aux, "entropy_floor_penalty": penalty}
 
         def minibatch_step(carry, index):
             p, o = carry
@@ -401,7 +439,13 @@ def make_functions(config: TwinTrainConfig, game: TrainableGame | None = None
             principal_net, state.principal_params, state.principal_opt, principal_tx, batch,
             key, q_mb, q_num,
             lambda logits, a: networks.multi_categorical_logp_entropy(logits, a, num_b),
-            num_epochs=r.principal_num_epochs, entropy_coeff=entropy_coeff)
+            num_epochs=r.principal_num_epochs, entropy_coeff=entropy_coeff,
+            penalty_fn=entropy_floor if r.principal_entropy_floor > 0 else None)
+
+    def entropy_floor(logits: jax.Array) -> jax.Array:
+        return entropy_floor_penalty(networks.head_entropies(logits, num_b),
+                                     r.principal_entropy_floor,
+                                     r.principal_entropy_floor_weight)
 
     def update(state: RunnerState) -> tuple[RunnerState, dict[str, Any]]:
         plan = config.schedule(state.iteration)

@@ -105,13 +105,21 @@ class TwinTrainConfig:
         """The recipe's settings for the iteration being trained (`recipe.schedule`)."""
         t = self.train
         return recipes.schedule(
-            iteration, self.recipe, num_iterations=t.num_iterations, learned=self.learned,
+            iteration, self.recipe, num_iterations=t.num_iterations,
+            learned=self.follows_curriculum,
             tax_cap_anneal=t.tax_cap_anneal, tax_cap_start=t.tax_cap_start,
             tax_cap_end=TAX_CAP_END, tax_cap_fraction=t.tax_cap_fraction)
 
     @property
+    def follows_curriculum(self) -> bool:
+        """Phase 1 and the cap ramp: the learned principal's, or a scripted one's under
+        the recipe's scripted_curriculum."""
+        return self.learned or self.recipe.scripted_curriculum
+
+    @property
     def phase1_iterations(self) -> int:
-        return recipes.phase1_iterations(self.recipe, self.train.num_iterations, self.learned)
+        return recipes.phase1_iterations(self.recipe, self.train.num_iterations,
+                                         self.follows_curriculum)
 
     def validate(self) -> TwinTrainConfig:
         self.game.validate()
@@ -131,6 +139,13 @@ class TwinTrainConfig:
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'bfloat16'")
         self.recipe.validate()
+        if self.recipe.scripted_curriculum and self.learned:
+            raise ValueError("--scripted_curriculum is for a scripted principal (none, "
+                             "fixed:.., random); the learned one follows it already")
+        levels = self.game.num_rate_levels
+        if self.recipe.principal_init_level >= levels:
+            raise ValueError(f"--principal_init_level={self.recipe.principal_init_level} "
+                             f"must be a rate level in [0, {levels - 1}]")
         _ = self.players_minibatch_plan  # ValueError: --num_minibatches above the rows
         parse_scripted(self.train.principal, self.game)
         check_map(self.game)

@@ -74,3 +74,11 @@ def ppo_loss(logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, value:
     return total, {"policy_loss": -surrogate.mean(), "vf_loss": vf_loss.mean(),
                    "entropy": entropy.mean()}
 
+
+
+def entropy_floor_penalty(head_entropy: jax.Array, floor: float, weight: float) -> jax.Array:
+    """weight x the mean over rows of sum over heads of max(0, floor - H_head): the
+    principal's per-bracket entropy floor (recipe.principal_entropy_floor). Zero while
+    every bracket keeps at least `floor` nats, so it only acts on a collapsing head,
+    unlike the entropy bonus, which pulls every head alike. head_entropy (rows, heads)."""
+    return weight * jnp.maximum(floor - head_entropy, 0.0).sum(axis=-1).mean()

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from sed_meltingpot.core.hyperparameters import hyperparameter
 
 LR_SCHEDULES = ("constant", "linear")
+VALUE_NETS = ("shared", "separate")
 ROUND_ENDS = ("terminal", "truncated")
 ETA_SAMPLING_NONE, ETA_SAMPLING_UNIFORM = "none", "uniform"
 REWARD_SCALES = ("none", "per_player")
@@ -86,6 +87,16 @@ class PrincipalRecipe:
         "principal's policy near phi_0 = 0 (no tax; paper Section 4): its logits layer's "
         "weights zeroed and biases set so that rate level 0 has probability p per bracket.",
         lower_bound=0.0, upper_bound=1.0)
+    principal_init_level: int = hyperparameter(
+        0, "jax engine: the rate level that --principal_init_no_tax's probability p goes "
+        "to in every bracket (0: no tax, the paper's phi_0; num_rate_levels - 1: full "
+        "tax, to ask whether the principal's gradient moves it off full redistribution).",
+        lower_bound=0)
+    scripted_curriculum: bool = hyperparameter(
+        False, "jax engine, a scripted principal (none, fixed:.., random): it follows the "
+        "learned principal's curriculum, no tax in phase 1 (--players_only_fraction) and "
+        "its rates times the cap ramp after it, so that a fixed schedule shows what the "
+        "timing alone costs (issue 30's diagnostic).")
     eta_sampling: str = hyperparameter(
         ETA_SAMPLING_NONE, "jax engine: none (eta from --voting_rule), uniform (eta ~ U[0, 1] "
         "drawn per game at each episode start) or a list such as 0,0.5,1 (drawn uniformly "
@@ -105,6 +116,18 @@ class PrincipalRecipe:
         "their least-squares line in eta over the iteration's batch (a baseline per eta, "
         "so that eta's scale does not swamp the advantages while the value net has not "
         "learned it); no effect when every game plays one eta.")
+    principal_value_net: str = hyperparameter(
+        "shared", "jax engine: the principal's value head on the policy's torso (shared) or "
+        "on a torso of its own (separate), each tower with its own gradient clip and Adam, "
+        "so that a value shock at an episode's start cannot move the policy (issue 30).")
+    principal_entropy_floor: float = hyperparameter(
+        0.0, "jax engine: nats per bracket below which the principal's loss adds "
+        "--principal_entropy_floor_weight x (floor - that bracket's entropy), so that no "
+        "bracket's exploration collapses before the players' response can show; 0 = off "
+        "(the uniform policy over 11 levels has 2.40).", lower_bound=0.0)
+    principal_entropy_floor_weight: float = hyperparameter(
+        1.0, "jax engine: the weight of --principal_entropy_floor's hinge (the advantages "
+        "are standardised, so 1 is the policy gradient's scale).", lower_bound=0.0)
 
     def validate(self) -> PrincipalRecipe:
         """Raises ValueError naming the flag, the value and what is allowed."""
@@ -117,6 +140,9 @@ class PrincipalRecipe:
         if self.principal_round_end not in ROUND_ENDS:
             raise ValueError(f"--principal_round_end={self.principal_round_end!r} must be one "
                              f"of {', '.join(ROUND_ENDS)}")
+        if self.principal_value_net not in VALUE_NETS:
+            raise ValueError(f"--principal_value_net={self.principal_value_net!r} must be one "
+                             f"of {', '.join(VALUE_NETS)}")
         if not self.principal_lr > 0:
             raise ValueError(f"--principal_lr={self.principal_lr!r} must be > 0")
         for name in ("principal_entropy_anneal_fraction", "principal_gamma",
@@ -128,9 +154,13 @@ class PrincipalRecipe:
             raise ValueError(f"--principal_init_no_tax={self.principal_init_no_tax!r} must be "
                              "in [0, 1) (0: default initialisation)")
         for name in ("principal_entropy_coeff", "principal_entropy_final",
-                     "phase2_players_lr_scale"):
+                     "phase2_players_lr_scale", "principal_entropy_floor",
+                     "principal_entropy_floor_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"--{name}={getattr(self, name)!r} must be >= 0")
+        if not isinstance(self.principal_init_level, int) or self.principal_init_level < 0:
+            raise ValueError(f"--principal_init_level={self.principal_init_level!r} must be "
+                             "a rate level >= 0")
         if not isinstance(self.principal_num_epochs, int) or self.principal_num_epochs < 1:
             raise ValueError(f"--principal_num_epochs={self.principal_num_epochs!r} must be a "
                              "positive integer")
