@@ -18,11 +18,13 @@ The logic is in sed_meltingpot.evaluation.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from absl import app, flags
 
 from sed_meltingpot import cli, evaluation
 from sed_meltingpot.core import tax
+from sed_meltingpot.design.two_timescale import HISTORY_FILE, best_rates
 from sed_meltingpot.game.principals import parse_rates
 from sed_meltingpot.runs import run_lock
 
@@ -69,6 +71,21 @@ flags.register_validator("fixed", _check_fixed)
 cli.require_finite_floats()
 
 
+def _two_timescale_choice(run: evaluation.LoadedRun | None) -> list[float] | None:
+    """The schedule a two-timescale run's principal (ucb, thompson, egreedy) committed
+    to, read from its designer.json; None for any other run. Such a run has no learned
+    principal to restore: its principal is the arm it chose, played as fixed rates."""
+    if run is None:
+        return None
+    run_dir = os.path.dirname(evaluation.find_run_config(run.checkpoint))
+    if not os.path.exists(os.path.join(run_dir, HISTORY_FILE)):
+        return None
+    try:
+        return list(best_rates(run_dir))
+    except ValueError as e:
+        raise app.UsageError(f"--checkpoint={FLAGS.checkpoint}: {e}") from e
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -81,9 +98,11 @@ def main(argv: list[str]) -> None:
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     has_trained = run is not None and run.principal is not None
+    designer_rates = _two_timescale_choice(run)
     principals = FLAGS.principals or [
         p for p in evaluation.PRINCIPAL_CHOICES
-        if (p != "trained" or has_trained) and (p != "fixed" or FLAGS.fixed)]
+        if (p != "trained" or has_trained)
+        and (p != "fixed" or FLAGS.fixed or designer_rates is not None)]
     if "trained" in principals and not has_trained:
         raise app.UsageError("--principals=trained needs --checkpoint of a run that learned a "
                              "principal")
@@ -102,9 +121,14 @@ def main(argv: list[str]) -> None:
                                  name="--grid_resolution")
         except ValueError as e:
             raise app.UsageError(str(e)) from e
-    if "fixed" in principals and not FLAGS.fixed:
-        raise app.UsageError("--principals=fixed needs at least one --fixed=r0,r1,r2")
     fixed = [parse_rates(t) for t in FLAGS.fixed]
+    if "fixed" in principals and designer_rates is not None and designer_rates not in fixed:
+        fixed.append(designer_rates)  # what the run's two-timescale principal chose
+        print(f"two-timescale run: its principal committed to "
+              f"{','.join(f'{r:g}' for r in designer_rates)} ({HISTORY_FILE}); "
+              "evaluated as a fixed schedule")
+    if "fixed" in principals and not fixed:
+        raise app.UsageError("--principals=fixed needs at least one --fixed=r0,r1,r2")
     bad = [f for f in fixed if len(f) != setup.game.num_brackets]
     if bad:
         raise app.UsageError(f"--fixed needs {setup.game.num_brackets} rates per schedule, got "

@@ -149,6 +149,15 @@ def test_train_script_plays_the_arms_and_records_the_choice(tmp_path):
         assert config_json["twin"]["designer"]["algorithm"] == "ucb"
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["designer"]["best_rates"] == arms[best]
+    # evaluate.py plays the committed arm as the run's principal, without --fixed.
+    record = json.loads((out / "seed_0" / "designer.json").read_text())
+    proc = subprocess.run(
+        [PYTHON, "scripts/evaluate.py", f"--checkpoint={out / 'seed_0'}", "--dry_run",
+         f"--output_dir={tmp_path / 'eval'}"], cwd=ROOT, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    choice = ",".join(f"{r:g}" for r in record["best_rates"])
+    assert f"its principal committed to {choice} (designer.json)" in proc.stdout
 
 
 @pytest.mark.parametrize("args, message", [
