@@ -76,8 +76,9 @@ SUMMARY_KEYS = ("iteration", "game_steps", "objective", "eta", "productivity", "
                 "player_return_mean", "last_episode_period_rates", "tax_cap",
                 "metrics_stale", "metrics_iteration")
 # Learner statistics copied into each record, per module (`iteration_record`).
-#: The last only where a module's loss has it (the principal's entropy floor, jax engine).
-LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy", "entropy_floor_penalty")
+LOSS_KEYS = ("total_loss", "policy_loss", "vf_loss", "entropy")
+#: Copied where a module's loss has them (the principal's entropy floor, jax engine).
+OPTIONAL_LOSS_KEYS = ("entropy_floor_penalty",)
 
 
 def is_episode_key(key: str) -> bool:
@@ -185,8 +186,9 @@ def iteration_record(*, iteration: int, env_steps: int, game_steps: int,
     training/rllib/callbacks.py logs: the game's scalar metrics, `rate_b<k>`,
     `apples_p<i>`), which never replace the figures named above.
     `tax_cap_next`: the cap of the next iteration (`tax_cap` in the means is the one
-    applied). `losses`: per module, those of its statistics that are LOSS_KEYS, as
-    `<key>_<module>`. `extra` (e.g. the jax principal's diagnostics) is added last."""
+    applied). `losses`: per module, those of its statistics in LOSS_KEYS or
+    OPTIONAL_LOSS_KEYS, as `<key>_<module>`. `extra` (e.g. the jax principal's
+    diagnostics) is added last."""
     returns = [math.nan] * num_players if player_returns is None else list(player_returns)
     if len(returns) != num_players:
         raise ValueError(f"player_returns has {len(returns)} values, expected one per "
@@ -210,7 +212,7 @@ def iteration_record(*, iteration: int, env_steps: int, game_steps: int,
         record.setdefault(key, value)
     # Each module's losses (the principal's included).
     for module_id, stats in (losses or {}).items():
-        for key in LOSS_KEYS:
+        for key in LOSS_KEYS + OPTIONAL_LOSS_KEYS:
             if key in stats:
                 record[f"{key}_{module_id}"] = stats[key]
     record.update(extra or {})
@@ -504,9 +506,9 @@ class TrainingDiverged(RuntimeError):
 def non_finite(losses: Mapping[str, Mapping[str, Any]],
                params: Mapping[str, bool] | None = None) -> list[str]:
     """What is not finite, in words ("the players' policy loss", "the principal's
-    parameters"): each module's LOSS_KEYS in `losses` (as `iteration_record` takes
-    them), and `params` (module -> whether all its parameters are finite). Empty when
-    training is sound."""
+    parameters"): each module's LOSS_KEYS and OPTIONAL_LOSS_KEYS in `losses` (as
+    `iteration_record` takes them), and `params` (module -> whether all its parameters
+    are finite). Empty when training is sound."""
     def infinite_or_nan(value: Any) -> bool:
         try:
             return not math.isfinite(float(value))
@@ -516,7 +518,7 @@ def non_finite(losses: Mapping[str, Mapping[str, Any]],
     bad = []
     for module, stats in losses.items():
         who = _MODULE_WORDS.get(module, f"{module}'s")
-        bad += [f"{who} {_LOSS_WORDS[key]}" for key in LOSS_KEYS
+        bad += [f"{who} {_LOSS_WORDS[key]}" for key in LOSS_KEYS + OPTIONAL_LOSS_KEYS
                 if key in stats and infinite_or_nan(stats[key])]
     for module, finite in (params or {}).items():
         if not finite:
