@@ -18,24 +18,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OUT=outputs/dilemma_scale
-for principal in none fixed:1,1,1; do
-  name=${principal/fixed:1,1,1/flat100}
-  .venv/bin/python scripts/train.py --engine=jax --preset=fast --principal=$principal \
-      --map=generated --num_players=128 --num_envs=1 --num_iterations=125 --num_seeds=3 \
-      --seed=0 --output_dir=$OUT/n128_$name
-done
-for principal in none fixed:1,1,1; do
-  name=${principal/fixed:1,1,1/flat100}
-  .venv/bin/python scripts/train.py --engine=jax --preset=fast --principal=$principal \
-      --num_players=7 --num_envs=20 --num_iterations=125 --num_seeds=3 --seed=0 \
-      --output_dir=$OUT/n7_$name
-done
-for principal in none fixed:1,1,1; do
-  name=${principal/fixed:1,1,1/flat100}
-  .venv/bin/python scripts/train.py --engine=jax --preset=fast --principal=$principal \
-      --map=generated --num_players=32 --num_envs=4 --num_iterations=125 --num_seeds=3 \
-      --seed=0 --output_dir=$OUT/n32_$name
-done
+# train PLAYERS GAMES [MAP FLAG]: no tax, then flat100, seeds 0-2 vmapped.
+train() {
+  for principal in none fixed:1,1,1; do
+    .venv/bin/python scripts/train.py --engine=jax --preset=fast --principal=$principal \
+        --num_players=$1 --num_envs=$2 ${3:-} --num_iterations=125 --num_seeds=3 --seed=0 \
+        --output_dir=$OUT/n$1_${principal/fixed:1,1,1/flat100}
+  done
+}
+train 128 1 --map=generated
+train 7 20
+train 32 4 --map=generated
 
 .venv/bin/python - "$OUT" <<'EOF'
 import csv
@@ -49,6 +42,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sed_meltingpot.analysis import dilemma
+from sed_meltingpot.analysis.logged import second_half_mean
 from sed_meltingpot.runs.runlog import read_progress
 from sed_meltingpot.training.jax.trainer import SMOOTHING_EPISODES
 
@@ -73,7 +67,7 @@ half = {}
 for n in sizes:
     for p in ("none", "flat100"):
         shape = [dilemma.collapse(curves[n, p, s][1], smooth=5) for s in seeds]
-        half[n, p] = [dilemma.second_half_mean(*curves[n, p, s]) for s in seeds]
+        half[n, p] = [second_half_mean(*curves[n, p, s]) for s in seeds]
         print(f"| {n} | {p} | {fmt([c['peak'] for c in shape])} | "
               f"{fmt([c['end'] for c in shape])} | {fmt([c['fall'] for c in shape])} | "
               f"{fmt(half[n, p])} |")

@@ -10,8 +10,7 @@ the dropped ones, so when every logged iteration ends the same number c of episo
 c divides the window, each iteration's new episodes have an exactly recoverable mean
 (the dropped ones are whole earlier iterations, already recovered).
 
-Pure numpy on progress records (`runs.runlog.read_progress`); no jax. `second_half_mean`
-is `analysis.logged`'s, served here for scripts/reproduce/dilemma_scale.sh.
+Pure numpy on progress records (`runs.runlog.read_progress`); no jax.
 """
 
 from __future__ import annotations
@@ -20,10 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from sed_meltingpot.analysis.logged import second_half_mean
-
-__all__ = ["apples_per_player", "collapse", "episode_values", "second_half_mean"]
 
 Record = Mapping[str, Any]
 

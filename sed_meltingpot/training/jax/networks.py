@@ -182,15 +182,19 @@ def categorical_logp_entropy(logits: jax.Array, actions: jax.Array
     """log pi(a) and entropy of Categorical(logits) (last axis)."""
     logp_all = jax.nn.log_softmax(logits, axis=-1)
     logp = jnp.take_along_axis(logp_all, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    entropy = -(jnp.exp(logp_all) * logp_all).sum(axis=-1)
-    return logp, entropy
+    return logp, _entropy(logp_all)
+
+
+def _entropy(logp_all: jax.Array) -> jax.Array:
+    """The entropy of a categorical from its log-probabilities (last axis)."""
+    return -(jnp.exp(logp_all) * logp_all).sum(axis=-1)
 
 
 def head_entropies(logits: jax.Array, num_heads: int) -> jax.Array:
     """The entropy of each of MultiCategorical's heads: logits (..., heads * K) ->
     (..., heads)."""
-    logp_all = jax.nn.log_softmax(logits.reshape(logits.shape[:-1] + (num_heads, -1)), -1)
-    return -(jnp.exp(logp_all) * logp_all).sum(axis=-1)
+    per_head = logits.reshape(logits.shape[:-1] + (num_heads, -1))
+    return _entropy(jax.nn.log_softmax(per_head, axis=-1))
 
 
 def multi_categorical_logp_entropy(logits: jax.Array, actions: jax.Array, num_heads: int

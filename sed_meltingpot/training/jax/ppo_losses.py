@@ -75,7 +75,6 @@ def ppo_loss(logp: jax.Array, old_logp: jax.Array, advantages: jax.Array, value:
                    "entropy": entropy.mean()}
 
 
-
 def entropy_floor_penalty(head_entropy: jax.Array, floor: float, weight: float) -> jax.Array:
     """weight x the mean over rows of sum over heads of max(0, floor - H_head): the
     principal's per-bracket entropy floor (recipe.principal_entropy_floor). Zero while
