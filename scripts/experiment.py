@@ -59,7 +59,8 @@ flags.DEFINE_string("seeds", None,
                     "the grid's N (smoke 2, paper_fast 3, small and paper 5).")
 flags.DEFINE_list("objectives", list(ex.OBJECTIVES), f"Subset of {list(ex.OBJECTIVES)}.")
 flags.DEFINE_list("principals", None,
-                  f"Subset of {list(ex.PRINCIPALS)}; must include learned. Default: all "
+                  f"Subset of {list(ex.PRINCIPALS)}; must include learned or another co-trained "
+                  f"principal ({', '.join(ex.LEARNERS)}). Default: all "
                   f"(without {', '.join(ex.JAX_ONLY)} for --engine=rllib).")
 flags.DEFINE_list("welfare_on", None,
                   f"Welfare definitions to run, from {list(WELFARE_ON)}: W_eta on apples "
@@ -78,6 +79,11 @@ flags.DEFINE_integer("eval_episodes", None,
 flags.DEFINE_integer("lua_episodes", None,
                      "Override the grid's episodes of the jax engine's learned runs replayed "
                      "on the Lua substrate (the transfer gap).", lower_bound=1)
+flags.DEFINE_integer("search_seeds", None,
+                     "Override the grid's number of search seeds of the search principal (2 in "
+                     "every grid): its candidates are scored on this many seeds of their own, "
+                     "disjoint from the reported ones; more seeds tell closer schedules apart.",
+                     lower_bound=1, upper_bound=100)
 flags.DEFINE_bool("eta_normalised", None,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
@@ -189,6 +195,8 @@ def main(argv: list[str]) -> None:
         changes["eval_episodes"] = FLAGS.eval_episodes
     if FLAGS.lua_episodes:
         changes["lua_episodes"] = FLAGS.lua_episodes
+    if FLAGS.search_seeds:
+        changes["stackelberg_seeds"] = FLAGS.search_seeds
     if FLAGS.eta_normalised is not None:
         changes["eta_normalised"] = FLAGS.eta_normalised
     if FLAGS.eta_heads is not None:

@@ -327,6 +327,7 @@ def test_seed_parsing_and_validation():
     (["--engine=rllib", "--principals=ucb,none"], "--principals=ucb needs --engine=jax"),
     (["--objectives=eta=2"], "--objectives=eta=2"),
     (["--welfare_on=money"], "--welfare_on=money"),
+    (["--search_seeds=0"], "--search_seeds"),
     (["--engine=rllib", "--principals=learned,sampled"], "--principals=sampled needs "
                                                          "--engine=jax"),
 ])
@@ -683,10 +684,12 @@ def evaluation_progress(run_dir):
 def test_smoke_grid_end_to_end(tmp_path, engine):
     """The whole smoke grid, real tiny runs, both engines in the default run, both
     welfare definitions; the jax engine adds the sampled principal (from an empty
-    compile cache on the idle 2-core machine: see the README's Results)."""
+    compile cache on the idle 2-core machine: see the README's Results). The jax call
+    scores the search on 3 seeds (--search_seeds; the grid's default is 2)."""
     out = tmp_path / "smoke"
+    more = ["--search_seeds=3"] if engine == "jax" else []
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
-                           f"--output_dir={out}"], cwd=ROOT, capture_output=True, text=True,
+                           f"--output_dir={out}", *more], cwd=ROOT, capture_output=True, text=True,
                           timeout=2400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = ex.read_csv(str(out / "results.csv"))
@@ -740,7 +743,8 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
             assert len(record["steps"]) == 1  # one iteration: one principal step, scored
     md = (out / "results.md").read_text()
     if engine == "jax":  # one search per objective and definition (shared at eta = 1)
-        assert md.count("(W_eta ") == 7 and "1,000 game steps" in md  # 5 x 2 x 1 x 100
+        assert md.count("(W_eta ") == 7 and "1,500 game steps" in md  # 5 x 3 x 1 x 100
+        assert md.count("search seeds [900000, 900001, 900002]") == 7
     assert md.count(", welfare_on=apples: objective") == 4
     assert md.count(", welfare_on=taxed: objective") == 4
     assert "Holm" in md and "paired" in md and "signed-rank" in md
