@@ -84,6 +84,10 @@ flags.DEFINE_integer("search_seeds", None,
                      "every grid): its candidates are scored on this many seeds of their own, "
                      "disjoint from the reported ones; more seeds tell closer schedules apart.",
                      lower_bound=1, upper_bound=100)
+flags.DEFINE_integer("ucb_detrend", None,
+                     "Override the ucb principal's --ucb_detrend (0 in every grid: arms ranked "
+                     "by their mean scores; 1 or 2: by their effects net of a common linear or "
+                     "quadratic trend over the principal steps).", lower_bound=0, upper_bound=2)
 flags.DEFINE_bool("eta_normalised", None,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
@@ -197,6 +201,8 @@ def main(argv: list[str]) -> None:
         changes["lua_episodes"] = FLAGS.lua_episodes
     if FLAGS.search_seeds:
         changes["stackelberg_seeds"] = FLAGS.search_seeds
+    if FLAGS.ucb_detrend is not None:
+        changes["designer"] = dataclasses.replace(grid.designer, ucb_detrend=FLAGS.ucb_detrend)
     if FLAGS.eta_normalised is not None:
         changes["eta_normalised"] = FLAGS.eta_normalised
     if FLAGS.eta_heads is not None:

@@ -22,6 +22,7 @@ from sed_meltingpot.design import (
     halving_plan,
     keep_best,
 )
+from sed_meltingpot.design.bandits import detrended_effects
 from sed_meltingpot.design.halving import plan_cost
 from sed_meltingpot.design.protocol import check_arms
 
@@ -120,6 +121,69 @@ def test_ucb_pulls_every_arm_once_before_repeating(num_arms, c, rewards):
         ucb.observe(arm, rewards[i])
     assert pulled == list(arms)
     assert (ucb.counts == 1).all()
+
+
+# ------------------------------------------------------------------ UCB, detrended
+ONE = ((0.0,), (1.0,))
+
+
+def test_detrended_ucb_against_hand_worked_numbers():
+    """Arm 0 scores 10 then 14, arm 1 then scores 16: the players improve by 4 a step.
+
+    Plain means: arm 0 12, arm 1 16 -> arm 1. Degree 1, t centred on the mean step 1
+    (tc = -1, 0, 1), score = e[arm] + b tc: arm 0 gives 10 = e0 - b and 14 = e0, so
+    e0 = 14, b = 4; arm 1 gives 16 = e1 + 4, e1 = 12 -> arm 0, 2 apples better at the
+    same point of the players' learning.
+    """
+    plain, detrended = UCB(ONE, c=0.0), UCB(ONE, c=0.0, detrend=1)
+    for bandit in (plain, detrended):
+        for arm, score in ((ONE[0], 10.0), (ONE[0], 14.0), (ONE[1], 16.0)):
+            bandit.observe(arm, score)
+    np.testing.assert_allclose(plain.estimates(), [12.0, 16.0])
+    np.testing.assert_allclose(detrended.estimates(), [14.0, 12.0])
+    assert plain.propose(np.random.default_rng(0)) == ONE[1] and plain.best() == ONE[1]
+    assert detrended.propose(np.random.default_rng(0)) == ONE[0] and detrended.best() == ONE[0]
+    np.testing.assert_allclose(detrended.means, [12.0, 16.0])  # the means are still logged
+    # c = 1 at t = 3: arm 0's bonus sqrt(2 ln 3 / 2) = 1.048147, arm 1's sqrt(2 ln 3) = 1.482304.
+    np.testing.assert_allclose(UCB(ONE, c=1.0, detrend=1).indices(), [np.inf, np.inf])
+    detrended.c = 1.0
+    np.testing.assert_allclose(detrended.indices(), [15.048147, 13.482304], atol=1e-6)
+
+
+def test_detrended_ucb_falls_back_on_the_means_until_the_fit_is_determined():
+    ucb = UCB(ONE, c=0.0, detrend=1)
+    ucb.observe(ONE[0], 10.0)
+    ucb.observe(ONE[1], 16.0)  # each arm once: a trend is not told apart from the arms
+    assert detrended_effects(ucb.pulls, ucb.scores, 2, 1) is None
+    np.testing.assert_allclose(ucb.estimates(), [10.0, 16.0])
+    assert detrended_effects([0, 0, 1], [1.0, 2.0, 3.0], 2, 2) is None  # 4 parameters, 3 scores
+    effects = detrended_effects([1, 1], [3.0, 5.0], 3, 0)  # degree 0: the means, NaN unpulled
+    assert np.isnan(effects[0]) and effects[1] == pytest.approx(4.0) and np.isnan(effects[2])
+
+
+@settings(max_examples=30, deadline=None)
+@given(effects=st.lists(st.floats(-100, 100), min_size=3, max_size=3),
+       slope=st.floats(-10, 10), curve=st.floats(-1, 1), seed=st.integers(0, 1000))
+def test_detrending_recovers_arm_effects_under_any_quadratic_trend(effects, slope, curve,
+                                                                   seed):
+    """Scores made exactly of an arm effect plus a common quadratic trend in the step:
+    the degree-2 fit returns the effects up to one constant (their differences)."""
+    rng = np.random.default_rng(seed)
+    pulls = np.concatenate([[0, 1, 2], rng.integers(0, 3, size=9)])
+    t = np.arange(len(pulls), dtype=np.float64)
+    scores = np.asarray(effects)[pulls] + slope * t + curve * t**2
+    fitted = detrended_effects(pulls.tolist(), scores.tolist(), 3, 2)
+    if fitted is None:  # the random order left the trend confounded with the arms
+        return
+    np.testing.assert_allclose(fitted - fitted[0], np.asarray(effects) - effects[0],
+                               atol=1e-6 * (1 + abs(slope) + 100 * abs(curve)))
+
+
+def test_detrend_must_be_a_small_degree():
+    with pytest.raises(ValueError, match="detrend must be 0, 1 or 2"):
+        UCB(ONE, detrend=3)
+    with pytest.raises(ValueError, match="detrend must be 0, 1 or 2"):
+        UCB(ONE, detrend=True)
 
 
 # ------------------------------------------------------------------ Thompson

@@ -328,6 +328,7 @@ def test_seed_parsing_and_validation():
     (["--objectives=eta=2"], "--objectives=eta=2"),
     (["--welfare_on=money"], "--welfare_on=money"),
     (["--search_seeds=0"], "--search_seeds"),
+    (["--ucb_detrend=3"], "--ucb_detrend"),
     (["--engine=rllib", "--principals=learned,sampled"], "--principals=sampled needs "
                                                          "--engine=jax"),
 ])
@@ -685,9 +686,10 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     """The whole smoke grid, real tiny runs, both engines in the default run, both
     welfare definitions; the jax engine adds the sampled principal (from an empty
     compile cache on the idle 2-core machine: see the README's Results). The jax call
-    scores the search on 3 seeds (--search_seeds; the grid's default is 2)."""
+    scores the search on 3 seeds (--search_seeds; the grid's default is 2) and detrends
+    ucb's scores (--ucb_detrend=1; the grid's default is 0)."""
     out = tmp_path / "smoke"
-    more = ["--search_seeds=3"] if engine == "jax" else []
+    more = ["--search_seeds=3", "--ucb_detrend=1"] if engine == "jax" else []
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
                            f"--output_dir={out}", *more], cwd=ROOT, capture_output=True, text=True,
                           timeout=2400)
@@ -741,6 +743,7 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
                                  / "designer.json").read_text())
             assert [float(x) for x in r["rates"].split(",")] == record["best_rates"]
             assert len(record["steps"]) == 1  # one iteration: one principal step, scored
+            assert record["config"]["ucb_detrend"] == 1
     md = (out / "results.md").read_text()
     if engine == "jax":  # one search per objective and definition (shared at eta = 1)
         assert md.count("(W_eta ") == 7 and "1,500 game steps" in md  # 5 x 3 x 1 x 100

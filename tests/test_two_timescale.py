@@ -54,6 +54,26 @@ def test_a_step_holds_one_arm_and_is_scored_on_its_windows_episodes():
     assert summary["counts"] == [1, 1] and summary["means"] == [20.0, 50.0]
 
 
+def test_ucb_detrend_reaches_the_bandit_and_its_record():
+    """--ucb_detrend=1: arm 0 scores 10 then 14 (steps 0 and 2), arm 1 16 (step 1); the
+    trend of 4 a step makes arm 0 the better (effects 14 and 12, by hand in
+    tests/test_design.py), where the means (12, 16) pick arm 1."""
+    d = tt.TwoTimescale("ucb", config(ucb_detrend=1, designer_steps=1, designer_window=1.0),
+                        seeds=[0], num_brackets=3, fixed_eta=1.0)
+    assert d.bandits[0].detrend == 1
+    for it, (arm, w) in enumerate(((0.0, 10.0), (1.0, 16.0))):
+        assert d.rates_for(it)[0, 0] == arm  # each arm once, in order
+        d.observe(it, 0, np.asarray([w]))
+    assert d.rates_for(2)[0, 0] == 1.0  # each arm once: the means decide (16 > 10)
+    d.observe(2, 0, np.asarray([20.0]))  # arm 1 again: 16, 20
+    # Arm 0 at step 0 (10), arm 1 at steps 1 and 2 (16, 20): tc = -1, 0, 1; arm 1 gives
+    # b = 4, e1 = 16; arm 0 gives 10 = e0 - 4, e0 = 14. The means: 10 and 18.
+    summary = d.summary(0)
+    assert summary["means"] == [10.0, 18.0]
+    np.testing.assert_allclose(summary["estimates"], [14.0, 16.0])
+    assert summary["best_rates"] == [1.0, 1.0, 1.0]
+
+
 def test_a_step_without_episodes_in_its_window_is_not_scored():
     d = tt.TwoTimescale("ucb", config(), seeds=[0], num_brackets=3, fixed_eta=0.5)
     for it in range(4):
@@ -99,6 +119,7 @@ def test_bandit_choice_matches_the_bandit_module():
     ({"designer_arms": "nonsense"}, "named sets: schedules, grid"),
     ({"epsilon": 1.5}, "--epsilon=1.5"),
     ({"thompson_noise_sd": 0.0}, "--thompson_noise_sd"),
+    ({"ucb_detrend": 3}, "--ucb_detrend=3 must be 0, 1 or 2"),
 ])
 def test_bad_settings_are_one_line_errors(changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):

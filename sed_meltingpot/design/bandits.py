@@ -8,6 +8,15 @@ principal of Large Legislative Models (Gasztowtt et al. 2024), where UCB gave th
 highest principal payoff on Commons Harvest; it approximates the paper's leader
 (Section 4, Eq. 7: max over phi of W(phi, pi(phi))) over a finite set of arms.
 
+Drift: the players learn while the principal chooses, so every arm's score moves with
+their training whatever the arm (on the small grid a seed's first step scores 24-33
+apples and its last ones 57-69, docs/results/small_designers). A plain mean then
+judges an arm by when it was pulled: the arm pulled first is never pulled again.
+`UCB(detrend=d)` scores the arms by their effects in a least-squares fit of every
+score on the arms plus a common polynomial of degree d in the principal step
+(`detrended_effects`), so an arm is compared with the others at the same point of
+the players' learning.
+
 Sources: UCB1 is Auer, Cesa-Bianchi and Fischer (2002), "Finite-time analysis of the
 multiarmed bandit problem"; Thompson sampling (Thompson 1933) is used here with a
 Gaussian reward model and a conjugate normal prior; epsilon-greedy is the classic
@@ -30,14 +39,41 @@ import numpy as np
 from sed_meltingpot.design.protocol import Designer, Schedule, check_arms
 
 
+def detrended_effects(pulls: Sequence[int], scores: Sequence[float], num_arms: int,
+                      degree: int) -> np.ndarray | None:
+    """Each arm's effect in the least-squares fit score_t = effect[arm_t] + sum_k
+    b_k (t - mean t)^k (k = 1..degree; t = 0, 1, ... the observation's order): the arm's
+    score at the observations' mean time with the common trend removed. NaN for an arm
+    never pulled; None where the fit is not determined (fewer observations than
+    parameters, or a trend the arms' order cannot tell apart from the arms), when a
+    caller falls back on the plain means. degree 0 gives the plain means."""
+    pulls = np.asarray(pulls, dtype=np.int64)
+    y = np.asarray(scores, dtype=np.float64)
+    pulled = np.unique(pulls)
+    t = np.arange(len(y), dtype=np.float64)
+    t -= t.mean() if len(t) else 0.0
+    columns = [(pulls == a).astype(np.float64) for a in pulled]
+    columns += [t**k for k in range(1, degree + 1)]
+    x = np.stack(columns, axis=1) if columns else np.zeros((0, 0))
+    if len(y) < x.shape[1] or np.linalg.matrix_rank(x) < x.shape[1]:
+        return None
+    coefficients = np.linalg.lstsq(x, y, rcond=None)[0]
+    effects = np.full(num_arms, np.nan)
+    effects[pulled] = coefficients[:len(pulled)]
+    return effects
+
+
 class _ArmBandit:
-    """Shared bookkeeping: the arms, the pulls and the sum of the scores per arm."""
+    """Shared bookkeeping: the arms, the pulls and the sum of the scores per arm, and
+    the observations in order (`pulls`, `scores`)."""
 
     def __init__(self, arms: Sequence[Sequence[float]]) -> None:
         self.arms: tuple[Schedule, ...] = check_arms(arms)
         self._index = {arm: i for i, arm in enumerate(self.arms)}
         self.counts = np.zeros(len(self.arms), dtype=np.int64)
         self.sums = np.zeros(len(self.arms), dtype=np.float64)
+        self.pulls: list[int] = []
+        self.scores: list[float] = []
 
     @property
     def means(self) -> np.ndarray:
@@ -65,16 +101,23 @@ class _ArmBandit:
         i = self.index_of(schedule)
         self.counts[i] += 1
         self.sums[i] += score
+        self.pulls.append(i)
+        self.scores.append(score)
+
+    def estimates(self) -> np.ndarray:
+        """The per-arm values the bandit chooses by: the means here."""
+        return self.means
 
     def _best_mean(self) -> int:
-        """The pulled arm of highest mean (lowest index on ties); ValueError if none."""
+        """The pulled arm of highest estimate (lowest index on ties); ValueError if none."""
         if self.total == 0:
             raise ValueError("best() needs at least one observation, got none")
-        means = np.where(self.counts > 0, self.means, -np.inf)
+        means = np.where(self.counts > 0, self.estimates(), -np.inf)
         return int(np.argmax(means))
 
     def best(self) -> Schedule:
-        """The observed arm with the highest mean score (lowest index on ties)."""
+        """The observed arm with the highest estimate (lowest index on ties): its mean
+        score, or UCB's detrended effect."""
         return self.arms[self._best_mean()]
 
 
@@ -87,20 +130,38 @@ class UCB(_ArmBandit):
     far"): the 4th pull of a 3-arm bandit uses t = 3. Ties go to the lowest index.
     `c` exists because UCB1's bonus assumes rewards in [0, 1]; welfare in apples is
     on another scale, so `c` should be about the scores' spread (c = 1 is UCB1).
+
+    `detrend` = d > 0 replaces the means, in the index and in `best`, by the arms'
+    effects net of a common polynomial trend of degree d over the observations
+    (`detrended_effects`; the plain means while that fit is not determined). The bonus
+    stays UCB1's: a heuristic there, as an effect's estimate is noisier than a mean of
+    as many scores.
     """
 
-    def __init__(self, arms: Sequence[Sequence[float]], c: float = 1.0) -> None:
+    def __init__(self, arms: Sequence[Sequence[float]], c: float = 1.0,
+                 detrend: int = 0) -> None:
         super().__init__(arms)
         if not (math.isfinite(c) and c >= 0):
             raise ValueError(f"c must be a finite number >= 0, got {c}")
+        if isinstance(detrend, bool) or detrend not in (0, 1, 2):
+            raise ValueError(f"detrend must be 0, 1 or 2 (a trend's degree), got {detrend!r}")
         self.c = float(c)
+        self.detrend = int(detrend)
+
+    def estimates(self) -> np.ndarray:
+        """The arms' detrended effects (`detrend` > 0, once determined), else the means."""
+        if self.detrend:
+            effects = detrended_effects(self.pulls, self.scores, len(self.arms), self.detrend)
+            if effects is not None:
+                return effects
+        return self.means
 
     def indices(self) -> np.ndarray:
         """The UCB index per arm now (+inf for an arm never pulled)."""
         t = max(self.total, 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             bonus = self.c * np.sqrt(2.0 * math.log(t) / self.counts)
-            return np.where(self.counts > 0, self.means + bonus, np.inf)
+            return np.where(self.counts > 0, self.estimates() + bonus, np.inf)
 
     def propose(self, rng: np.random.Generator) -> Schedule:
         """The first unpulled arm, else the arm of highest index (`rng` is unused)."""
@@ -147,6 +208,10 @@ class Thompson(_ArmBandit):
         """The arm whose posterior draw is largest (lowest index on ties)."""
         draws = rng.normal(self.posterior_mean, np.sqrt(self.posterior_var))
         return self.arms[int(np.argmax(draws))]
+
+    def estimates(self) -> np.ndarray:
+        """The posterior means: what `best` ranks by."""
+        return self.posterior_mean
 
     def best(self) -> Schedule:
         """The arm of highest posterior mean (the prior's answer before any data)."""

@@ -72,6 +72,10 @@ class TwoTimescaleConfig:
         "regressive, flat100), 'grid' ({0,0.5,1}^3) or schedules 'r0,r1,r2;r0,r1,r2;...'.")
     ucb_c: float = hyperparameter(10.0, "ucb: exploration scale, in welfare units.",
                                   lower_bound=0.0)
+    ucb_detrend: int = hyperparameter(
+        0, "ucb: 0 scores an arm by the mean of its scores; 1 or 2 by its effect net of a "
+        "common linear or quadratic trend over the principal steps (the players' learning "
+        "moves every arm's score; design/bandits.py).", lower_bound=0, upper_bound=2)
     thompson_noise_sd: float = hyperparameter(
         15.0, "thompson: the scores' noise sd, in welfare units.", lower_bound=0.0)
     thompson_prior_sd: float = hyperparameter(
@@ -116,6 +120,8 @@ class TwoTimescaleConfig:
             raise ValueError("--thompson_noise_sd and --thompson_prior_sd must be > 0")
         if self.epsilon > 1:
             raise ValueError(f"--epsilon={self.epsilon!r} must be in [0, 1]")
+        if isinstance(self.ucb_detrend, bool) or self.ucb_detrend not in (0, 1, 2):
+            raise ValueError(f"--ucb_detrend={self.ucb_detrend!r} must be 0, 1 or 2")
         self.arms(num_brackets)
         return self
 
@@ -141,7 +147,7 @@ def make_bandit(algorithm: str, config: TwoTimescaleConfig,
                 arms: Sequence[Schedule]) -> Designer:
     """A fresh bandit of `algorithm` over `arms`."""
     if algorithm == "ucb":
-        return UCB(arms, c=config.ucb_c)
+        return UCB(arms, c=config.ucb_c, detrend=config.ucb_detrend)
     if algorithm == "thompson":
         return Thompson(arms, noise_sd=config.thompson_noise_sd, prior_mean=0.0,
                         prior_sd=config.thompson_prior_sd)
@@ -215,6 +221,8 @@ class TwoTimescale:
                 "arms": [list(a) for a in bandit.arms],
                 "counts": [int(c) for c in bandit.counts],
                 "means": [None if not math.isfinite(m) else float(m) for m in bandit.means],
+                "estimates": [None if not math.isfinite(m) else float(m)
+                              for m in bandit.estimates()],
                 "steps": self.history[k], "config": dataclasses.asdict(self.config)}
 
     def write(self, k: int, folder: str) -> str:
