@@ -14,7 +14,7 @@
 # Measured: W over each run's second half; flat100_curriculum against flat100, and
 # start_full and late against principal_mends.sh's base, paired by seed.
 # Machine: the project's 2-core CPU machine (no GPU; jax 0.10.2 on CPU).
-# Wall time: not run yet (about 35 min expected on an idle machine).
+# Wall time: 34 min (8-9 min per run), alone on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
