@@ -88,6 +88,10 @@ flags.DEFINE_integer("ucb_detrend", None,
                      "Override the ucb principal's --ucb_detrend (0 in every grid: arms ranked "
                      "by their mean scores; 1 or 2: by their effects net of a common linear or "
                      "quadratic trend over the principal steps).", lower_bound=0, upper_bound=2)
+flags.DEFINE_float("players_only_fraction", None,
+                   "jax engine: override the learned principal's recipe, the share of a run's "
+                   "iterations in which the players train alone before it joins (0.2 in "
+                   "every grid; training/jax/recipe.py).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_bool("eta_normalised", None,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
@@ -132,6 +136,13 @@ def _check_engine(values: dict) -> bool:
             f"--principals={','.join(jax_only)} needs --engine=jax (eta sampling is a twin "
             "recipe; the two-timescale principals set the twin trainer's rates)")
     return True
+
+
+@flags.multi_flags_validator(["players_only_fraction", "engine"],
+                             message="--players_only_fraction needs --engine=jax (the jax "
+                             "recipe's curriculum)")
+def _check_recipe_engine(values: dict) -> bool:
+    return values["players_only_fraction"] is None or values["engine"] == "jax"
 
 
 def _check_seeds(text: str | None) -> bool:
@@ -203,6 +214,11 @@ def main(argv: list[str]) -> None:
         changes["stackelberg_seeds"] = FLAGS.search_seeds
     if FLAGS.ucb_detrend is not None:
         changes["designer"] = dataclasses.replace(grid.designer, ucb_detrend=FLAGS.ucb_detrend)
+    if FLAGS.players_only_fraction is not None:
+        from sed_meltingpot.training.jax.recipe import PrincipalRecipe
+
+        changes["recipe"] = dataclasses.replace(grid.recipe or PrincipalRecipe(),
+                                                players_only_fraction=FLAGS.players_only_fraction)
     if FLAGS.eta_normalised is not None:
         changes["eta_normalised"] = FLAGS.eta_normalised
     if FLAGS.eta_heads is not None:

@@ -329,6 +329,9 @@ def test_seed_parsing_and_validation():
     (["--welfare_on=money"], "--welfare_on=money"),
     (["--search_seeds=0"], "--search_seeds"),
     (["--ucb_detrend=3"], "--ucb_detrend"),
+    (["--players_only_fraction=1.5"], "--players_only_fraction"),
+    (["--engine=rllib", "--players_only_fraction=0.4"], "--players_only_fraction needs "
+                                                         "--engine=jax"),
     (["--engine=rllib", "--principals=learned,sampled"], "--principals=sampled needs "
                                                          "--engine=jax"),
 ])
@@ -687,9 +690,12 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     welfare definitions; the jax engine adds the sampled principal (from an empty
     compile cache on the idle 2-core machine: see the README's Results). The jax call
     scores the search on 3 seeds (--search_seeds; the grid's default is 2) and detrends
-    ucb's scores (--ucb_detrend=1; the grid's default is 0)."""
+    ucb's scores (--ucb_detrend=1; the grid's default is 0); its recipe says the players
+    train alone for 30% of a run (one iteration: phase 1 is round(0.3) = 0 iterations,
+    as with the default 0.2)."""
     out = tmp_path / "smoke"
-    more = ["--search_seeds=3", "--ucb_detrend=1"] if engine == "jax" else []
+    more = ["--search_seeds=3", "--ucb_detrend=1", "--players_only_fraction=0.3"] \
+        if engine == "jax" else []
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
                            f"--output_dir={out}", *more], cwd=ROOT, capture_output=True, text=True,
                           timeout=2400)
@@ -748,6 +754,7 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     if engine == "jax":  # one search per objective and definition (shared at eta = 1)
         assert md.count("(W_eta ") == 7 and "1,500 game steps" in md  # 5 x 3 x 1 x 100
         assert md.count("search seeds [900000, 900001, 900002]") == 7
+        assert "players_only_fraction=0.3," in md and "players_only_fraction=0.2" not in md
     assert md.count(", welfare_on=apples: objective") == 4
     assert md.count(", welfare_on=taxed: objective") == 4
     assert "Holm" in md and "paired" in md and "signed-rank" in md
