@@ -56,6 +56,8 @@ NOT_COUNTED: dict[str, str] = {
                            "name, compared with the plain ucb on its own page",
     "paper_fast_late": "the learned principal joining at 40% of a run, another principal "
                        "under the learned name, compared with the recipe on its own page",
+    "paper_fast_ucb_detrended": "ucb with --ucb_detrend=2, another principal under the ucb "
+                                "name, compared with the plain ucb on its own page",
 }
 #: The page of a call whose results another call's page presents (default: <call>.md).
 PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast",
