@@ -11,7 +11,8 @@
 # Holm over the three comparisons. The two calls are pooled into
 # outputs/paper_fast_ucb_detrended (committed as docs/results/paper_fast_ucb_detrended).
 # Machine: the project's 2-core CPU machine (no GPU; jax 0.10.2 on CPU).
-# Wall time: not run yet (about 25 min expected on an idle machine).
+# Wall time: 33 min (27.3 and 5.4 min for the two calls), the test suite beside it for
+# its first 30 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
