@@ -25,14 +25,12 @@ done
 
 .venv/bin/python - <<'EOF2'
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import holm, paired_test
+from sed_meltingpot.experiment.stats import holm, paired_test, seed_values
 
 
 def w(path, principal):
     """{seed: W_eta} at eta 1 on apples, on the twin."""
-    return {r["seed"]: r["W_eta"] for r in read_csv(path) if r["principal"] == principal
-            and r["objective"] == "eta=1" and r["welfare_on"] == "apples"
-            and r["substrate"] == "twin"}
+    return seed_values(read_csv(path), "eta=1", principal, "W_eta", "twin", "apples")
 
 
 late = w("outputs/paper_fast_late/results.csv", "learned")

@@ -27,14 +27,13 @@ done
 
 .venv/bin/python - <<'EOF2'
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import holm, paired_test
+from sed_meltingpot.experiment.stats import cell_rows, holm, paired_test
 
 
 def cells(path, principal):
     """{seed: (the schedule played, W_eta)} at eta 1 on apples, on the twin."""
-    return {r["seed"]: (r["rates"], r["W_eta"]) for r in read_csv(path)
-            if r["principal"] == principal and r["objective"] == "eta=1"
-            and r["welfare_on"] == "apples" and r["substrate"] == "twin"}
+    return {r["seed"]: (r["rates"], r["W_eta"])
+            for r in cell_rows(read_csv(path), "eta=1", principal, "twin", "apples")}
 
 
 detrended = cells("outputs/paper_fast_ucb_detrended/results.csv", "ucb")

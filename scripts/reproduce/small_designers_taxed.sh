@@ -30,10 +30,9 @@ import statistics
 import sys
 
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import paired_test
+from sed_meltingpot.experiment.stats import cell_rows, paired_test
 
-rows = [r for r in read_csv(f"{sys.argv[1]}/results.csv")
-        if r["welfare_on"] == "taxed" and r["substrate"] == "twin"]
+rows = read_csv(f"{sys.argv[1]}/results.csv")
 etas = ("eta=0", "eta=0.5", "eta=1")
 
 
@@ -46,8 +45,8 @@ print("| principal | " + " | ".join(etas) + " |")
 print("|---|---|---|---|")
 rates = {}
 for p in ("ucb", "search"):
-    rates[p] = {o: {r["seed"]: mean_rate(r) for r in rows
-                    if r["principal"] == p and r["objective"] == o} for o in etas}
+    rates[p] = {o: {r["seed"]: mean_rate(r) for r in cell_rows(rows, o, p, "twin", "taxed")}
+                for o in etas}
     print(f"| {p} | " + " | ".join(
         f"{statistics.mean(rates[p][o].values()):.2f} ("
         + ", ".join(f"{v:.2f}" for _, v in sorted(rates[p][o].items())) + ")"

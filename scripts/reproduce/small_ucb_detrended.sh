@@ -29,16 +29,15 @@ done
 import sys
 
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import paired_test
+from sed_meltingpot.experiment.stats import cell_rows, paired_test
 
 out = sys.argv[1]
 
 
 def cells(path, principal):
     """{seed: (the schedule played, W_eta)} at eta 1 on apples, on the twin."""
-    return {r["seed"]: (r["rates"], r["W_eta"]) for r in read_csv(path)
-            if r["principal"] == principal and r["objective"] == "eta=1"
-            and r["welfare_on"] == "apples" and r["substrate"] == "twin"}
+    return {r["seed"]: (r["rates"], r["W_eta"])
+            for r in cell_rows(read_csv(path), "eta=1", principal, "twin", "apples")}
 
 
 plain = cells("docs/results/small_designers/results.csv", "ucb")

@@ -108,7 +108,7 @@ class _ArmBandit:
         """The per-arm values the bandit chooses by: the means here."""
         return self.means
 
-    def _best_mean(self) -> int:
+    def _best_estimate(self) -> int:
         """The pulled arm of highest estimate (lowest index on ties); ValueError if none."""
         if self.total == 0:
             raise ValueError("best() needs at least one observation, got none")
@@ -118,7 +118,7 @@ class _ArmBandit:
     def best(self) -> Schedule:
         """The observed arm with the highest estimate (lowest index on ties): its mean
         score, or UCB's detrended effect."""
-        return self.arms[self._best_mean()]
+        return self.arms[self._best_estimate()]
 
 
 class UCB(_ArmBandit):
@@ -236,7 +236,7 @@ class EpsilonGreedy(_ArmBandit):
     def greedy(self) -> int:
         """The greedy arm's index: the first unpulled arm, else the highest mean."""
         unpulled = np.flatnonzero(self.counts == 0)
-        return int(unpulled[0]) if unpulled.size else self._best_mean()
+        return int(unpulled[0]) if unpulled.size else self._best_estimate()
 
     def propose(self, rng: np.random.Generator) -> Schedule:
         """A random arm with probability epsilon, else the greedy arm."""
