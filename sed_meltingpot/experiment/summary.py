@@ -58,6 +58,9 @@ NOT_COUNTED: dict[str, str] = {
                        "under the learned name, compared with the recipe on its own page",
     "paper_fast_ucb_detrended": "ucb with --ucb_detrend=2, another principal under the ucb "
                                 "name, compared with the plain ucb on its own page",
+    "paper_fast_search_replication": "the search, none and flat100 on fresh seeds 8-19 "
+                                     "without the learned principal, a replication on its "
+                                     "own page",
 }
 #: The page of a call whose results another call's page presents (default: <call>.md).
 PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast",
