@@ -39,6 +39,7 @@ from absl import app, flags
 from sed_meltingpot import cli
 from sed_meltingpot import experiment as ex
 from sed_meltingpot.analysis import plotting
+from sed_meltingpot.design.halving import CHOICES as SEARCH_CHOICES
 from sed_meltingpot.experiment import engines
 from sed_meltingpot.experiment import jobs as runs
 from sed_meltingpot.experiment import searches as stackelberg
@@ -92,6 +93,12 @@ flags.DEFINE_float("players_only_fraction", None,
                    "jax engine: override the learned principal's recipe, the share of a run's "
                    "iterations in which the players train alone before it joins (0.2 in "
                    "every grid; training/jax/recipe.py).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("search_choice", None, list(SEARCH_CHOICES),
+                  "Override the grid's rule by which the search principal picks among its "
+                  "last rung's schedules (best by default): best, the highest mean score; "
+                  "least_tax, the lowest mean rate within one paired standard error of the "
+                  "best (design/halving.py). It trains nothing: a finished search answers "
+                  "either rule from its file.")
 flags.DEFINE_bool("eta_normalised", None,
                   "jax engine: the sampled principal's reward scaled per player and its "
                   "advantages centred per eta (the recipe's --principal_reward_scale=per_player "
@@ -212,6 +219,8 @@ def main(argv: list[str]) -> None:
         changes["lua_episodes"] = FLAGS.lua_episodes
     if FLAGS.search_seeds:
         changes["stackelberg_seeds"] = FLAGS.search_seeds
+    if FLAGS.search_choice:
+        changes["stackelberg_choice"] = FLAGS.search_choice
     if FLAGS.ucb_detrend is not None:
         changes["designer"] = dataclasses.replace(grid.designer, ucb_detrend=FLAGS.ucb_detrend)
     if FLAGS.players_only_fraction is not None:

@@ -23,7 +23,7 @@ from sed_meltingpot.design import (
     keep_best,
 )
 from sed_meltingpot.design.bandits import detrended_effects
-from sed_meltingpot.design.halving import plan_cost
+from sed_meltingpot.design.halving import choose, least_tax_within_se, plan_cost
 from sed_meltingpot.design.protocol import check_arms
 
 THREE = ((0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0))
@@ -341,6 +341,64 @@ def test_keep_best_is_deterministic_on_ties():
         keep_best([1.0, math.nan], 1)
     with pytest.raises(ValueError, match="at least one score"):
         keep_best([], 1)
+
+
+NONE, FLAT30, FLAT100 = (0.0, 0.0, 0.0), (0.3, 0.3, 0.3), (1.0, 1.0, 1.0)
+
+
+def test_least_tax_within_one_paired_se_by_hand():
+    # flat 30% is best (mean 51.75); none's paired d = [7, 2, 7, -6]: mean 2.5,
+    # sd sqrt(113 / 3) = 6.137, se 3.069 >= 2.5, so none is within and taxes least.
+    # flat100's d = [17, 15, 17, 2]: mean 12.75, sd 7.18, se 3.59: out.
+    scores = [[50, 58, 51, 38], [57, 60, 58, 32], [40, 45, 41, 30]]
+    candidates = [NONE, FLAT30, FLAT100]
+    assert choose("best", candidates, scores) == 1
+    assert least_tax_within_se(candidates, scores) == 0 == choose("least_tax", candidates,
+                                                                   scores)
+    # The same mean lead, but on every seed (d = 7, 7, 7, 7: se 0): the best stays.
+    steady = [[50, 58, 51, 38], [57, 65, 58, 45], [40, 45, 41, 30]]
+    assert least_tax_within_se(candidates, steady) == 1
+    # One seed: no error is known, the best is returned.
+    assert least_tax_within_se(candidates, [[50], [57], [40]]) == 1
+    # Equal mean rates: the higher score, then the lower index.
+    regressive, progressive = (0.5, 0.3, 0.1), (0.1, 0.3, 0.5)
+    assert least_tax_within_se([regressive, progressive, FLAT100],
+                               [[10, 11], [10, 12], [11, 12]]) == 1
+    assert least_tax_within_se([regressive, progressive], [[10, 12], [10, 12]]) == 0
+
+
+def test_choice_rule_errors():
+    with pytest.raises(ValueError, match=r"choice must be one of \['best', 'least_tax'\]"):
+        choose("simplest", [NONE], [[1.0]])
+    with pytest.raises(ValueError, match=r"candidates x seeds \(2 rows, one or more seeds\)"):
+        least_tax_within_se([NONE, FLAT30], [[1.0, 2.0]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 6), st.data())
+def test_least_tax_is_the_least_taxing_of_those_within_one_se(k, n, data):
+    """Against a brute force over the candidates, written from the rule's statement."""
+    levels = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    candidates = [tuple(data.draw(levels) for _ in range(3)) for _ in range(k)]
+    scores = np.asarray(data.draw(st.lists(st.lists(
+        st.integers(0, 40), min_size=n, max_size=n), min_size=k, max_size=k)), float)
+    chosen = least_tax_within_se(candidates, scores)
+    best = choose("best", candidates, scores)
+    assert scores[best].mean() == scores.mean(axis=1).max()
+    if n == 1:
+        assert chosen == best
+        return
+    within, surely = [], []  # within one se; and not merely by float rounding
+    for i in range(k):
+        d = [scores[best][j] - scores[i][j] for j in range(n)]
+        mean = sum(d) / n
+        se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n)
+        if mean <= se + 1e-9:
+            within.append(i)
+        if mean <= se - 1e-9 or not any(d):  # equal scores: d = 0 exactly
+            surely.append(i)
+    assert chosen in within and best in surely
+    assert sum(candidates[chosen]) <= min(sum(candidates[i]) for i in surely)
 
 
 def test_design_imports_only_numpy_and_the_standard_library():

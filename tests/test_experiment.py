@@ -328,6 +328,7 @@ def test_seed_parsing_and_validation():
     (["--objectives=eta=2"], "--objectives=eta=2"),
     (["--welfare_on=money"], "--welfare_on=money"),
     (["--search_seeds=0"], "--search_seeds"),
+    (["--search_choice=simplest"], "--search_choice"),
     (["--ucb_detrend=3"], "--ucb_detrend"),
     (["--players_only_fraction=1.5"], "--players_only_fraction"),
     (["--engine=rllib", "--players_only_fraction=0.4"], "--players_only_fraction needs "
@@ -689,12 +690,14 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     """The whole smoke grid, real tiny runs, both engines in the default run, both
     welfare definitions; the jax engine adds the sampled principal (from an empty
     compile cache on the idle 2-core machine: see the README's Results). The jax call
-    scores the search on 3 seeds (--search_seeds; the grid's default is 2) and detrends
+    scores the search on 3 seeds (--search_seeds; the grid's default is 2), picks by
+    least_tax (--search_choice; the default is best) and detrends
     ucb's scores (--ucb_detrend=1; the grid's default is 0); its recipe says the players
     train alone for 30% of a run (one iteration: phase 1 is round(0.3) = 0 iterations,
     as with the default 0.2)."""
     out = tmp_path / "smoke"
-    more = ["--search_seeds=3", "--ucb_detrend=1", "--players_only_fraction=0.3"] \
+    more = ["--search_seeds=3", "--search_choice=least_tax", "--ucb_detrend=1",
+            "--players_only_fraction=0.3"] \
         if engine == "jax" else []
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
                            f"--output_dir={out}", *more], cwd=ROOT, capture_output=True, text=True,
@@ -752,7 +755,8 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
             assert record["config"]["ucb_detrend"] == 1
     md = (out / "results.md").read_text()
     if engine == "jax":  # one search per objective and definition (shared at eta = 1)
-        assert md.count("(W_eta ") == 7 and "1,500 game steps" in md  # 5 x 3 x 1 x 100
+        # --search_choice reached the search; 5 x 3 x 1 x 100 game steps
+        assert md.count("(least_tax; W_eta ") == 7 and "1,500 game steps" in md
         assert md.count("search seeds [900000, 900001, 900002]") == 7
         assert "players_only_fraction=0.3," in md and "players_only_fraction=0.2" not in md
     assert md.count(", welfare_on=apples: objective") == 4

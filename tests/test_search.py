@@ -235,6 +235,27 @@ def test_an_interrupted_search_resumes_to_the_same_result(lever_search, tmp_path
                **SEARCH_ARGS)
 
 
+def test_a_finished_search_answers_the_least_tax_rule_from_its_file(lever_search):
+    """The rule trains nothing: the finished fixture answers it (no rung runs). On the
+    lagged-lever game rate 1's lead over rate 0.5 holds on both seeds (all sustain at
+    rate 1), far beyond one paired standard error, so the lagged optimum stays."""
+    result, folder, _ = lever_search
+    last = result.rungs[-1]
+    assert json.loads((folder / RESULT_FILE).read_text())["choice"] == "best"
+    lines, called = [], []
+    answered = search(lever_config(), output_dir=str(folder), game_impl=LEVER_GAME,
+                      choice="least_tax", on_rung=lambda k, rung: called.append(k),
+                      print_fn=lines.append, **SEARCH_ARGS)
+    assert called == [] and lines == [f"search: {folder / RESULT_FILE} is finished; chosen "
+                                      "(1.0, 0.0, 0.0) (least_tax)"]
+    assert answered.chosen == (1.0, 0.0, 0.0) and answered.rungs == result.rungs
+    d = np.subtract(last.seed_scores[0], last.seed_scores[1])  # the optimum's lead
+    assert (d > 0).all() and d.mean() > d.std(ddof=1) / np.sqrt(len(d))
+    with pytest.raises(ValueError, match=r"choice must be one of \['best', 'least_tax'\]"):
+        search(lever_config(), output_dir=str(folder), game_impl=LEVER_GAME,
+               choice="simplest", **SEARCH_ARGS)
+
+
 @pytest.mark.slow  # about 33 s of CPU, mostly the compile of the learned principal's run
 def test_the_same_timescale_ppo_principal_ends_far_from_the_optimum():
     """The learned principal (the trainer's recipe: phase 1 of 16 players-only

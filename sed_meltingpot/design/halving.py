@@ -25,6 +25,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Rung:
@@ -116,3 +118,50 @@ def keep_best(scores: Sequence[float], k: int) -> tuple[int, ...]:
         raise ValueError("scores must not be NaN")
     _check_int("k", k, 1, len(values))
     return tuple(sorted(range(len(values)), key=lambda i: (-values[i], i))[:k])
+
+
+#: How a search picks among the last rung's candidates (`choose`).
+CHOICES = ("best", "least_tax")
+
+
+def least_tax_within_se(candidates: Sequence[Sequence[float]],
+                        seed_scores: Sequence[Sequence[float]]) -> int:
+    """The index of the least-taxing candidate (lowest mean rate over its brackets)
+    whose score is within one paired standard error of the best's.
+
+    Why: a principal should not impose a tax whose benefit its evidence cannot tell from
+    noise, and a close call between schedules is decided by seed noise (on the small
+    grid the paired sd of flat 30% - no tax over search seeds is about 6 apples, and 4
+    seeds picked the tax that the reported seeds put 6 below no tax:
+    docs/results/small_designers_taxed.md). This is the one-standard-error rule of
+    model selection (Breiman et al. 1984, CART, Section 3.4), with "simplest" read as
+    "least tax" and the errors paired by seed, as the candidates share their seeds'
+    players and games (common random numbers). Candidate i is within if
+    mean(d) <= sd(d) / sqrt(n) for d = best - i over the n seeds (sd with n - 1); with
+    one seed no error is known and the best is returned. Ties in mean rate go to the
+    higher score, then the lower index; the best is `keep_best`'s."""
+    scores = np.asarray(seed_scores, dtype=np.float64)
+    if scores.ndim != 2 or len(scores) != len(candidates) or scores.shape[1] < 1:
+        raise ValueError(f"seed_scores must be candidates x seeds ({len(candidates)} rows, "
+                         f"one or more seeds), got shape {scores.shape}")
+    means = scores.mean(axis=1)
+    best = keep_best(means, 1)[0]
+    n = scores.shape[1]
+    if n < 2:
+        return best
+    d = scores[best] - scores
+    within = d.mean(axis=1) <= d.std(axis=1, ddof=1) / math.sqrt(n)
+    rates = [float(np.mean(c)) for c in candidates]
+    return min((i for i in range(len(candidates)) if within[i]),
+               key=lambda i: (rates[i], -means[i], i))
+
+
+def choose(rule: str, candidates: Sequence[Sequence[float]],
+           seed_scores: Sequence[Sequence[float]]) -> int:
+    """The index a search chooses by `rule` (one of `CHOICES`): "best" the highest mean
+    score (`keep_best`), "least_tax" `least_tax_within_se`."""
+    if rule == "best":
+        return keep_best(np.asarray(seed_scores, dtype=np.float64).mean(axis=1), 1)[0]
+    if rule == "least_tax":
+        return least_tax_within_se(candidates, seed_scores)
+    raise ValueError(f"choice must be one of {list(CHOICES)}, got {rule!r}")

@@ -9,7 +9,9 @@ every candidate, for several search seeds, and scores a candidate by the mean W_
 game's "objective") of the episodes that ended in the last `window` fraction of a rung's
 iterations, averaged over the seeds. Successive halving (`halving.halving_plan`, with an
 explicit first cut: nothing is scored before the lever can show) keeps the better half
-at each rung, and the survivors resume their training (`Population.select`). All
+at each rung, and the survivors resume their training (`Population.select`). The last
+rung's choice is the best score (`choice="best"`) or the least-taxing schedule within one
+paired standard error of it (`"least_tax"`, `halving.least_tax_within_se`). All
 candidates x seeds of a rung are one `jax.vmap`ped program (`training/jax/population.py`);
 run k of a seed starts from the same players and games for every candidate (common
 random numbers), so the candidates' differences are their schedules'.
@@ -20,9 +22,11 @@ fresh players on the reported seeds and evaluated like every principal, so the s
 is reported on were never tuned on.
 
 Outputs under `output_dir`: `search.json` (the arguments, a record per finished rung, the
-chosen schedule and the game steps spent) and, between rungs, the survivors' state
-(`state_rung<k>.npz`). Both are written whole after every rung, so a rerun with the same
-arguments continues after the last finished rung; one with other arguments is refused.
+chosen schedule, the rule that chose it and the game steps spent) and, between rungs,
+the survivors' state (`state_rung<k>.npz`). Both are written whole after every rung, so
+a rerun with the same arguments continues after the last finished rung; one with other
+arguments is refused. The choice rule is not among those arguments: it trains nothing,
+so a finished search answers any rule from its last rung's scores.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from sed_meltingpot.design.halving import halving_plan, keep_best
+from sed_meltingpot.design.halving import CHOICES, choose, halving_plan, keep_best
 from sed_meltingpot.design.protocol import Schedule, arm_grid, check_arms
 from sed_meltingpot.runs import runlog
 from sed_meltingpot.training.jax.population import Objectives, Population
@@ -144,7 +148,7 @@ def _dumps(value: Any) -> str:
 
 
 def _save(output_dir: str, arguments: dict[str, Any], rungs: Sequence[RungResult],
-          state: Any, chosen: Schedule | None) -> None:
+          state: Any, chosen: Schedule | None, choice: str) -> None:
     """After a rung: the survivors' state (none after the last rung), then search.json
     naming it, then the older states removed; each file written whole, so a kill at any
     point leaves a search.json whose state file exists."""
@@ -154,7 +158,8 @@ def _save(output_dir: str, arguments: dict[str, Any], rungs: Sequence[RungResult
         Population.save(state, os.path.join(output_dir, name))
     runlog.write_json(os.path.join(output_dir, RESULT_FILE), {
         "arguments": arguments, "rungs": [dataclasses.asdict(r) for r in rungs],
-        "state": name, "chosen": chosen, "game_steps": sum(r.spent for r in rungs)})
+        "state": name, "chosen": chosen, "choice": choice,
+        "game_steps": sum(r.spent for r in rungs)})
     for old in glob.glob(os.path.join(output_dir, "state_rung*.npz*")):
         if os.path.basename(old) != name:
             os.remove(old)
@@ -179,7 +184,7 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
            candidates: Sequence[Sequence[float]] | None = None,
            seeds: Sequence[int] | None = None, reported_seeds: Sequence[int] = (),
            reduction: int = 2, max_budget: int | None = None, window: float = 0.5,
-           output_dir: str | None = None, game_impl: Any = None,
+           choice: str = "best", output_dir: str | None = None, game_impl: Any = None,
            on_rung: Callable[[int, RungResult], None] | None = None,
            print_fn: Callable[[str], None] = print) -> SearchResult:
     """Successive halving over `candidates` (default `default_candidates`), each scored
@@ -191,10 +196,13 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
     players' lr anneals, and the default `max_budget`). `first_cut_budget`: the first
     rung's budget is the first of min_budget * reduction**i at or above it (say why:
     when the lever has shown). `window`: the fraction of a rung's own iterations whose
-    finished episodes score it. `on_rung(k, rung)` is called after rung k is saved.
+    finished episodes score it. `choice`: the rule that picks among the last rung's
+    candidates (`halving.CHOICES`). `on_rung(k, rung)` is called after rung k is saved.
     """
     if not 0.0 < window <= 1.0:
         raise ValueError(f"window must be in (0, 1], got {window!r}")
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {list(CHOICES)}, got {choice!r}")
     full = config.train.num_iterations
     max_budget = full if max_budget is None else max_budget
     if isinstance(max_budget, bool) or not isinstance(max_budget, int) \
@@ -234,9 +242,9 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
         if saved is not None:
             rungs = [_rung_from(r) for r in saved["rungs"]]
             if saved["chosen"] is not None:
-                print_fn(f"search: {path} is finished; chosen {tuple(saved['chosen'])}")
-                return SearchResult(tuple(saved["chosen"]), tuple(rungs), seeds,
-                                    int(saved["game_steps"]))
+                chosen = _chosen(rungs[-1], choice)
+                print_fn(f"search: {path} is finished; chosen {chosen} ({choice})")
+                return SearchResult(chosen, tuple(rungs), seeds, int(saved["game_steps"]))
             if rungs:
                 population = Population(config, game_impl)
                 state = population.load(os.path.join(output_dir, saved["state"]),
@@ -284,9 +292,17 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
                  f"{num_seeds} seeds to {rung.budget} iterations ({result.game_steps} game "
                  f"steps each); best {result.kept[0]} W={scores[best[0]]:.3f}; "
                  f"{result.elapsed_s:.1f}s")
+        if last and choice != "best":
+            print_fn(f"search: chosen {_chosen(result, choice)} ({choice})")
         if output_dir is not None:
             _save(output_dir, arguments, rungs, None if last else state,
-                  result.kept[0] if last else None)
+                  _chosen(result, choice) if last else None, choice)
         if on_rung is not None:
             on_rung(k, result)
-    return SearchResult(rungs[-1].kept[0], tuple(rungs), seeds, sum(r.spent for r in rungs))
+    return SearchResult(_chosen(rungs[-1], choice), tuple(rungs), seeds,
+                        sum(r.spent for r in rungs))
+
+
+def _chosen(rung: RungResult, choice: str) -> Schedule:
+    """The schedule `choice` picks among a (last) rung's candidates."""
+    return rung.candidates[choose(choice, rung.candidates, rung.seed_scores)]

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sed_meltingpot.core import voting
+from sed_meltingpot.design.halving import CHOICES as STACKELBERG_CHOICES
 from sed_meltingpot.design.two_timescale import ALGORITHMS as TWO_TIMESCALE
 from sed_meltingpot.design.two_timescale import NAMED_ARMS, TwoTimescaleConfig
 from sed_meltingpot.game.config import WELFARE_ON, GameConfig
@@ -174,11 +175,13 @@ class Grid:
     # design/two_timescale.py), seeds, first cut (a share of twin_iterations: nothing is
     # cut before the lever shows; in the paper's game flat100's gain over no tax shows
     # 80k-160k game steps after it starts taxing, so half of the 400k budget) and scoring
-    # window (the last share of a rung's iterations).
+    # window (the last share of a rung's iterations), and the rule that picks among the
+    # last rung's candidates (design/halving.py's CHOICES).
     stackelberg_candidates: str = "schedules"
     stackelberg_seeds: int = 2
     stackelberg_first_cut: float = 0.5
     stackelberg_window: float = 0.5
+    stackelberg_choice: str = "best"
     eta_sampling: str = "uniform"
     eta_normalised: bool = True
     eta_heads: bool = True
@@ -203,6 +206,10 @@ class Grid:
             raise ValueError(f"grid {self.name}: stackelberg_candidates="
                              f"{self.stackelberg_candidates!r} must be one of "
                              f"{list(NAMED_ARMS)}")
+        if self.stackelberg_choice not in STACKELBERG_CHOICES:
+            raise ValueError(f"grid {self.name}: stackelberg_choice="
+                             f"{self.stackelberg_choice!r} must be one of "
+                             f"{list(STACKELBERG_CHOICES)}")
         for name in ("stackelberg_first_cut", "stackelberg_window"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"grid {self.name}: {name}={getattr(self, name)!r} must be "

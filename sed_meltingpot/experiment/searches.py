@@ -46,7 +46,8 @@ def search_arguments(engine: Engine, grid: Grid, objective: str, welfare_on: str
     return {"config": config, "min_budget": first, "first_cut_budget": first,
             "candidates": check_arms(NAMED_ARMS[grid.stackelberg_candidates]),
             "seeds": search_seeds(grid.stackelberg_seeds), "reduction": 2,
-            "max_budget": grid.twin_iterations, "window": grid.stackelberg_window}
+            "max_budget": grid.twin_iterations, "window": grid.stackelberg_window,
+            "choice": grid.stackelberg_choice}
 
 
 def run_searches(engine: Engine, grid: Grid, output_dir: str, objectives: Sequence[str],
@@ -71,10 +72,12 @@ def run_searches(engine: Engine, grid: Grid, output_dir: str, objectives: Sequen
                 f"{len(arguments['seeds'])} seeds {arguments['seeds']}, first cut at "
                 f"{arguments['first_cut_budget']} of {grid.twin_iterations} iterations; {folder}")
             result = search(**arguments, reported_seeds=seeds, output_dir=folder, print_fn=log)
-            value = max(result.rungs[-1].scores)
+            last = result.rungs[-1]
+            value = last.scores[last.candidates.index(tuple(result.chosen))]
             found += [Search(o, defs, s, tuple(result.chosen), value) for s in seeds]
             rungs = "; ".join(f"{len(r.candidates)} x {r.budget} iterations" for r in result.rungs)
-            lines.append(f"{o} ({', '.join(defs)}): chose {tuple(result.chosen)} (W_eta "
+            lines.append(f"{o} ({', '.join(defs)}): chose {tuple(result.chosen)} "
+                         f"({arguments['choice']}; W_eta "
                          f"{value:.1f} on the search seeds {list(result.seeds)}); rungs "
                          f"{rungs}; {result.game_steps:,} game steps")
     return found, lines

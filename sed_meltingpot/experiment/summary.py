@@ -61,6 +61,8 @@ NOT_COUNTED: dict[str, str] = {
     "paper_fast_search_replication": "the search, none and flat100 on fresh seeds 8-19 "
                                      "without the learned principal, a replication on its "
                                      "own page",
+    "small_search_least_tax": "the search with 16 search seeds and the least-tax rule, "
+                              "another principal under the search name, on its own page",
 }
 #: The page of a call whose results another call's page presents (default: <call>.md).
 PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast",
