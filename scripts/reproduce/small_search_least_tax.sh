@@ -10,6 +10,8 @@
 # reported seeds 0-4, paired t); the best-score rule's choice on the same rungs is
 # printed beside it (does the seed count alone fix it?), with each last-rung candidate's
 # paired lead over no tax on the search seeds.
+# First, a check on committed data (seconds): does the search's window score rank no tax
+# and the flat 30% tax as the held-out evaluation does, on the reported seeds?
 # The scripted runs (none, flat100, the flat 30% tax) were trained by small_designers.sh
 # with these seeds and settings, so they are copied from its folder where it exists
 # (otherwise trained here).
@@ -17,6 +19,33 @@
 # Wall time: not run yet (about 30 min expected on an idle machine).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+.venv/bin/python - <<'EOF2'
+import csv
+import statistics
+
+from sed_meltingpot.experiment.rows import read_csv
+from sed_meltingpot.experiment.stats import seed_values
+
+# The last rung trains 75 -> 150 iterations and is scored on its last half: the run's
+# last quarter (game steps > 90,000 of 120,000), here from the logged 20-episode means.
+curves = {}
+with open("docs/results/small_apples_more/learning_curves.csv") as f:
+    for r in csv.DictReader(f):
+        if r["objective"] == "eta=1" and r["welfare_on"] == "apples" \
+                and int(r["game_steps"]) > 90_000:
+            curves.setdefault((r["principal"], int(r["seed"])), []).append(float(r["W_eta"]))
+rows = read_csv("docs/results/small_apples_more/results.csv")
+held_out = {p: seed_values(rows, "eta=1", p, "W_eta", "twin", "apples") for p in ("none", "flat")}
+print("| seed | none - flat 30%: window | held-out evaluation |")
+print("|---|---|---|")
+window, evaluation = [], []
+for s in range(5):
+    window.append(statistics.mean(curves["none", s]) - statistics.mean(curves["flat", s]))
+    evaluation.append(held_out["none"][s] - held_out["flat"][s])
+    print(f"| {s} | {window[-1]:+.1f} | {evaluation[-1]:+.1f} |")
+print(f"| mean | {statistics.mean(window):+.1f} | {statistics.mean(evaluation):+.1f} |")
+EOF2
 
 OUT=outputs/small_search_least_tax
 mkdir -p $OUT/runs
