@@ -18,6 +18,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -312,3 +313,21 @@ def test_default_candidates_and_argument_checks():
         search(lever_config(), **{**base, "candidates": ((0.0,), (1.0,))})
     with pytest.raises(ValueError, match="first_cut_budget"):
         search(lever_config(), **{**base, "first_cut_budget": 41})
+
+
+def test_the_committed_searches_answer_their_saved_choice():
+    """A finished search answers from its last rung: the rule it was run with (files
+    written before the rule existed hold no "choice": the default, best), recomputed
+    from the saved scores, must give the schedule it saved."""
+    from sed_meltingpot.design.halving import choose
+
+    files = sorted(Path(__file__).resolve().parents[1].glob(
+        "docs/results/*/searches/*/search.json"))
+    assert len(files) >= 5
+    for path in files:
+        saved = json.loads(path.read_text())
+        last = saved["rungs"][-1]
+        candidates = [tuple(c) for c in last["candidates"]]
+        rule = saved.get("choice", "best")
+        assert candidates[choose(rule, candidates, last["seed_scores"])] == \
+            tuple(saved["chosen"]), path
