@@ -236,6 +236,27 @@ def test_an_interrupted_search_resumes_to_the_same_result(lever_search, tmp_path
                **SEARCH_ARGS)
 
 
+def test_a_search_file_from_before_a_config_field_was_added_still_answers(lever_search,
+                                                                        tmp_path):
+    """A config field added since a search.json was written (absent from its arguments)
+    is no difference while it holds its default (the committed paper_fast search predates
+    five recipe fields); one that holds another value is."""
+    result, folder, _ = lever_search
+    saved = json.loads((folder / RESULT_FILE).read_text())
+    assert saved["arguments"]["config"]["train"]["gamma"] == 0.99  # TrainConfig's default
+    del saved["arguments"]["config"]["train"]["gamma"]
+    (tmp_path / RESULT_FILE).write_text(json.dumps(saved))
+    answered = search(lever_config(), output_dir=str(tmp_path), game_impl=LEVER_GAME,
+                      on_rung=lambda k, rung: pytest.fail("trained"),
+                      print_fn=lambda line: None, **SEARCH_ARGS)
+    assert answered.chosen == result.chosen and answered.rungs == result.rungs
+    del saved["arguments"]["config"]["train"]["lr"]  # 3e-3 here, 2.5e-4 by default
+    (tmp_path / RESULT_FILE).write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"other arguments \(config differ\)"):
+        search(lever_config(), output_dir=str(tmp_path), game_impl=LEVER_GAME,
+               print_fn=lambda line: None, **SEARCH_ARGS)
+
+
 def test_a_finished_search_answers_the_least_tax_rule_from_its_file(lever_search):
     """The rule trains nothing: the finished fixture answers it (no rung runs). On the
     lagged-lever game rate 1's lead over rate 0.5 holds on both seeds (all sustain at

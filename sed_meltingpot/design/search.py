@@ -165,13 +165,55 @@ def _save(output_dir: str, arguments: dict[str, Any], rungs: Sequence[RungResult
             os.remove(old)
 
 
-def _saved(path: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+def _added_at_default(obj: Any, saved: Any, prefix: str = "") -> list[str]:
+    """The dotted paths of `obj`'s dataclass fields that `saved` (their JSON in an older
+    search.json) lacks and whose value is the field's declared default.
+
+    Why: a config field added after a search was written defaults, by this project's
+    rule, to the behaviour from before it, so a search trained without it is the one the
+    default asks for; its file should still answer (and resume)."""
+    if not dataclasses.is_dataclass(obj) or not isinstance(saved, dict):
+        return []
+    added = []
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if field.name in saved:
+            added += _added_at_default(value, saved[field.name], f"{prefix}{field.name}.")
+            continue
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue
+        if _dumps(value) == _dumps(default):  # a dataclass compares by its repr
+            added.append(prefix + field.name)
+    return added
+
+
+def _without(tree: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
+    """A copy of the JSON `tree` without the dotted `paths`."""
+    tree = json.loads(_dumps(tree))
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node = tree
+        for key in parents:
+            node = node[key]
+        del node[leaf]
+    return tree
+
+
+def _saved(path: str, arguments: dict[str, Any], config: TwinTrainConfig
+           ) -> dict[str, Any] | None:
     """The progress in `path` (None if there is none); a one-line ValueError if it was
-    written with other arguments."""
+    written with other arguments. Config fields added since it was written are not
+    counted as different while they hold their defaults (`_added_at_default`)."""
     if not os.path.exists(path):
         return None
     with open(path) as f:
         saved = json.load(f)
+    added = _added_at_default(config, saved["arguments"].get("config"))
+    arguments = {**arguments, "config": _without(arguments["config"], added)}
     differ = sorted(k for k in arguments | saved["arguments"]
                     if _dumps(arguments.get(k)) != _dumps(saved["arguments"].get(k)))
     if differ:
@@ -238,7 +280,7 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, RESULT_FILE)
-        saved = _saved(path, arguments)
+        saved = _saved(path, arguments, config)
         if saved is not None:
             rungs = [_rung_from(r) for r in saved["rungs"]]
             if saved["chosen"] is not None:
