@@ -21,7 +21,7 @@
 # reported seeds.
 # Machine: the project's 2-core CPU machine (no GPU; jax 0.10.2 on CPU).
 # Wall time: 38.4 min (9-15 min per variant) for the first three, the test suite beside
-# it for most of it; separate_lr not run yet (about 9 min expected alone).
+# it for most of it; separate_lr 14 min, the test suite beside it for its last 12.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,11 +29,17 @@ OUT=outputs/principal_mends
 GAME="--engine=jax --preset=fast --frame_stack=1 --num_envs=16 --rollout_fragment_length=200
       --num_iterations=125 --voting_rule=fixed:1 --welfare_on=apples --tax_cap_fraction=0.25
       --principal=learned --num_seeds=3 --seed=100"
-.venv/bin/python scripts/train.py $GAME --output_dir=$OUT/base
-.venv/bin/python scripts/train.py $GAME --principal_value_net=separate --output_dir=$OUT/separate
-.venv/bin/python scripts/train.py $GAME --principal_entropy_floor=1.0 --output_dir=$OUT/floor
-.venv/bin/python scripts/train.py $GAME --principal_value_net=separate --principal_lr=1e-2 \
-    --output_dir=$OUT/separate_lr
+train() {  # a variant's three runs, unless all three finished (train.py refuses a
+    local name=$1; shift  # folder that holds a run: a partial one stops the script)
+    if [ ! -e $OUT/$name/seed_100/summary.json ] || [ ! -e $OUT/$name/seed_101/summary.json ] \
+            || [ ! -e $OUT/$name/seed_102/summary.json ]; then
+        .venv/bin/python scripts/train.py $GAME "$@" --output_dir=$OUT/$name
+    fi
+}
+train base
+train separate --principal_value_net=separate
+train floor --principal_entropy_floor=1.0
+train separate_lr --principal_value_net=separate --principal_lr=1e-2
 
 .venv/bin/python - "$OUT" <<'EOF'
 import statistics
