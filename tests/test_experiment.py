@@ -197,6 +197,24 @@ def test_holm_hand_example():
     assert math.isnan(adjusted[1])
 
 
+
+def test_paired_family_holm_by_hand():
+    """One principal against three baselines: d = (1, 2, 3) gives t = 2 / (1 / sqrt 3)
+    on 2 df; d = (5, 0, 4) gives t = 3 / (sqrt 7 / sqrt 3); identical values give no p
+    and leave the family (m = 2), so the smaller p is doubled, the larger kept (or
+    raised to the running maximum)."""
+    ours = {0: 10.0, 1: 12.0, 2: 14.0}
+    family = ex.paired_family(ours, {"a": {0: 9.0, 1: 10.0, 2: 11.0}, "same": dict(ours),
+                                     "c": {0: 5.0, 1: 12.0, 2: 10.0}})
+    assert list(family) == ["a", "same", "c"]
+    p_a = 2 * (1 - t_distribution.student_t_cdf(2 / (1 / math.sqrt(3)), 2))
+    p_c = 2 * (1 - t_distribution.student_t_cdf(3 / (math.sqrt(7) / math.sqrt(3)), 2))
+    assert family["a"]["diff"] == pytest.approx(2.0) and family["c"]["diff"] == pytest.approx(3.0)
+    assert family["a"]["p"] == pytest.approx(p_a, rel=1e-6) and p_a < p_c
+    assert family["a"]["p_holm"] == pytest.approx(min(1.0, 2 * p_a), rel=1e-6)
+    assert family["c"]["p_holm"] == pytest.approx(max(p_c, 2 * p_a), rel=1e-6)
+    assert math.isnan(family["same"]["p"]) and math.isnan(family["same"]["p_holm"])
+
 # --------------------------------------------------------------------- plan
 def test_two_timescale_principals_are_planned_like_learned():
     """One run per (definition, objective, seed), shared at eta=1, evaluated on the

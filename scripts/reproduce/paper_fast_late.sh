@@ -25,7 +25,7 @@ done
 
 .venv/bin/python - <<'EOF2'
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import holm, paired_test, seed_values
+from sed_meltingpot.experiment.stats import paired_family, seed_values
 
 
 def w(path, principal):
@@ -40,10 +40,8 @@ print("| seed | late | learned (recipe) | none | flat100 |")
 print("|---|---|---|---|---|")
 for s in sorted(late):
     print(f"| {s} | {late[s]:.1f} | " + " | ".join(f"{others[p][s]:.1f}" for p in others) + " |")
-tests = {p: paired_test(late, v) for p, v in others.items()}
-adjusted = holm([t["p"] for t in tests.values()])
 print("| late - | diff | n | p | p (Holm) |")
 print("|---|---|---|---|---|")
-for (p, t), h in zip(tests.items(), adjusted, strict=True):
-    print(f"| {p} | {t['diff']:+.1f} | {t['n']} | {t['p']:.3f} | {h:.3f} |")
+for p, t in paired_family(late, others).items():
+    print(f"| {p} | {t['diff']:+.1f} | {t['n']} | {t['p']:.3f} | {t['p_holm']:.3f} |")
 EOF2

@@ -27,7 +27,7 @@ done
 
 .venv/bin/python - <<'EOF2'
 from sed_meltingpot.experiment.rows import read_csv
-from sed_meltingpot.experiment.stats import cell_rows, holm, paired_test
+from sed_meltingpot.experiment.stats import cell_rows, paired_family
 
 
 def cells(path, principal):
@@ -45,11 +45,10 @@ for s in sorted(detrended):
     print(f"| {s} | {detrended[s][0]}: {detrended[s][1]:.1f} | {others['ucb'][s][0]}: "
           f"{others['ucb'][s][1]:.1f} | {others['none'][s][1]:.1f} | "
           f"{others['flat100'][s][1]:.1f} |")
-tests = {p: paired_test({s: v[1] for s, v in detrended.items()},
-                        {s: v[1] for s, v in other.items()}) for p, other in others.items()}
-adjusted = holm([t["p"] for t in tests.values()])
+tests = paired_family({s: v[1] for s, v in detrended.items()},
+                      {p: {s: v[1] for s, v in other.items()} for p, other in others.items()})
 print("| detrended - | diff | n | p | p (Holm) |")
 print("|---|---|---|---|---|")
-for (p, t), h in zip(tests.items(), adjusted, strict=True):
-    print(f"| {p} | {t['diff']:+.1f} | {t['n']} | {t['p']:.3f} | {h:.3f} |")
+for p, t in tests.items():
+    print(f"| {p} | {t['diff']:+.1f} | {t['n']} | {t['p']:.3f} | {t['p_holm']:.3f} |")
 EOF2

@@ -334,11 +334,11 @@ def search(config: TwinTrainConfig, *, min_budget: int, first_cut_budget: int,
                  f"{num_seeds} seeds to {rung.budget} iterations ({result.game_steps} game "
                  f"steps each); best {result.kept[0]} W={scores[best[0]]:.3f}; "
                  f"{result.elapsed_s:.1f}s")
+        chosen = _chosen(result, choice) if last else None
         if last and choice != "best":
-            print_fn(f"search: chosen {_chosen(result, choice)} ({choice})")
+            print_fn(f"search: chosen {chosen} ({choice})")
         if output_dir is not None:
-            _save(output_dir, arguments, rungs, None if last else state,
-                  _chosen(result, choice) if last else None, choice)
+            _save(output_dir, arguments, rungs, None if last else state, chosen, choice)
         if on_rung is not None:
             on_rung(k, result)
     return SearchResult(_chosen(rungs[-1], choice), tuple(rungs), seeds,

@@ -93,6 +93,18 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def paired_family(ours: Mapping[int, float], others: Mapping[str, Mapping[int, float]]
+                  ) -> dict[str, dict[str, Any]]:
+    """`ours` against each of `others` ({name: {seed: value}}) by `paired_test`, each
+    test with its "p_holm": Holm's correction over this family, in `others`' order.
+    One principal's comparisons with its baselines, as the reproduce scripts print them."""
+    tests = {name: paired_test(ours, theirs) for name, theirs in others.items()}
+    for test, adjusted in zip(tests.values(), holm([t["p"] for t in tests.values()]),
+                              strict=True):
+        test["p_holm"] = adjusted
+    return tests
+
+
 def cell_rows(rows: Iterable[Mapping[str, Any]], objective: str, principal: str,
               substrate: str, welfare_on: str) -> list[Mapping[str, Any]]:
     """The rows of one cell: (definition, objective, principal, substrate)."""
