@@ -85,6 +85,16 @@ flags.DEFINE_integer("search_seeds", None,
                      "every grid): its candidates are scored on this many seeds of their own, "
                      "disjoint from the reported ones; more seeds tell closer schedules apart.",
                      lower_bound=1, upper_bound=100)
+flags.DEFINE_integer("search_seed_start", None,
+                     "Override the first of the search principal's seeds (900000 in every "
+                     "grid): a protocol revised on earlier search seeds is tested on a fresh "
+                     "range. Must stay below 1000000 and clear of the reported seeds.",
+                     lower_bound=0, upper_bound=999_999)
+flags.DEFINE_float("search_first_cut", None,
+                   "Override the grid's first cut of the search principal, as a share of a "
+                   "run's iterations (0.5 in the jax grids but smoke's 1.0): no schedule is "
+                   "cut before then; 1.0 trains every candidate to the full budget.",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("ucb_detrend", None,
                      "Override the ucb principal's --ucb_detrend (0 in every grid: arms ranked "
                      "by their mean scores; 1 or 2: by their effects net of a common linear or "
@@ -219,6 +229,13 @@ def main(argv: list[str]) -> None:
         changes["lua_episodes"] = FLAGS.lua_episodes
     if FLAGS.search_seeds:
         changes["stackelberg_seeds"] = FLAGS.search_seeds
+    if FLAGS.search_seed_start is not None:
+        changes["stackelberg_seed_start"] = FLAGS.search_seed_start
+    if FLAGS.search_first_cut is not None:
+        if FLAGS.search_first_cut == 0:
+            raise app.UsageError("--search_first_cut=0: must be in (0, 1] (a share of a run's "
+                                 "iterations)")
+        changes["stackelberg_first_cut"] = FLAGS.search_first_cut
     if FLAGS.search_choice:
         changes["stackelberg_choice"] = FLAGS.search_choice
     if FLAGS.ucb_detrend is not None:
@@ -249,6 +266,7 @@ def main(argv: list[str]) -> None:
         run_lock.hold_until_exit(out)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
+    engines.load_later_stages(engine.name)  # the code this call runs is the code at its start
     jobs = runs.plan_jobs(engine, grid, out, objectives, principals, seeds, welfare_on)
     n_runs = sum(len(j.tasks) for j in jobs)
     budget = grid.budget(engine.name)

@@ -40,6 +40,33 @@ BOTH = ("apples", "taxed")
 
 
 # ------------------------------------------------------------------- voting
+def test_a_call_loads_every_lazily_imported_stage_at_its_start():
+    """Every module that the experiment's stages import inside a function (scanned from
+    the source, so a new lazy import is caught) is loaded by `load_later_stages` before
+    the call trains, in a fresh interpreter where importing the experiment loads no JAX.
+    The RLlib trainer (ray) is imported by the rllib engine's own first stage."""
+    import re
+
+    sources = [os.path.join(ROOT, "scripts", "experiment.py")] + [
+        os.path.join(ROOT, "sed_meltingpot", "experiment", f)
+        for f in os.listdir(os.path.join(ROOT, "sed_meltingpot", "experiment"))
+        if f.endswith(".py")]
+    lazy = set()
+    for path in sources:
+        lazy |= set(re.findall(r"^[ \t]+from ([\w.]+) import", open(path).read(), re.M))
+    lazy -= {"sed_meltingpot.training.rllib.trainer"}
+    assert "sed_meltingpot.design.search" in lazy and len(lazy) >= 6
+    code = ("import sys; from sed_meltingpot.experiment import engines as e; "
+            "assert 'jax' not in sys.modules; e.load_later_stages('jax'); "
+            f"missing = [m for m in {sorted(lazy)!r} if m not in sys.modules]; "
+            "assert not missing, missing")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with pytest.raises(ValueError, match="--engine='torch' must be one of"):
+        engines.load_later_stages("torch")
+
+
 def test_fixed_voting_rule_ignores_types_and_validates_eta():
     assert voting.vote("fixed:0.25", [0.9, 0.8, 0.7]) == 0.25
     assert voting.vote("fixed:1", [0.0]) == 1.0
@@ -347,6 +374,11 @@ def test_seed_parsing_and_validation():
     (["--welfare_on=money"], "--welfare_on=money"),
     (["--search_seeds=0"], "--search_seeds"),
     (["--search_choice=simplest"], "--search_choice"),
+    (["--search_first_cut=0"], "--search_first_cut=0: must be in (0, 1]"),
+    (["--search_first_cut=1.5"], "--search_first_cut"),
+    (["--search_seed_start=-3"], "--search_seed_start"),
+    (["--search_seed_start=999999", "--search_seeds=2"], "stackelberg_seed_start=999999 "
+                                                          "must be an integer in [0, 999998]"),
     (["--ucb_detrend=3"], "--ucb_detrend"),
     (["--players_only_fraction=1.5"], "--players_only_fraction"),
     (["--engine=rllib", "--players_only_fraction=0.4"], "--players_only_fraction needs "
@@ -708,13 +740,16 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     """The whole smoke grid, real tiny runs, both engines in the default run, both
     welfare definitions; the jax engine adds the sampled principal (from an empty
     compile cache on the idle 2-core machine: see the README's Results). The jax call
-    scores the search on 3 seeds (--search_seeds; the grid's default is 2), picks by
+    scores the search on 3 seeds (--search_seeds; the grid's default is 2) from 910000
+    (--search_seed_start; the default is 900000), with the first cut stated
+    (--search_first_cut=1.0, the smoke grid's own), picks by
     least_tax (--search_choice; the default is best) and detrends
     ucb's scores (--ucb_detrend=1; the grid's default is 0); its recipe says the players
     train alone for 30% of a run (one iteration: phase 1 is round(0.3) = 0 iterations,
     as with the default 0.2)."""
     out = tmp_path / "smoke"
-    more = ["--search_seeds=3", "--search_choice=least_tax", "--ucb_detrend=1",
+    more = ["--search_seeds=3", "--search_seed_start=910000", "--search_first_cut=1.0",
+            "--search_choice=least_tax", "--ucb_detrend=1",
             "--players_only_fraction=0.3"] \
         if engine == "jax" else []
     proc = subprocess.run([PYTHON, "scripts/experiment.py", "--grid=smoke", f"--engine={engine}",
@@ -775,7 +810,7 @@ def test_smoke_grid_end_to_end(tmp_path, engine):
     if engine == "jax":  # one search per objective and definition (shared at eta = 1)
         # --search_choice reached the search; 5 x 3 x 1 x 100 game steps
         assert md.count("(least_tax; W_eta ") == 7 and "1,500 game steps" in md
-        assert md.count("search seeds [900000, 900001, 900002]") == 7
+        assert md.count("search seeds [910000, 910001, 910002]") == 7
         assert "players_only_fraction=0.3," in md and "players_only_fraction=0.2" not in md
     assert md.count(", welfare_on=apples: objective") == 4
     assert md.count(", welfare_on=taxed: objective") == 4

@@ -306,6 +306,15 @@ def test_search_seeds_are_disjoint_from_the_reported_seeds():
         search_seeds(2, reported=[0, 900_001])
     with pytest.raises(ValueError, match="num must be an integer in"):
         search_seeds(100_001)
+    # A fresh range (a protocol revised on earlier search seeds): the same checks hold.
+    assert search_seeds(3, start=910_000) == (910_000, 910_001, 910_002)
+    assert search_seeds(1, start=MAX_TRAIN_SEED - 1) == (MAX_TRAIN_SEED - 1,)
+    with pytest.raises(ValueError, match=r"num must be an integer in \[1, 1\]"):
+        search_seeds(2, start=MAX_TRAIN_SEED - 1)  # would reach MAX_TRAIN_SEED
+    with pytest.raises(ValueError, match="start must be an integer"):
+        search_seeds(1, start=MAX_TRAIN_SEED)
+    with pytest.raises(ValueError, match=r"both hold \[5\]"):
+        search_seeds(2, reported=[5], start=4)
     check_disjoint((1, 2), (3, 4))
     with pytest.raises(ValueError, match=r"both hold \[6\]"):  # refused before training
         search(lever_config(), seeds=(5, 6), reported_seeds=(6, 7), game_impl=LEVER_GAME,

@@ -74,13 +74,19 @@ def check_disjoint(seeds: Sequence[int], reported: Sequence[int]) -> None:
         raise ValueError(f"search seeds must be disjoint from the reported seeds; both hold {both}")
 
 
-def search_seeds(num: int, reported: Sequence[int] = ()) -> tuple[int, ...]:
-    """`num` search seeds from `SEARCH_SEED_START`, checked disjoint from `reported`."""
+def search_seeds(num: int, reported: Sequence[int] = (),
+                 start: int = SEARCH_SEED_START) -> tuple[int, ...]:
+    """`num` search seeds from `start` (`SEARCH_SEED_START` unless a protocol asks for
+    fresh search seeds: a search whose design was revised on earlier search seeds is
+    tested on new ones), below `MAX_TRAIN_SEED`, checked disjoint from `reported`."""
+    if isinstance(start, bool) or not isinstance(start, int) \
+            or not 0 <= start < MAX_TRAIN_SEED:
+        raise ValueError(f"start must be an integer in [0, {MAX_TRAIN_SEED}), got {start!r}")
     if isinstance(num, bool) or not isinstance(num, int) \
-            or not 1 <= num <= MAX_TRAIN_SEED - SEARCH_SEED_START:
-        raise ValueError(f"num must be an integer in [1, {MAX_TRAIN_SEED - SEARCH_SEED_START}], "
-                         f"got {num!r}")
-    seeds = tuple(range(SEARCH_SEED_START, SEARCH_SEED_START + num))
+            or not 1 <= num <= MAX_TRAIN_SEED - start:
+        raise ValueError(f"num must be an integer in [1, {MAX_TRAIN_SEED - start}] (seeds "
+                         f"from {start}), got {num!r}")
+    seeds = tuple(range(start, start + num))
     check_disjoint(seeds, reported)
     return seeds
 

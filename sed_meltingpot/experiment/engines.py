@@ -271,3 +271,31 @@ def get_engine(name: str) -> Engine:
         return ENGINES[name]()
     except KeyError:
         raise ValueError(f"--engine={name!r} must be one of {sorted(ENGINES)}") from None
+
+
+#: The modules a call imports only when a later stage reaches them (they pull in JAX or
+#: SciPy, which `import sed_meltingpot.experiment` must not), per engine.
+LATER_STAGES: dict[str, tuple[str, ...]] = {
+    "jax": ("sed_meltingpot.training.jax.trainer", "sed_meltingpot.training.jax.play",
+            "sed_meltingpot.training.jax.recipe", "sed_meltingpot.design.search"),
+    "rllib": (),
+}
+COMMON_LATER_STAGES = ("scipy.stats", "sed_meltingpot.analysis.plotting",
+                       "sed_meltingpot.core.optional", "sed_meltingpot.runs.train_config")
+
+
+def load_later_stages(engine_name: str) -> list[str]:
+    """Imports now every module a later stage of the call imports lazily; returns them.
+
+    Why: a call of hours loads the code it runs at its start. Without this, a module
+    edited while a call trains is read only when its stage comes, and an edit in progress
+    there ends the call (issue 30's replication stopped at its search stage with an
+    ImportError after 78 minutes of training)."""
+    import importlib
+
+    if engine_name not in LATER_STAGES:
+        raise ValueError(f"--engine={engine_name!r} must be one of {sorted(LATER_STAGES)}")
+    names = [*COMMON_LATER_STAGES, *LATER_STAGES[engine_name]]
+    for name in names:
+        importlib.import_module(name)
+    return names

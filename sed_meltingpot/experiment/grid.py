@@ -176,9 +176,11 @@ class Grid:
     # cut before the lever shows; in the paper's game flat100's gain over no tax shows
     # 80k-160k game steps after it starts taxing, so half of the 400k budget) and scoring
     # window (the last share of a rung's iterations), and the rule that picks among the
-    # last rung's candidates (design/halving.py's CHOICES).
+    # last rung's candidates (design/halving.py's CHOICES). A protocol revised on earlier
+    # search seeds names a fresh range (stackelberg_seed_start).
     stackelberg_candidates: str = "schedules"
     stackelberg_seeds: int = 2
+    stackelberg_seed_start: int | None = None  # None: design.search.SEARCH_SEED_START
     stackelberg_first_cut: float = 0.5
     stackelberg_window: float = 0.5
     stackelberg_choice: str = "best"
@@ -214,6 +216,13 @@ class Grid:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"grid {self.name}: {name}={getattr(self, name)!r} must be "
                                  "in (0, 1]")
+        start = self.stackelberg_seed_start
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)
+                                  or not 0 <= start <= MAX_TRAIN_SEED - self.stackelberg_seeds):
+            raise ValueError(f"grid {self.name}: stackelberg_seed_start="
+                             f"{self.stackelberg_seed_start!r} must be an integer in [0, "
+                             f"{MAX_TRAIN_SEED - self.stackelberg_seeds}] (its "
+                             f"{self.stackelberg_seeds} search seeds below {MAX_TRAIN_SEED})")
         for name in ("eval_episodes", "lua_episodes", "search_episodes", "num_seeds",
                      "stackelberg_seeds"):
             value = getattr(self, name)

@@ -45,7 +45,10 @@ def search_arguments(engine: Engine, grid: Grid, objective: str, welfare_on: str
     first = search_budget(grid)
     return {"config": config, "min_budget": first, "first_cut_budget": first,
             "candidates": check_arms(NAMED_ARMS[grid.stackelberg_candidates]),
-            "seeds": search_seeds(grid.stackelberg_seeds), "reduction": 2,
+            "seeds": search_seeds(grid.stackelberg_seeds,
+                                  start=(SEARCH_SEED_START if grid.stackelberg_seed_start is None
+                                         else grid.stackelberg_seed_start)),
+            "reduction": 2,
             "max_budget": grid.twin_iterations, "window": grid.stackelberg_window,
             "choice": grid.stackelberg_choice}
 
