@@ -264,6 +264,8 @@ def main(argv: list[str]) -> None:
         cli.check_writable("output_dir", out)
         # One call per folder: two would train the same runs and write one results.csv.
         run_lock.hold_until_exit(out)
+        if ex.SEARCH in principals:  # before any training: the search's seeds are its own
+            stackelberg.grid_search_seeds(grid, seeds)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     engines.load_later_stages(engine.name)  # the code this call runs is the code at its start

@@ -377,6 +377,9 @@ def test_seed_parsing_and_validation():
     (["--search_first_cut=0"], "--search_first_cut=0: must be in (0, 1]"),
     (["--search_first_cut=1.5"], "--search_first_cut"),
     (["--search_seed_start=-3"], "--search_seed_start"),
+    (["--grid=smoke", "--seeds=0-4", "--search_seed_start=3", "--search_seeds=2"],
+     "--search_seed_start=3 --search_seeds=2: search seeds must be disjoint from the "
+     "reported seeds; both hold [3, 4]"),
     (["--search_seed_start=999999", "--search_seeds=2"], "stackelberg_seed_start=999999 "
                                                           "must be an integer in [0, 999998]"),
     (["--ucb_detrend=3"], "--ucb_detrend"),

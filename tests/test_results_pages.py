@@ -406,3 +406,115 @@ def test_lever_page_trained_players_are_the_committed_analyses():
     assert binds, "the binding shares"
     assert [float(x) for x in binds.groups()] == pytest.approx(
         [100 * slope[(0.0, b)]["binds"] for b in range(3)], abs=0.051)
+
+
+def test_bandit_lag_page_tables_are_the_committed_data():
+    """paper_fast_bandit_lag.md's two tables recomputed here: the flat100 - none windows
+    from the replication's learning curves (pure Python), and the lag regressions'
+    coefficients in another basis (an intercept, the first step and run as the reference,
+    each lag as a difference from the next: the same span, so the same fitted values,
+    with the rates' coefficients recovered as differences of theirs)."""
+    import csv
+    import glob
+    import re
+
+    page = page_text("paper_fast_bandit_lag")
+    windows = {}
+    with open(os.path.join(RESULTS, "paper_fast_search_replication",
+                           "learning_curves.csv")) as f:
+        for r in csv.DictReader(f):
+            w = (int(r["game_steps"]) - 1) // 32_000
+            windows.setdefault((r["principal"], r["seed"], w), []).append(float(r["W_eta"]))
+    rows = re.findall(r"^\| (\d+)-(\d+)k \| ([\d.]+) \| ([+-][\d.]+) \| ([\d.]+) \| 12 \|$",
+                      page, re.M)
+    assert len(rows) == 13
+    for start, _, none, diff, se in rows:
+        w = int(start) // 32
+        seeds = sorted({s for p, s, k in windows if k == w})
+        assert len(seeds) == 12
+        d = [sum(windows["flat100", s, w]) / len(windows["flat100", s, w])
+             - sum(windows["none", s, w]) / len(windows["none", s, w]) for s in seeds]
+        mean = sum(d) / 12
+        sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 11)
+        assert float(diff) == pytest.approx(mean, abs=0.051)
+        assert float(se) == pytest.approx(sd / math.sqrt(12), abs=0.051)
+        assert float(none) == pytest.approx(np.mean([np.mean(windows["none", s, w])
+                                                     for s in seeds]), abs=0.051)
+    runs = []
+    for path in sorted(glob.glob(os.path.join(RESULTS, "paper_fast_ucb", "designer", "*.json"))
+                       + glob.glob(os.path.join(RESULTS, "paper_fast_s67", "designer",
+                                                "*.json"))):
+        with open(path) as f:
+            steps = json.load(f)["steps"]
+        runs.append(([float(np.mean(s["arm"])) for s in steps], [s["score"] for s in steps]))
+    assert len(runs) == 8 and all(len(r[0]) == 12 for r in runs)
+    for lags in (2, 3, 4):
+        x, y = [], []
+        for i, (rates, scores) in enumerate(runs):
+            for t in range(lags, 12):
+                held = [rates[t - k] for k in range(lags + 1)]
+                diffs = [held[k] - (held[k + 1] if k < lags else 0.0) for k in range(lags + 1)]
+                x.append([1.0] + [float(t == u) for u in range(lags + 1, 12)]
+                         + [float(i == j) for j in range(1, 8)] + diffs)
+                y.append(scores[t])
+        gamma = np.linalg.lstsq(np.asarray(x), np.asarray(y), rcond=None)[0][-(lags + 1):]
+        # rate_k is the sum of the differences from k on, so gamma_j = beta_0 + ... + beta_j
+        beta = np.diff(gamma, prepend=0.0)
+        row = re.search(rf"^\| 0-{lags} \| (.*)$", page, re.M).group(1)
+        quoted = [float(v) for v in re.findall(r"([+-][\d.]+) \(", row)]
+        assert quoted[:-1] == pytest.approx(list(beta), abs=0.051), lags
+        assert quoted[-1] == pytest.approx(beta.sum(), abs=0.051)
+
+
+def test_small_search_no_cut_page_is_its_committed_search_and_rows():
+    """small_search_no_cut.md against its search.json (each schedule's mean and paired
+    lead over no tax, recomputed in pure Python; the least-tax rule by its definition:
+    no tax and flat 30% lie outside one paired standard error of progressive) and its
+    results.csv (the per-seed table and the paired t against no tax and flat100, its p
+    from tests/t_distribution.py)."""
+    import re
+
+    page = page_text("small_search_no_cut")
+    with open(os.path.join(RESULTS, "small_search_no_cut", "searches", "search__eta1",
+                           "search.json")) as f:
+        saved = json.load(f)
+    (rung,) = saved["rungs"]
+    assert rung["budget"] == 150 and saved["choice"] == "least_tax"
+    names = [tuple(c) for c in rung["candidates"]]
+    scores = dict(zip(names, rung["seed_scores"], strict=True))
+    assert all(len(s) == 16 for s in scores.values())
+
+    def lead(a, b):
+        d = [x - y for x, y in zip(scores[a], scores[b], strict=True)]
+        m = sum(d) / len(d)
+        return m, math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d))
+
+    none = (0.0, 0.0, 0.0)
+    for name in names:
+        m, se = lead(name, none) if name != none else (0.0, 0.0)
+        quoted = re.search(rf"  {re.escape(str(name))}: W ([\d.]+), minus none ([+-][\d.]+) "
+                           rf"\(se ([\d.]+)\)", page)
+        assert quoted, name
+        assert [float(v) for v in quoted.groups()] == pytest.approx(
+            [sum(scores[name]) / 16, m, se], abs=0.051)
+    best = max(names, key=lambda c: sum(scores[c]))
+    assert best == (0.1, 0.3, 0.5) == tuple(saved["chosen"])
+    for other in (none, (0.3, 0.3, 0.3)):  # outside one standard error of the best
+        m, se = lead(best, other)
+        assert m > se
+    rows = committed_rows("small_search_no_cut")
+    w = {(r["principal"], r["seed"]): r["W_eta"] for r in rows if r["substrate"] == "twin"}
+    for seed, rates, search, no_tax, flat100 in re.findall(
+            r"^\| (\d) \| ([\d.,]+): ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", page, re.M):
+        s = int(seed)
+        assert rates == "0.1,0.3,0.5"
+        assert [float(search), float(no_tax), float(flat100)] == pytest.approx(
+            [w["search", s], w["none", s], w["flat100", s]], abs=0.051)
+    for baseline in ("none", "flat100"):
+        d = [w["search", s] - w[baseline, s] for s in range(5)]
+        m = sum(d) / 5
+        t = m / math.sqrt(sum((x - m) ** 2 for x in d) / 4 / 5)
+        p = 2 * (1 - t_distribution.student_t_cdf(abs(t), 4))
+        quoted = re.search(rf"search - {baseline}: ([+-][\d.]+), n 5, p ([\d.]+)", page)
+        assert float(quoted.group(1)) == pytest.approx(m, abs=0.051)
+        assert float(quoted.group(2)) == pytest.approx(p, abs=0.00051)

@@ -35,7 +35,7 @@ REPRODUCE = os.path.join(ROOT, "scripts", "reproduce")
 #: The calls the page says do not count (index.md, "Which results count").
 NOT_COUNTED = {"small", "budget", "small_ucb_detrended", "paper_fast_late",
                "paper_fast_ucb_detrended", "paper_fast_search_replication",
-               "small_search_least_tax"}
+               "small_search_least_tax", "small_search_no_cut"}
 BASELINES = ("none", "flat", "progressive", "regressive", "flat100", "random", "best_fixed")
 OBJECTIVE_ORDER = ("eta=0", "eta=0.5", "eta=1", "voted")
 DEFINITIONS = {"apples": "apples eaten", "taxed": "post-tax income"}

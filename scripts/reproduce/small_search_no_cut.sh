@@ -17,7 +17,8 @@
 # and settings, so they are copied from its folder where it exists (otherwise trained
 # here).
 # Machine: the project's 2-core CPU machine (no GPU; jax 0.10.2 on CPU).
-# Wall time: (filled in after the run).
+# Wall time: 41.8 min (the search 39.4 min: 16 x 5 schedules to 120k game steps; its
+# choice trained on the reported seeds), tests beside it for about 8 of those minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -31,11 +31,26 @@ def search_budget(grid: Grid) -> int:
     return max(1, round(grid.stackelberg_first_cut * grid.twin_iterations))
 
 
+def grid_search_seeds(grid: Grid, reported: Sequence[int] = ()) -> tuple[int, ...]:
+    """The grid's search seeds (`stackelberg_seeds` of them from `stackelberg_seed_start`,
+    or from `design.search.SEARCH_SEED_START`), checked disjoint from `reported`: a call
+    checks them against its reported seeds before it trains anything."""
+    from sed_meltingpot.design.search import SEARCH_SEED_START, search_seeds
+
+    start = SEARCH_SEED_START if grid.stackelberg_seed_start is None \
+        else grid.stackelberg_seed_start
+    try:
+        return search_seeds(grid.stackelberg_seeds, reported, start=start)
+    except ValueError as e:
+        raise ValueError(f"--search_seed_start={start} --search_seeds="
+                         f"{grid.stackelberg_seeds}: {e}") from None
+
+
 def search_arguments(engine: Engine, grid: Grid, objective: str, welfare_on: str
                      ) -> dict[str, Any]:
     """`design.search.search`'s arguments for one objective and definition (the config
     the candidates train with: the grid's jax run of a scripted principal)."""
-    from sed_meltingpot.design.search import SEARCH_SEED_START, search_seeds
+    from sed_meltingpot.design.search import SEARCH_SEED_START
     from sed_meltingpot.training.jax.ppo import TwinTrainConfig
 
     task = TrainTask(SEARCH, objective, SEARCH_SEED_START, welfare_on)
@@ -45,10 +60,7 @@ def search_arguments(engine: Engine, grid: Grid, objective: str, welfare_on: str
     first = search_budget(grid)
     return {"config": config, "min_budget": first, "first_cut_budget": first,
             "candidates": check_arms(NAMED_ARMS[grid.stackelberg_candidates]),
-            "seeds": search_seeds(grid.stackelberg_seeds,
-                                  start=(SEARCH_SEED_START if grid.stackelberg_seed_start is None
-                                         else grid.stackelberg_seed_start)),
-            "reduction": 2,
+            "seeds": grid_search_seeds(grid), "reduction": 2,
             "max_budget": grid.twin_iterations, "window": grid.stackelberg_window,
             "choice": grid.stackelberg_choice}
 

@@ -63,6 +63,8 @@ NOT_COUNTED: dict[str, str] = {
                                      "own page",
     "small_search_least_tax": "the search with 16 search seeds and the least-tax rule, "
                               "another principal under the search name, on its own page",
+    "small_search_no_cut": "the search with no cut, 16 fresh search seeds and the least-tax "
+                           "rule, another principal under the search name, on its own page",
 }
 #: The page of a call whose results another call's page presents (default: <call>.md).
 PAGE_OF = {"paper_fast_s3": "paper_fast", "paper_fast_pooled": "paper_fast",
