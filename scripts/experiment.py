@@ -200,10 +200,15 @@ def curve_panels(jobs: list[runs.Job], objectives: list[str], principals: list[s
     return panels
 
 
+#: The exit status of a call whose training a signal stopped (128 + SIGINT, the shell's).
+STOPPED_EXIT_CODE = 130
+
+
 def _run_jobs(jobs: list, log) -> list[dict]:
     """runs.run_jobs, with a run that diverged ending the call in one line (the runs
     finished before it are kept and reused by the same command once the setting is
-    changed) and the trainers' exit status for divergence."""
+    changed) and the trainers' exit status for divergence; a job stopped by a signal
+    ends the call too, before anything of it is evaluated."""
     from sed_meltingpot.runs.runlog import DIVERGED_EXIT_CODE, TrainingDiverged
 
     try:
@@ -213,6 +218,9 @@ def _run_jobs(jobs: list, log) -> list[dict]:
         print(f"error: {e} (the experiment stopped; finished runs are kept and reused)",
               file=sys.stderr, flush=True)
         sys.exit(DIVERGED_EXIT_CODE)
+    except runs.TrainingStopped as e:
+        print(f"stopped: {e} (finished runs are kept and reused)", file=sys.stderr, flush=True)
+        sys.exit(STOPPED_EXIT_CODE)
 
 
 def main(argv: list[str]) -> None:
@@ -221,8 +229,10 @@ def main(argv: list[str]) -> None:
     start = time.time()
     grid = ex.GRIDS[FLAGS.grid]
     changes: dict = {}
-    if FLAGS.num_iterations:
-        changes.update(num_iterations=FLAGS.num_iterations, twin_iterations=FLAGS.num_iterations)
+    if FLAGS.num_iterations:  # the grid's description states its own budget
+        changes.update(num_iterations=FLAGS.num_iterations, twin_iterations=FLAGS.num_iterations,
+                       description=f"{grid.description}; here --num_iterations="
+                                   f"{FLAGS.num_iterations} iterations per run instead")
     if FLAGS.eval_episodes:
         changes["eval_episodes"] = FLAGS.eval_episodes
     if FLAGS.lua_episodes:

@@ -163,3 +163,36 @@ def test_a_diverged_run_ends_experiment_py_in_one_line(tmp_path):
     line = [x for x in done.stderr.splitlines() if "diverged" in x]
     assert len(line) == 1 and "iteration 7" in line[0] and "iter_000006" in line[0], line
     assert not os.path.exists(tmp_path / "exp" / "results.csv")
+
+
+#: scripts/experiment.py with its runs replaced by a job that a signal stopped.
+STOPPED_EXPERIMENT = """
+import runpy, sys
+from sed_meltingpot.experiment import jobs
+
+def run_jobs(*args, **kwargs):
+    raise jobs.TrainingStopped("training of RUN was stopped before its budget; the same "
+                               "command trains it again")
+
+jobs.run_jobs = run_jobs
+sys.argv = ["experiment.py"] + {argv!r}
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def test_a_stopped_job_ends_experiment_py_in_one_line(tmp_path):
+    """Exit 130, one line on stderr, no results; the plan's first line states the
+    budget that --num_iterations set beside the grid's own description."""
+    argv = ["--grid=smoke", "--engine=jax", "--principals=learned,none", "--seeds=0",
+            "--objectives=voted", "--welfare_on=apples", "--num_iterations=3",
+            f"--output_dir={tmp_path / 'exp'}"]
+    code = STOPPED_EXPERIMENT.format(argv=argv, script=os.path.join(ROOT, "scripts",
+                                                                     "experiment.py"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(tmp_path), timeout=600)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    line = [x for x in done.stderr.splitlines() if "stopped" in x]
+    assert len(line) == 1 and "RUN" in line[0] and "finished runs are kept" in line[0], line
+    assert "here --num_iterations=3 iterations per run instead" in done.stdout.splitlines()[0]
+    assert not os.path.exists(tmp_path / "exp" / "results.csv")

@@ -671,6 +671,50 @@ class FakeEngine:
         return out
 
 
+class StoppedEngine(FakeEngine):
+    """FakeEngine whose training is stopped by a signal the first time (the jax trainer's
+    summary then says `stopped_by`) and finishes the next."""
+
+    name = "stopped"
+    calls = 0
+
+    def train(self, grid, tasks, run_dirs, log):
+        super().train(grid, tasks, run_dirs, log)
+        StoppedEngine.calls += 1
+        if StoppedEngine.calls == 1:
+            for d in run_dirs:
+                with open(os.path.join(d, "summary.json"), "w") as f:
+                    json.dump({"stopped_by": "SIGINT", "stopped_by_signal": 2}, f)
+
+
+def test_a_run_stopped_by_a_signal_is_not_trained_and_ends_the_call(tmp_path, monkeypatch):
+    """A stopped run's summary.json does not make it trained: its job ends the call
+    before evaluating it (TrainingStopped), and the next call trains it again."""
+    from sed_meltingpot.experiment import jobs as job_module
+
+    run = tmp_path / "one"
+    assert not job_module.is_trained(str(run))  # no folder
+    run.mkdir()
+    (run / "summary.json").write_text('{"iteration": 3')  # cut mid-write
+    assert not job_module.is_trained(str(run))
+    (run / "summary.json").write_text('{"stopped_by": "SIGTERM"}')
+    assert not job_module.is_trained(str(run))
+    (run / "summary.json").write_text('{"iteration": 3}')
+    assert job_module.is_trained(str(run))
+
+    monkeypatch.setitem(engines.ENGINES, "stopped", StoppedEngine)
+    monkeypatch.setattr(StoppedEngine, "calls", 0)
+    grid = ex.GRIDS["smoke"]
+    jobs = plan_jobs(StoppedEngine(), grid, str(tmp_path / "call"), ["eta=1"], ["none"],
+                     [0], ("apples",))
+    assert len(jobs) == 1
+    with pytest.raises(job_module.TrainingStopped, match="was stopped before its budget"):
+        run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
+    assert not os.path.exists(os.path.join(jobs[0].run_dirs[0], jobs[0].eval_file))
+    results = run_jobs(jobs, num_workers=1, ray_address=None, log=lambda s: None)
+    assert StoppedEngine.calls == 2 and results[0]["trained"] == 1 and results[0]["rows"]
+
+
 def test_orchestration_with_a_stand_in_engine(tmp_path, monkeypatch):
     monkeypatch.setitem(engines.ENGINES, "fake", FakeEngine)
     grid = ex.GRIDS["smoke"]

@@ -57,9 +57,21 @@ RUNS_DIR = "runs"
 EVAL_FORMAT = 3
 
 
+class TrainingStopped(RuntimeError):
+    """A job's training was stopped by a signal (Ctrl-C, SIGTERM) before its budget."""
+
+
 def is_trained(run_dir: str) -> bool:
-    """A finished run leaves summary.json (written last by both trainers)."""
-    return os.path.exists(os.path.join(run_dir, "summary.json"))
+    """A finished run: summary.json (written last by both trainers), readable, and not
+    from a run that a signal stopped early (`"stopped_by"`). Why the last: a stopped run
+    also writes its summary, and counting it would evaluate a run of part of the budget
+    as if it were whole, in this call and in every call that reuses the folder."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):  # missing, or cut mid-write: train it again
+        return False
+    return isinstance(summary, dict) and not summary.get("stopped_by")
 
 
 # ------------------------------------------------------------ evaluation
@@ -222,6 +234,10 @@ def run_job(job: Job) -> dict[str, Any]:
         todo = list(zip(job.tasks, job.run_dirs, strict=True))
     if todo:
         engine.train(job.grid, [t for t, _ in todo], [d for _, d in todo], print)
+        stopped = [d for _, d in todo if not is_trained(d)]
+        if stopped:  # nothing of a stopped job is evaluated, and the call ends
+            raise TrainingStopped(f"training of {', '.join(stopped)} was stopped before its "
+                                  "budget; the same command trains it again")
     train_s = time.time() - t0
     rows: list[dict[str, Any]] = []
     searches: list[Search] = []
