@@ -40,33 +40,6 @@ BOTH = ("apples", "taxed")
 
 
 # ------------------------------------------------------------------- voting
-def test_a_call_loads_every_lazily_imported_stage_at_its_start():
-    """Every module that the experiment's stages import inside a function (scanned from
-    the source, so a new lazy import is caught) is loaded by `load_later_stages` before
-    the call trains, in a fresh interpreter where importing the experiment loads no JAX.
-    The RLlib trainer (ray) is imported by the rllib engine's own first stage."""
-    import re
-
-    sources = [os.path.join(ROOT, "scripts", "experiment.py")] + [
-        os.path.join(ROOT, "sed_meltingpot", "experiment", f)
-        for f in os.listdir(os.path.join(ROOT, "sed_meltingpot", "experiment"))
-        if f.endswith(".py")]
-    lazy = set()
-    for path in sources:
-        lazy |= set(re.findall(r"^[ \t]+from ([\w.]+) import", open(path).read(), re.M))
-    lazy -= {"sed_meltingpot.training.rllib.trainer"}
-    assert "sed_meltingpot.design.search" in lazy and len(lazy) >= 6
-    code = ("import sys; from sed_meltingpot.experiment import engines as e; "
-            "assert 'jax' not in sys.modules; e.load_later_stages('jax'); "
-            f"missing = [m for m in {sorted(lazy)!r} if m not in sys.modules]; "
-            "assert not missing, missing")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    with pytest.raises(ValueError, match="--engine='torch' must be one of"):
-        engines.load_later_stages("torch")
-
-
 def test_fixed_voting_rule_ignores_types_and_validates_eta():
     assert voting.vote("fixed:0.25", [0.9, 0.8, 0.7]) == 0.25
     assert voting.vote("fixed:1", [0.0]) == 1.0
@@ -224,7 +197,6 @@ def test_holm_hand_example():
     assert math.isnan(adjusted[1])
 
 
-
 def test_paired_family_holm_by_hand():
     """One principal against three baselines: d = (1, 2, 3) gives t = 2 / (1 / sqrt 3)
     on 2 df; d = (5, 0, 4) gives t = 3 / (sqrt 7 / sqrt 3); identical values give no p
@@ -241,6 +213,7 @@ def test_paired_family_holm_by_hand():
     assert family["a"]["p_holm"] == pytest.approx(min(1.0, 2 * p_a), rel=1e-6)
     assert family["c"]["p_holm"] == pytest.approx(max(p_c, 2 * p_a), rel=1e-6)
     assert math.isnan(family["same"]["p"]) and math.isnan(family["same"]["p_holm"])
+
 
 # --------------------------------------------------------------------- plan
 def test_two_timescale_principals_are_planned_like_learned():
@@ -669,6 +642,33 @@ class FakeEngine:
                         "principal_return": 0.0, "rate_b0": 0.0, "rate_b1": 0.0,
                         "rate_b2": 0.0, **ex.episode_welfare(metrics)})
         return out
+
+
+def test_a_call_loads_every_lazily_imported_stage_at_its_start():
+    """Every module that the experiment's stages import inside a function (scanned from
+    the source, so a new lazy import is caught) is loaded by `load_later_stages` before
+    the call trains, in a fresh interpreter where importing the experiment loads no JAX.
+    The RLlib trainer (ray) is imported by the rllib engine's own first stage."""
+    import re
+
+    sources = [os.path.join(ROOT, "scripts", "experiment.py")] + [
+        os.path.join(ROOT, "sed_meltingpot", "experiment", f)
+        for f in os.listdir(os.path.join(ROOT, "sed_meltingpot", "experiment"))
+        if f.endswith(".py")]
+    lazy = set()
+    for path in sources:
+        lazy |= set(re.findall(r"^[ \t]+from ([\w.]+) import", open(path).read(), re.M))
+    lazy -= {"sed_meltingpot.training.rllib.trainer"}
+    assert "sed_meltingpot.design.search" in lazy and len(lazy) >= 6
+    code = ("import sys; from sed_meltingpot.experiment import engines as e; "
+            "assert 'jax' not in sys.modules; e.load_later_stages('jax'); "
+            f"missing = [m for m in {sorted(lazy)!r} if m not in sys.modules]; "
+            "assert not missing, missing")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with pytest.raises(ValueError, match="--engine='torch' must be one of"):
+        engines.load_later_stages("torch")
 
 
 class StoppedEngine(FakeEngine):
